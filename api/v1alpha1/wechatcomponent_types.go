@@ -1,0 +1,197 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Default key names in the credentials Secret of a WeChatComponent.
+const (
+	DefaultAppSecretKey      = "appSecret"
+	DefaultTokenKey          = "token"
+	DefaultEncodingAESKeyKey = "encodingAESKey"
+)
+
+// WeChatComponentSpec describes one WeChat Open Platform third-party platform (第三方平台).
+type WeChatComponentSpec struct {
+	// AppID is the third-party platform's component_appid, as shown on the platform's
+	// settings page (wx followed by 16 lowercase hex digits).
+	// +kubebuilder:validation:Pattern=`^wx[0-9a-f]{16}$`
+	AppID string `json:"appID"`
+
+	// CredentialsSecretRef names the Secret holding the platform's AppSecret, its
+	// message-verification Token (消息校验Token) and its EncodingAESKey (消息加解密Key).
+	// Only the manager reads it; the receiver gets Token and EncodingAESKey through the
+	// keyring Secret, never the AppSecret.
+	CredentialsSecretRef CredentialsSecretReference `json:"credentialsSecretRef"`
+
+	// TokenSecret says where the component_access_token is written.
+	// +optional
+	TokenSecret TokenSecretTemplate `json:"tokenSecret,omitempty"`
+
+	// Refresh tunes when the component_access_token is refreshed.
+	// +optional
+	Refresh RefreshPolicy `json:"refresh,omitempty"`
+
+	// Authorizers says what happens when an account authorizes this platform.
+	// +optional
+	Authorizers AuthorizersPolicy `json:"authorizers,omitempty"`
+
+	// Receiver tunes how the webhook receiver accepts this platform's pushes.
+	// +optional
+	Receiver ReceiverOptions `json:"receiver,omitempty"`
+}
+
+// CredentialsSecretReference names the credentials Secret and, optionally, its key names.
+type CredentialsSecretReference struct {
+	// Name of the Secret, in the WeChatComponent's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// AppSecretKey is the key holding the AppSecret. Defaults to "appSecret".
+	// +optional
+	AppSecretKey string `json:"appSecretKey,omitempty"`
+
+	// TokenKey is the key holding the message-verification Token. Defaults to "token".
+	// +optional
+	TokenKey string `json:"tokenKey,omitempty"`
+
+	// EncodingAESKeyKey is the key holding the 43-character EncodingAESKey.
+	// Defaults to "encodingAESKey".
+	// +optional
+	EncodingAESKeyKey string `json:"encodingAESKeyKey,omitempty"`
+}
+
+// AuthorizersPolicy says how authorizations pushed by WeChat become WeChatAuthorizers.
+type AuthorizersPolicy struct {
+	// AutoCreate makes the receiver create a WeChatAuthorizer named
+	// "<component>-<authorizer appid>" when an account authorizes this platform.
+	// When false, authorizations are recorded only on WeChatAuthorizers that already
+	// exist, and an Event on the component tells about the others.
+	// +optional
+	AutoCreate bool `json:"autoCreate,omitempty"`
+
+	// Template is applied to WeChatAuthorizers created automatically.
+	// +optional
+	Template AuthorizerTemplate `json:"template,omitempty"`
+}
+
+// AuthorizerTemplate is the part of a WeChatAuthorizer that AutoCreate fills in.
+type AuthorizerTemplate struct {
+	// Labels added to created WeChatAuthorizers (the operator adds the component label).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// Annotations added to created WeChatAuthorizers.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// TokenSecret labels and annotations for the token Secrets of created authorizers.
+	// The Secret name is always derived from the authorizer name.
+	// +optional
+	TokenSecret TokenSecretTemplate `json:"tokenSecret,omitempty"`
+}
+
+// ReceiverOptions tunes the webhook receiver for one platform.
+type ReceiverOptions struct {
+	// TimestampWindow is how far a push's timestamp may differ from the receiver's clock
+	// before the push is rejected as a replay. Defaults to "5m".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
+	TimestampWindow string `json:"timestampWindow,omitempty"`
+}
+
+// VerifyTicket is the newest component_verify_ticket WeChat pushed. It is written by the
+// receiver and is useless without the AppSecret (see docs on why it lives in status).
+type VerifyTicket struct {
+	// Ticket is the component_verify_ticket value.
+	Ticket string `json:"ticket"`
+
+	// CreateTime is when WeChat created the ticket (the push's CreateTime).
+	CreateTime metav1.Time `json:"createTime"`
+
+	// ReceivedAt is when the receiver accepted the push.
+	ReceivedAt metav1.Time `json:"receivedAt"`
+}
+
+// WeChatComponentStatus is the observed state of a WeChatComponent.
+type WeChatComponentStatus struct {
+	// Conditions: Ready (a valid component_access_token is in the token Secret) and
+	// TicketReceived (a usable component_verify_ticket is known).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// ObservedGeneration is the spec generation the controller last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// VerifyTicket is the newest component_verify_ticket, written by the receiver.
+	// +optional
+	VerifyTicket *VerifyTicket `json:"verifyTicket,omitempty"`
+
+	// TokenSecretName is the Secret the current component_access_token is in.
+	// +optional
+	TokenSecretName string `json:"tokenSecretName,omitempty"`
+
+	// ExpiresAt is when the current component_access_token expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// RefreshAt is when the controller will next refresh the token.
+	// +optional
+	RefreshAt *metav1.Time `json:"refreshAt,omitempty"`
+
+	// LastRefreshTime is when the current token was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// FailedAttempts counts refresh attempts that failed since the last success.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+
+	// LastFailureReason is the condition reason of the last failed attempt.
+	// +optional
+	LastFailureReason string `json:"lastFailureReason,omitempty"`
+}
+
+// WeChatComponent is a WeChat Open Platform third-party platform whose
+// component_access_token the operator keeps fresh in a Secret.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=wxc,categories=wechat
+// +kubebuilder:printcolumn:name="AppID",type=string,JSONPath=`.spec.appID`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Ticket Age",type=date,JSONPath=`.status.verifyTicket.receivedAt`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Refresh At",type=string,priority=1,JSONPath=`.status.refreshAt`
+// +kubebuilder:printcolumn:name="Secret",type=string,priority=1,JSONPath=`.status.tokenSecretName`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type WeChatComponent struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   WeChatComponentSpec   `json:"spec"`
+	Status WeChatComponentStatus `json:"status,omitempty"`
+}
+
+// WeChatComponentList is a list of WeChatComponents.
+// +kubebuilder:object:root=true
+type WeChatComponentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []WeChatComponent `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&WeChatComponent{}, &WeChatComponentList{})
+}
