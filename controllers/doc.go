@@ -9,9 +9,11 @@ SPDX-License-Identifier: Apache-2.0
 // The RBAC markers below are the manager's whole permission set; `make manifests` turns them
 // into config/rbac/role.yaml. Secrets need list/watch because the manager caches the Secrets
 // it manages (label-selected); it never deletes one: owner references let the garbage
-// collector do that.
+// collector do that. It creates WeChatAuthorizers only for components with autoCreate on,
+// and patches a component's annotations to ask for a component token refresh.
 //
-// +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatcomponents;wechatauthorizers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatcomponents,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatauthorizers,verbs=get;list;watch;update;patch;create
 // +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatcomponents/status;wechatauthorizers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatcomponents/finalizers;wechatauthorizers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch

@@ -29,6 +29,10 @@ const (
 	ReasonCredentialsSecretNotFound = "CredentialsSecretNotFound"
 	// ReasonCredentialsInvalid: a key is missing from the credentials Secret or malformed.
 	ReasonCredentialsInvalid = "CredentialsInvalid"
+	// ReasonInvalidSpec: a spec value the schema cannot check is wrong (for example refresh.before).
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSecretConflict: the token Secret's name is taken by a Secret the operator does not manage.
+	ReasonSecretConflict = "SecretConflict"
 
 	// ReasonWaitingForTicket: no usable component_verify_ticket has been pushed yet.
 	ReasonWaitingForTicket = "WaitingForTicket"

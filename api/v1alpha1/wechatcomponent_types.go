@@ -138,6 +138,14 @@ type WeChatComponentStatus struct {
 	// +optional
 	VerifyTicket *VerifyTicket `json:"verifyTicket,omitempty"`
 
+	// PendingAuthorizationCodes are authorization codes that reached the receiver's redirect
+	// page (…/authorized?auth_code=) before the matching push named their account. The
+	// controller exchanges each once and clears it; the account is learnt from the exchange.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	PendingAuthorizationCodes []AuthorizationCode `json:"pendingAuthorizationCodes,omitempty"`
+
 	// TokenSecretName is the Secret the current component_access_token is in.
 	// +optional
 	TokenSecretName string `json:"tokenSecretName,omitempty"`

@@ -483,6 +483,13 @@ func (in *WeChatComponentStatus) DeepCopyInto(out *WeChatComponentStatus) {
 		*out = new(VerifyTicket)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.PendingAuthorizationCodes != nil {
+		in, out := &in.PendingAuthorizationCodes, &out.PendingAuthorizationCodes
+		*out = make([]AuthorizationCode, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
 	if in.ExpiresAt != nil {
 		in, out := &in.ExpiresAt, &out.ExpiresAt
 		*out = (*in).DeepCopy()

@@ -1,0 +1,35 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package v1alpha1
+
+// AutoCreatedAuthorizerName is the name of the WeChatAuthorizer created for an account that
+// authorized a component whose spec.authorizers.autoCreate is on.
+func AutoCreatedAuthorizerName(component, authorizerAppID string) string {
+	return component + "-" + authorizerAppID
+}
+
+// PickAuthorizer returns the WeChatAuthorizer of component for the account appID among
+// items, or nil. Should there be several, every caller picks the same one: the one named as
+// autoCreate names it, else the oldest, else the first by name.
+func PickAuthorizer(items []WeChatAuthorizer, component, appID string) *WeChatAuthorizer {
+	var found *WeChatAuthorizer
+	preferred := AutoCreatedAuthorizerName(component, appID)
+	for i := range items {
+		a := &items[i]
+		if a.Spec.ComponentRef.Name != component || a.Spec.AppID != appID {
+			continue
+		}
+		switch {
+		case found == nil, a.Name == preferred:
+			found = a
+		case found.Name == preferred:
+		case a.CreationTimestamp.Before(&found.CreationTimestamp),
+			a.CreationTimestamp.Equal(&found.CreationTimestamp) && a.Name < found.Name:
+			found = a
+		}
+	}
+	return found
+}

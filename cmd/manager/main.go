@@ -1,0 +1,152 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+// Command manager runs the wechat-operator controllers: it keeps component_access_token and
+// authorizer_access_token fresh in Kubernetes Secrets. Run it with leader election so that
+// exactly one replica talks to WeChat.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/controllers"
+	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+)
+
+func main() {
+	var (
+		metricsAddr   = flag.String("metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (\"0\" disables it)")
+		probeAddr     = flag.String("health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+		leaderElect   = flag.Bool("leader-elect", false, "elect a leader so that exactly one replica refreshes tokens (use it whenever more than one replica runs)")
+		leaderElectNS = flag.String("leader-election-namespace", "", "namespace of the leader-election Lease (default: the operator namespace)")
+		operatorNS    = flag.String("operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the receiver keyring Secret (default: $POD_NAMESPACE)")
+		keyringName   = flag.String("keyring-secret", keyring.DefaultSecretName, "name of the receiver keyring Secret in the operator namespace")
+		apiURL        = flag.String("wechat-api-url", wxapi.DefaultBaseURL, "base URL of the WeChat API (point it at wechat-sim for local runs)")
+		apiRate       = flag.Float64("wechat-api-rate", 10, "largest sustained rate of WeChat API calls per second")
+		apiBurst      = flag.Int("wechat-api-burst", 20, "burst of WeChat API calls above the sustained rate")
+		apiTimeout    = flag.Duration("wechat-api-timeout", 10*time.Second, "timeout of one WeChat API request")
+		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
+		zapOptions    = zap.Options{}
+	)
+	zapOptions.BindFlags(flag.CommandLine)
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
+			"Runs the wechat-operator manager: the WeChatComponent and WeChatAuthorizer controllers.\n"+
+			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	if *operatorNS == "" {
+		setupLog.Error(nil, "the operator namespace is unknown: set --operator-namespace or $POD_NAMESPACE")
+		os.Exit(2)
+	}
+	if *leaderElectNS == "" {
+		*leaderElectNS = *operatorNS
+	}
+
+	scheme := runtime.NewScheme()
+	must(clientgoscheme.AddToScheme(scheme))
+	must(wechatv1alpha1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(),
+		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress:  *probeAddr,
+		LeaderElection:          *leaderElect,
+		LeaderElectionID:        "wechat-operator-manager",
+		LeaderElectionNamespace: *leaderElectNS,
+		// Hand over at once on a clean shutdown, so a rolling update does not stall refreshes.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		setupLog.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+
+	wechat := wxapi.New(wxapi.Options{
+		BaseURL:   *apiURL,
+		Timeout:   *apiTimeout,
+		RateLimit: rate.Limit(*apiRate),
+		Burst:     *apiBurst,
+		Logger:    ctrl.Log.WithName("wechat-api"),
+	})
+	components := &controllers.WeChatComponentReconciler{
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Scheme:           mgr.GetScheme(),
+		Recorder:         mgr.GetEventRecorder("wechat-operator"),
+		WeChat:           wechat,
+		Clock:            clock.RealClock{},
+		Random:           randomFloat,
+		KeyringNamespace: *operatorNS,
+		KeyringName:      *keyringName,
+	}
+	if err := components.SetupWithManager(mgr, *maxReconciles); err != nil {
+		setupLog.Error(err, "unable to set up the WeChatComponent controller")
+		os.Exit(1)
+	}
+	authorizers := &controllers.WeChatAuthorizerReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("wechat-operator"),
+		WeChat:    wechat,
+		Clock:     clock.RealClock{},
+		Random:    randomFloat,
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := authorizers.SetupWithManager(ctx, mgr, *maxReconciles); err != nil {
+		setupLog.Error(err, "unable to set up the WeChatAuthorizer controller")
+		os.Exit(1)
+	}
+	metrics.Registry.MustRegister(&controllers.TokenExpiryCollector{Reader: mgr.GetCache()})
+
+	must(mgr.AddHealthzCheck("healthz", healthz.Ping))
+	must(mgr.AddReadyzCheck("readyz", healthz.Ping))
+
+	setupLog.Info("starting manager", "wechatAPI", *apiURL, "operatorNamespace", *operatorNS, "leaderElection", *leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		setupLog.Error(err, "manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+// randomFloat returns a number in [0, 1) for refresh jitter, from crypto/rand so that
+// replicas started together do not pick the same jitter.
+func randomFloat() float64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0.5
+	}
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
+}
+
+func must(err error) {
+	if err != nil {
+		ctrl.Log.Error(err, "setup failed")
+		os.Exit(1)
+	}
+}

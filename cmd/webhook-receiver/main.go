@@ -1,0 +1,155 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+// Command webhook-receiver serves the 授权事件接收URL of WeChat third-party platforms:
+// it verifies and decrypts pushes and records them on the custom resources' status.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
+)
+
+func main() {
+	var (
+		listenAddr   = flag.String("listen-address", ":8080", "address of the push endpoint (/wechat/...), the one exposed to WeChat")
+		internalAddr = flag.String("internal-address", ":9090", "address of /healthz, /readyz and /metrics; keep it off the internet")
+		operatorNS   = flag.String("operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the keyring Secret (default: $POD_NAMESPACE)")
+		keyringName  = flag.String("keyring-secret", keyring.DefaultSecretName, "name of the keyring Secret the manager writes")
+		window       = flag.Duration("timestamp-window", receiver.DefaultTimestampWindow, "largest accepted difference between a push's timestamp and now (a component's spec.receiver.timestampWindow overrides it)")
+		maxBody      = flag.Int64("max-body-bytes", receiver.DefaultMaxBodyBytes, "largest accepted push body; larger ones get 413")
+		zapOptions   = zap.Options{}
+	)
+	zapOptions.BindFlags(flag.CommandLine)
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
+			"Serves WeChat's pushes to the 授权事件接收URL at POST /wechat/{namespace}/{component}/events.\n"+
+			"Set the platform's 授权事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/events.\n"+
+			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	log := ctrl.Log.WithName("webhook-receiver")
+	if *operatorNS == "" {
+		log.Error(nil, "the operator namespace is unknown: set --operator-namespace or $POD_NAMESPACE")
+		os.Exit(2)
+	}
+
+	scheme := runtime.NewScheme()
+	must(clientgoscheme.AddToScheme(scheme))
+	must(wechatv1alpha1.AddToScheme(scheme))
+	keyringKey := types.NamespacedName{Namespace: *operatorNS, Name: *keyringName}
+	c, err := cluster.New(ctrl.GetConfigOrDie(), func(o *cluster.Options) {
+		o.Scheme = scheme
+		// The receiver may read exactly one Secret, so its cache watches exactly that one.
+		o.Cache.ByObject = map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{keyringKey.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", keyringKey.Name),
+			},
+		}
+	})
+	if err != nil {
+		log.Error(err, "unable to create the Kubernetes client")
+		os.Exit(1)
+	}
+
+	srv := receiver.New(receiver.Options{
+		Reader:          c.GetCache(),
+		APIReader:       c.GetAPIReader(),
+		Client:          c.GetClient(),
+		Keyring:         keyringKey,
+		TimestampWindow: *window,
+		MaxBodyBytes:    *maxBody,
+		Metrics:         receiver.DefaultMetrics(metrics.Registry),
+		Recorder:        c.GetEventRecorder("wechat-webhook-receiver"),
+		Logger:          log,
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		if err := c.Start(ctx); err != nil {
+			log.Error(err, "the Kubernetes cache stopped")
+			stop()
+		}
+	}()
+	// Warm the informers the handler reads, so the first push does not wait for them.
+	for _, obj := range []client.Object{&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}, &corev1.Secret{}} {
+		if _, err := c.GetCache().GetInformer(ctx, obj); err != nil {
+			log.Error(err, "unable to start an informer")
+			os.Exit(1)
+		}
+	}
+
+	var ready atomic.Bool
+	internal := http.NewServeMux()
+	internal.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	internal.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "informer cache not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	internal.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+
+	servers := []*http.Server{
+		receiver.NewHTTPServer(*listenAddr, srv.Handler()),
+		receiver.NewHTTPServer(*internalAddr, internal),
+	}
+	for _, s := range servers {
+		go func() {
+			if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(err, "HTTP server failed", "address", s.Addr)
+				stop()
+			}
+		}()
+	}
+	if c.GetCache().WaitForCacheSync(ctx) {
+		ready.Store(true)
+		log.Info("receiving pushes", "address", *listenAddr, "internal", *internalAddr)
+	}
+
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(shutdown)
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		ctrl.Log.Error(err, "setup failed")
+		os.Exit(1)
+	}
+}

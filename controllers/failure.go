@@ -1,0 +1,83 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"errors"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+)
+
+// failure is a classified reason why a reconcile could not do its job. Its message is safe
+// to show in a condition, an Event or a log line: it never holds a token, ticket, code or key.
+type failure struct {
+	reason  string
+	message string
+	backoff refresh.Backoff
+}
+
+func (f *failure) Error() string { return f.reason + ": " + f.message }
+
+// configurationFailure is a problem only a human can fix; it is retried slowly.
+func configurationFailure(reason, message string) *failure {
+	return &failure{reason: reason, message: message, backoff: refresh.ConfigurationError}
+}
+
+// classifyAPIError maps a WeChat client error to a condition reason and a hint of what to do.
+// The client's error texts carry no secrets (it redacts them), so they may be quoted.
+func classifyAPIError(err error) *failure {
+	var f *failure
+	if errors.As(err, &f) {
+		return f
+	}
+	api := func(reason, hint string) *failure {
+		return &failure{reason: reason, message: err.Error() + hint, backoff: refresh.APIFailure}
+	}
+	cfg := func(reason, hint string) *failure {
+		return configurationFailure(reason, err.Error()+hint)
+	}
+	switch {
+	case wxapi.IsBusy(err):
+		return api(wechatv1alpha1.ReasonWeChatBusy, "; WeChat is busy, retrying with backoff")
+	case wxapi.IsInvalidToken(err):
+		return api(wechatv1alpha1.ReasonInvalidToken, "; the component token is refreshed at once")
+	case wxapi.IsQuota(err):
+		return api(wechatv1alpha1.ReasonQuotaExceeded,
+			"; the daily quota of this API is used up, retrying with backoff (the quota resets at midnight Beijing time)")
+	case wxapi.IsTicketInvalid(err):
+		return api(wechatv1alpha1.ReasonTicketRejected,
+			"; waiting for WeChat to push a new component_verify_ticket (a push was requested)")
+	case wxapi.IsInvalidAppSecret(err):
+		return cfg(wechatv1alpha1.ReasonInvalidAppSecret,
+			"; check the AppSecret in the credentials Secret against the platform's settings")
+	case wxapi.IsInvalidAppID(err):
+		return cfg(wechatv1alpha1.ReasonInvalidAppID,
+			"; check spec.appID against the platform's component appid")
+	case wxapi.IsIPNotWhitelisted(err):
+		return cfg(wechatv1alpha1.ReasonIPNotWhitelisted,
+			"; add the manager's egress IP addresses to the platform's IP whitelist")
+	case wxapi.IsUnauthorizedAPI(err):
+		return cfg(wechatv1alpha1.ReasonAPIUnauthorized,
+			"; the platform lacks the permission for this API")
+	case wxapi.IsNotAuthorized(err):
+		return cfg(wechatv1alpha1.ReasonNotAuthorized,
+			"; the account has not authorized the platform (or revoked it): it must authorize again")
+	case wxapi.IsRefreshTokenInvalid(err):
+		return api(wechatv1alpha1.ReasonRefreshTokenInvalid, "")
+	case wxapi.IsAuthCodeInvalid(err):
+		return api(wechatv1alpha1.ReasonAuthorizationCodeInvalid, "")
+	}
+	if _, ok := wxapi.Code(err); ok {
+		return api(wechatv1alpha1.ReasonWeChatError, "")
+	}
+	var netErr *wxapi.NetworkError
+	if errors.As(err, &netErr) {
+		return api(wechatv1alpha1.ReasonWeChatUnreachable, "; retrying with backoff")
+	}
+	return api(wechatv1alpha1.ReasonWeChatError, "")
+}

@@ -1,0 +1,144 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+// CacheOptions limits the manager's Secret cache to the Secrets it manages, so a cluster's
+// other Secrets are neither held in memory nor watched.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
+				wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue,
+			})},
+		},
+	}
+}
+
+// rateLimiter is gentler than the default (5 ms doubling to 1000 s): failures are backed off
+// by the reconcilers themselves; this only guards against errors returned to the queue.
+func rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 7*time.Minute)
+}
+
+// componentChanged lets through what must wake the controller: a spec change, a new ticket
+// or redirect code from the receiver, or a changed annotation (refresh requests). The controller's own status
+// writes do not change these, so they do not loop.
+var componentChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
+		newC, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatComponent)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return oldC.Generation != newC.Generation ||
+			!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
+			len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
+			!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
+			!newC.DeletionTimestamp.IsZero()
+	},
+}
+
+// SetupWithManager registers the WeChatComponent controller.
+func (r *WeChatComponentReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	return setupComponentController(mgr, r, maxConcurrentReconciles)
+}
+
+// setupComponentController wires a reconciler (tests wrap the real one) to the watches.
+func setupComponentController(mgr ctrl.Manager, r reconcile.Reconciler, maxConcurrentReconciles int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&wechatv1alpha1.WeChatComponent{}, builder.WithPredicates(componentChanged)).
+		// A token Secret deleted or edited by hand is put back.
+		Owns(&corev1.Secret{}).
+		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
+		Named("wechatcomponent").
+		Complete(r)
+}
+
+// indexComponentRef indexes WeChatAuthorizers by the component they reference.
+const indexComponentRef = "spec.componentRef.name"
+
+// authorizerChanged lets through what must wake the authorizer controller: a spec change, a
+// code or revocation recorded by the receiver, or an annotation change.
+var authorizerChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		oldA, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatAuthorizer)
+		newA, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatAuthorizer)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return oldA.Generation != newA.Generation ||
+			!equality.Semantic.DeepEqual(oldA.Status.AuthorizationCode, newA.Status.AuthorizationCode) ||
+			!equality.Semantic.DeepEqual(oldA.Status.UnauthorizedAt, newA.Status.UnauthorizedAt) ||
+			!equality.Semantic.DeepEqual(oldA.Annotations, newA.Annotations) ||
+			!newA.DeletionTimestamp.IsZero()
+	},
+}
+
+// componentTokenChanged lets through component changes its authorizers care about: a new
+// component token (they may have been waiting for one).
+var componentTokenChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
+		newC, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatComponent)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt)
+	},
+	DeleteFunc: func(event.DeleteEvent) bool { return true },
+	CreateFunc: func(event.CreateEvent) bool { return true },
+}
+
+// SetupWithManager registers the WeChatAuthorizer controller.
+func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &wechatv1alpha1.WeChatAuthorizer{}, indexComponentRef,
+		func(o client.Object) []string {
+			return []string{o.(*wechatv1alpha1.WeChatAuthorizer).Spec.ComponentRef.Name}
+		}); err != nil {
+		return err
+	}
+	authorizersOf := func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &wechatv1alpha1.WeChatAuthorizerList{}
+		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.GetNamespace()),
+			client.MatchingFields{indexComponentRef: o.GetName()}); err != nil {
+			return nil
+		}
+		requests := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return requests
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(authorizerChanged)).
+		Owns(&corev1.Secret{}).
+		Watches(&wechatv1alpha1.WeChatComponent{}, handler.EnqueueRequestsFromMapFunc(authorizersOf),
+			builder.WithPredicates(componentTokenChanged)).
+		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
+		Named("wechatauthorizer").
+		Complete(r)
+}

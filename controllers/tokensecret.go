@@ -1,0 +1,154 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+// AnnotationIssuedAt on a token Secret is when the token was obtained, RFC 3339. With the
+// expiry it gives the token's lifetime, so the refresh time can be recomputed from the
+// Secret alone after a crash that lost a status write.
+const AnnotationIssuedAt = "platform.wechat-operator.dev/issued-at"
+
+// fieldOwner is the manager's field manager name for everything it writes.
+const fieldOwner = client.FieldOwner("wechat-operator-manager")
+
+// issuedToken is an access token as stored in an app-facing token Secret.
+type issuedToken struct {
+	accessToken string
+	appID       string
+	issuedAt    time.Time
+	expiresAt   time.Time
+}
+
+// validAt reports whether the token can still be served at now.
+func (t *issuedToken) validAt(now time.Time) bool {
+	return t != nil && t.accessToken != "" && now.Before(t.expiresAt)
+}
+
+// readTokenSecret returns the token in secret, or nil if the Secret is missing, incomplete
+// or belongs to another appid.
+func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
+	if secret == nil || string(secret.Data[wechatv1alpha1.SecretKeyAppID]) != appID {
+		return nil
+	}
+	expiresAt, err := time.Parse(time.RFC3339, string(secret.Data[wechatv1alpha1.SecretKeyExpiresAt]))
+	if err != nil {
+		return nil
+	}
+	issuedAt, err := time.Parse(time.RFC3339, secret.Annotations[AnnotationIssuedAt])
+	if err != nil {
+		// A Secret written by hand or by an older version: assume a 2-hour token.
+		issuedAt = expiresAt.Add(-2 * time.Hour)
+	}
+	token := string(secret.Data[wechatv1alpha1.SecretKeyAccessToken])
+	if token == "" {
+		return nil
+	}
+	return &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAt, expiresAt: expiresAt}
+}
+
+// tokenHash changes exactly when the token changes; consumers restart on it, never on a
+// rewrite of the same value. It is a truncated SHA-256, which reveals nothing usable.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// tokenSecretWriter writes app-facing token Secrets.
+type tokenSecretWriter struct {
+	client client.Client
+	scheme *runtime.Scheme
+}
+
+// errSecretNotOurs is returned when the token Secret's name is taken by a Secret the
+// operator does not manage; it is never overwritten.
+type errSecretNotOurs struct{ name string }
+
+func (e errSecretNotOurs) Error() string {
+	return fmt.Sprintf("Secret %q exists and is not managed by wechat-operator; "+
+		"choose another spec.tokenSecret.name or delete that Secret", e.name)
+}
+
+// ensure makes the Secret hold token (or no token data when token is nil, after an
+// authorization was revoked and spec asked to delete it), with the template's labels and
+// annotations, owned by owner. It writes only when something changed, and returns the Secret
+// as it now is.
+func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, existing *corev1.Secret,
+	name string, tmpl wechatv1alpha1.TokenSecretTemplate, labels map[string]string, token *issuedToken) (*corev1.Secret, error) {
+	desired := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   owner.GetNamespace(),
+			Labels:      map[string]string{},
+			Annotations: map[string]string{},
+		},
+		Type: corev1.SecretTypeOpaque,
+	}
+	maps.Copy(desired.Labels, tmpl.Labels)
+	maps.Copy(desired.Labels, labels)
+	desired.Labels[wechatv1alpha1.LabelManagedBy] = wechatv1alpha1.ManagedByValue
+	maps.Copy(desired.Annotations, tmpl.Annotations)
+	if token != nil {
+		expires := token.expiresAt.UTC().Format(time.RFC3339)
+		desired.Data = map[string][]byte{
+			wechatv1alpha1.SecretKeyAccessToken: []byte(token.accessToken),
+			wechatv1alpha1.SecretKeyExpiresAt:   []byte(expires),
+			wechatv1alpha1.SecretKeyAppID:       []byte(token.appID),
+		}
+		desired.Annotations[wechatv1alpha1.AnnotationExpiresAt] = expires
+		desired.Annotations[AnnotationIssuedAt] = token.issuedAt.UTC().Format(time.RFC3339)
+		desired.Annotations[wechatv1alpha1.AnnotationTokenHash] = tokenHash(token.accessToken)
+	}
+	if err := controllerutil.SetControllerReference(owner, desired, w.scheme); err != nil {
+		return nil, err
+	}
+
+	if existing == nil {
+		if err := w.client.Create(ctx, desired, fieldOwner); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				// Not in our label-filtered cache, so not ours.
+				return nil, errSecretNotOurs{name: name}
+			}
+			return nil, err
+		}
+		return desired, nil
+	}
+	if !metav1.IsControlledBy(existing, owner) {
+		return nil, errSecretNotOurs{name: name}
+	}
+	updated := existing.DeepCopy()
+	updated.Labels = desired.Labels
+	updated.Annotations = desired.Annotations
+	updated.Data = desired.Data
+	updated.StringData = nil
+	updated.Type = existing.Type
+	if equality.Semantic.DeepEqual(existing.Labels, updated.Labels) &&
+		equality.Semantic.DeepEqual(existing.Annotations, updated.Annotations) &&
+		equality.Semantic.DeepEqual(existing.Data, updated.Data) {
+		return existing, nil
+	}
+	if err := w.client.Update(ctx, updated, fieldOwner); err != nil {
+		return nil, err
+	}
+	return updated, nil
+}

@@ -1,0 +1,558 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+)
+
+// Event reasons and messages of the WeChatAuthorizer controller. None carries a secret.
+const (
+	EventAuthorized            = "Authorized"
+	EventRefreshTokenRecovered = "RefreshTokenRecovered"
+	EventRefreshTokenImported  = "RefreshTokenImported"
+	EventUnauthorized          = "Unauthorized"
+
+	msgAuthorizerTokenIssued = "authorizer_access_token is in Secret %q, valid until %s, next refresh at %s"
+	msgComponentNotFound     = "WeChatComponent %q not found in this namespace; create it or fix spec.componentRef.name"
+	msgComponentNotReady     = "WeChatComponent %q has no valid component_access_token yet; waiting for it"
+	msgNotAuthorized         = "account %s has not authorized WeChatComponent %q (it is not in api_get_authorizer_list); send its administrator an authorization link: kubectl wechat auth-link %s -n %s --redirect-uri <your page>"
+	msgAuthorizedBy          = "authorized; refresh token kept in Secret %q"
+	msgRevoked               = "the account revoked its authorization at %s; refreshing stopped (a new authorization resumes it)"
+	msgRefreshTokenRecovered = "the refresh token was missing or rejected; recovered it from api_get_authorizer_list"
+	msgRefreshTokenImported  = "imported the refresh token from Secret %q"
+	msgImportInvalid         = "spec.refreshTokenSecretRef: Secret %q has no key %q"
+
+	infoRefreshInterval = 24 * time.Hour
+)
+
+// AuthorizerAPI is what the WeChatAuthorizer controller needs of WeChat.
+type AuthorizerAPI interface {
+	QueryAuth(ctx context.Context, componentToken, appID, authCode string) (wxapi.AuthorizationInfo, error)
+	AuthorizerToken(ctx context.Context, componentToken, appID, authorizerAppID, refreshToken string) (wxapi.AuthorizerToken, error)
+	GetAuthorizerInfo(ctx context.Context, componentToken, appID, authorizerAppID string) (wxapi.AuthorizerInfo, error)
+	FindAuthorizer(ctx context.Context, componentToken, appID, authorizerAppID string) (wxapi.AuthorizerListItem, bool, error)
+}
+
+// WeChatAuthorizerReconciler keeps an authorized account's authorizer_access_token fresh
+// and its authorizer_refresh_token safe.
+type WeChatAuthorizerReconciler struct {
+	client.Client
+	// APIReader reads uncached: Secrets named by spec.refreshTokenSecretRef.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	WeChat    AuthorizerAPI
+	Clock     clock.PassiveClock
+	Random    func() float64
+}
+
+// authorizerRun is one reconcile's working set.
+type authorizerRun struct {
+	a              *wechatv1alpha1.WeChatAuthorizer
+	component      *wechatv1alpha1.WeChatComponent
+	componentToken string
+	stateSecret    *corev1.Secret
+	state          authorizerState
+	tokenSecret    *corev1.Secret
+	served         *issuedToken // what the app-facing token Secret holds
+	refreshAt      time.Time
+	failure        *failure
+	authorized     *metav1.Condition // nil: leave Authorized as it is
+	waiting        string            // reason Ready is False without a failure
+	waitingMsg     string
+}
+
+// Reconcile: fetch → gather → (revoked? exchange a code? find a refresh token?) → refresh → record.
+func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	a := &wechatv1alpha1.WeChatAuthorizer{}
+	if err := r.Get(ctx, req.NamespacedName, a); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !a.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil // the Secrets go with their owner references
+	}
+	before := a.Status.DeepCopy()
+	run := &authorizerRun{a: a}
+	result, err := r.reconcile(ctx, run)
+	r.recordStatus(run)
+	if !equality.Semantic.DeepEqual(before, &a.Status) {
+		if uerr := r.Status().Update(ctx, a, fieldOwner); uerr != nil {
+			if apierrors.IsConflict(uerr) {
+				// The receiver recorded a code or a revocation meanwhile. Everything that
+				// matters is in the Secrets already; look again.
+				return reconcile.Result{Requeue: true}, nil
+			}
+			return reconcile.Result{}, errors.Join(err, uerr)
+		}
+	}
+	return result, err
+}
+
+func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+	a := run.a
+	now := r.Clock.Now()
+	var err error
+	if run.stateSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a)); err != nil {
+		return reconcile.Result{}, err
+	}
+	run.state = readState(run.stateSecret, a.Spec.AppID)
+	if run.tokenSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, authorizerTokenSecretName(a)); err != nil {
+		return reconcile.Result{}, err
+	}
+	current := readTokenSecret(run.tokenSecret, a.Spec.AppID)
+	run.served = current
+	policy, err := refresh.ParsePolicy(a.Spec.Refresh.Before, a.Spec.Refresh.Jitter)
+	if err != nil {
+		return r.fail(ctx, run, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
+	}
+
+	// Revoked, and no newer authorization since: stop, keep the CR.
+	if revoked(a) {
+		return r.stopRevoked(ctx, run)
+	}
+
+	// The component's token is needed for every call.
+	if res, done := r.gatherComponent(ctx, run); done {
+		return res, nil
+	}
+
+	// A pending authorization code: exchange it first, it carries a fresh refresh token.
+	if code := a.Status.AuthorizationCode; code != nil {
+		if err := r.exchangeCode(ctx, run, policy, now); err != nil {
+			return r.fail(ctx, run, err)
+		}
+		current = run.state.token
+	}
+
+	// Serve what the state holds if the token Secret lost it (a crash between the two writes).
+	if !current.validAt(now) && run.state.token.validAt(now) {
+		current = run.state.token
+	}
+	if current != nil {
+		run.refreshAt = r.refreshTime(a, policy, current)
+	}
+	needRefresh := !current.validAt(now) || !now.Before(run.refreshAt)
+	if !needRefresh {
+		if err := r.writeTokenSecret(ctx, run, current); err != nil {
+			return r.fail(ctx, run, err)
+		}
+		r.markAuthorized(run)
+		r.updateInfo(ctx, run, now)
+		return r.requeueAt(run, now), nil
+	}
+
+	// A refresh token: ours, imported, or recovered from WeChat.
+	if run.state.refreshToken == "" {
+		if err := r.findRefreshToken(ctx, run); err != nil {
+			return r.fail(ctx, run, err)
+		}
+		if run.state.refreshToken == "" {
+			return r.notAuthorized(run)
+		}
+	}
+	token, err := r.refreshToken(ctx, run, now)
+	if err != nil {
+		return r.fail(ctx, run, err)
+	}
+	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+	r.markAuthorized(run)
+	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventTokenRefreshed, "Refresh",
+		"authorizer_access_token refreshed, valid until %s", token.expiresAt.UTC().Format(time.RFC3339))
+	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
+	r.updateInfo(ctx, run, now)
+	return r.requeueAt(run, now), nil
+}
+
+// revoked reports an unauthorized push newer than the last authorization and than any pending code.
+func revoked(a *wechatv1alpha1.WeChatAuthorizer) bool {
+	s := a.Status
+	if s.UnauthorizedAt == nil {
+		return false
+	}
+	if s.AuthorizedAt != nil && s.AuthorizedAt.After(s.UnauthorizedAt.Time) {
+		return false
+	}
+	if s.AuthorizationCode != nil && s.AuthorizationCode.ReceivedAt != nil && s.AuthorizationCode.ReceivedAt.After(s.UnauthorizedAt.Time) {
+		return false
+	}
+	return true
+}
+
+func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+	a := run.a
+	msg := fmt.Sprintf(msgRevoked, a.Status.UnauthorizedAt.UTC().Format(time.RFC3339))
+	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonUnauthorized, Message: msg}
+	run.waiting, run.waitingMsg = wechatv1alpha1.ReasonUnauthorized, msg
+	if a.Status.LastFailureReason != wechatv1alpha1.ReasonUnauthorized {
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventUnauthorized, "Stop", "%s", msg)
+	}
+	a.Status.LastFailureReason = wechatv1alpha1.ReasonUnauthorized
+	a.Status.RefreshAt = nil
+	if a.Spec.OnUnauthorized == wechatv1alpha1.UnauthorizedDeleteToken && run.tokenSecret != nil {
+		if _, err := r.tokenSecrets().ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), nil); err != nil {
+			return reconcile.Result{}, err
+		}
+		run.served = nil
+	}
+	// No requeue: a new authorization (a code recorded by the receiver) wakes us.
+	return reconcile.Result{}, nil
+}
+
+// gatherComponent finds the component and its token. done means: nothing more to do now.
+func (r *WeChatAuthorizerReconciler) gatherComponent(ctx context.Context, run *authorizerRun) (reconcile.Result, bool) {
+	a := run.a
+	component := &wechatv1alpha1.WeChatComponent{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component)
+	if err != nil {
+		run.waiting = wechatv1alpha1.ReasonComponentNotFound
+		run.waitingMsg = fmt.Sprintf(msgComponentNotFound, a.Spec.ComponentRef.Name)
+		if !apierrors.IsNotFound(err) {
+			run.waitingMsg = err.Error()
+		}
+		// The component's creation wakes us through the watch; look again now and then anyway.
+		return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, true
+	}
+	run.component = component
+	secret, err := getManagedSecret(ctx, r.Client, component.Namespace, componentTokenSecretName(component))
+	token := readTokenSecret(secret, component.Spec.AppID)
+	if err != nil || !token.validAt(r.Clock.Now()) {
+		run.waiting = wechatv1alpha1.ReasonComponentNotReady
+		run.waitingMsg = fmt.Sprintf(msgComponentNotReady, component.Name)
+		// The component's token Secret appearing wakes us through the watch.
+		return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, true
+	}
+	run.componentToken = token.accessToken
+	return reconcile.Result{}, false
+}
+
+// exchangeCode trades the pending authorization code for tokens with api_query_auth. The
+// refresh token is persisted before anything else; the code is cleared whatever happens
+// to it, since WeChat accepts it only once.
+func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *authorizerRun, policy refresh.Policy, now time.Time) error {
+	a := run.a
+	code := a.Status.AuthorizationCode
+	a.Status.AuthorizationCode = nil
+	if !now.Before(code.ExpiresAt.Time) {
+		log.FromContext(ctx).Info("authorization code expired before it could be exchanged; looking for the refresh token instead")
+		return nil
+	}
+	info, err := r.WeChat.QueryAuth(ctx, run.componentToken, run.component.Spec.AppID, code.Code)
+	if err != nil {
+		if wxapi.IsAuthCodeInvalid(err) {
+			// Already used (the push and the redirect carried the same code) or stale:
+			// the refresh token is then found the usual way.
+			log.FromContext(ctx).Info("authorization code rejected as used or expired; looking for the refresh token instead")
+			return nil
+		}
+		a.Status.AuthorizationCode = code // keep it for the retry
+		r.reportComponentToken(ctx, run, err)
+		return classifyAPIError(err)
+	}
+	if info.AuthorizerAppID != "" && info.AuthorizerAppID != a.Spec.AppID {
+		return configurationFailure(wechatv1alpha1.ReasonNotAuthorized,
+			fmt.Sprintf("the authorization code belongs to account %s, not to spec.appID %s", info.AuthorizerAppID, a.Spec.AppID))
+	}
+	token := &issuedToken{accessToken: info.AccessToken, appID: a.Spec.AppID,
+		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	run.state = authorizerState{refreshToken: info.RefreshToken, token: token}
+	if err := r.saveState(ctx, run); err != nil {
+		return err
+	}
+	if err := r.writeTokenSecret(ctx, run, token); err != nil {
+		return err
+	}
+	authorizedAt := metav1.NewTime(now.UTC().Truncate(time.Second))
+	a.Status.AuthorizedAt = &authorizedAt
+	a.Status.Info = nil // fetch it again: the permissions may have changed
+	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventAuthorized, "ExchangeCode",
+		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(a))
+	return nil
+}
+
+// findRefreshToken fills run.state.refreshToken from spec.refreshTokenSecretRef or, failing
+// that, from api_get_authorizer_list.
+func (r *WeChatAuthorizerReconciler) findRefreshToken(ctx context.Context, run *authorizerRun) error {
+	a := run.a
+	if ref := a.Spec.RefreshTokenSecretRef; ref != nil {
+		key := keyOr(ref.Key, wechatv1alpha1.DefaultRefreshTokenKey)
+		secret := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: ref.Name}, secret); err != nil || len(secret.Data[key]) == 0 {
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+			return configurationFailure(wechatv1alpha1.ReasonRefreshTokenSecretInvalid, fmt.Sprintf(msgImportInvalid, ref.Name, key))
+		}
+		run.state.refreshToken = string(secret.Data[key])
+		if err := r.saveState(ctx, run); err != nil {
+			return err
+		}
+		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventRefreshTokenImported, "Import", msgRefreshTokenImported, ref.Name)
+		return nil
+	}
+	return r.recoverRefreshToken(ctx, run, "")
+}
+
+// recoverRefreshToken looks the account up in api_get_authorizer_list and keeps its refresh
+// token if it differs from rejected.
+func (r *WeChatAuthorizerReconciler) recoverRefreshToken(ctx context.Context, run *authorizerRun, rejected string) error {
+	a := run.a
+	item, found, err := r.WeChat.FindAuthorizer(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
+	if err != nil {
+		r.reportComponentToken(ctx, run, err)
+		return classifyAPIError(err)
+	}
+	if !found || item.RefreshToken == "" || item.RefreshToken == rejected {
+		run.state.refreshToken = ""
+		return nil
+	}
+	run.state.refreshToken = item.RefreshToken
+	if err := r.saveState(ctx, run); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventRefreshTokenRecovered, "Recover", msgRefreshTokenRecovered)
+	return nil
+}
+
+// refreshToken calls api_authorizer_token, persisting the (possibly rotated) refresh token
+// before the new access token is served. A rejected refresh token (61023) is recovered from
+// api_get_authorizer_list once.
+func (r *WeChatAuthorizerReconciler) refreshToken(ctx context.Context, run *authorizerRun, now time.Time) (*issuedToken, error) {
+	a := run.a
+	for attempt := 0; ; attempt++ {
+		answer, err := r.WeChat.AuthorizerToken(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID, run.state.refreshToken)
+		if err != nil {
+			if wxapi.IsRefreshTokenInvalid(err) && attempt == 0 {
+				if rerr := r.recoverRefreshToken(ctx, run, run.state.refreshToken); rerr != nil {
+					return nil, rerr
+				}
+				if run.state.refreshToken != "" {
+					continue
+				}
+				return nil, &failure{reason: wechatv1alpha1.ReasonRefreshTokenInvalid, backoff: refresh.ConfigurationError,
+					message: "WeChat rejected the refresh token (61023) and api_get_authorizer_list has no other; the account must authorize the platform again"}
+			}
+			r.reportComponentToken(ctx, run, err)
+			return nil, classifyAPIError(err)
+		}
+		token := &issuedToken{accessToken: answer.AccessToken, appID: a.Spec.AppID,
+			issuedAt: now.Truncate(time.Second), expiresAt: now.Add(answer.ExpiresIn).Truncate(time.Second)}
+		if answer.RefreshToken != "" {
+			run.state.refreshToken = answer.RefreshToken
+		}
+		run.state.token = token
+		if err := r.saveState(ctx, run); err != nil {
+			return nil, err
+		}
+		if err := r.writeTokenSecret(ctx, run, token); err != nil {
+			return nil, err
+		}
+		return token, nil
+	}
+}
+
+// reportComponentToken asks the component controller for a new component token when WeChat
+// says ours is invalid or expired (40001/42001/40014).
+func (r *WeChatAuthorizerReconciler) reportComponentToken(ctx context.Context, run *authorizerRun, err error) {
+	if !wxapi.IsInvalidToken(err) || run.component == nil {
+		return
+	}
+	patch := client.MergeFrom(run.component.DeepCopy())
+	if run.component.Annotations == nil {
+		run.component.Annotations = map[string]string{}
+	}
+	run.component.Annotations[AnnotationRefreshRequestedAt] = r.Clock.Now().UTC().Format(time.RFC3339)
+	if perr := r.Patch(ctx, run.component, patch, fieldOwner); perr != nil {
+		log.FromContext(ctx).Info("could not ask for a component token refresh", "error", perr.Error())
+	}
+}
+
+func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *authorizerRun, token *issuedToken) error {
+	a := run.a
+	secret, err := r.tokenSecrets().ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), token)
+	if err != nil {
+		return r.secretError(err)
+	}
+	run.tokenSecret, run.served = secret, token
+	run.state.token = token
+	return nil
+}
+
+// saveState writes run.state to the state Secret.
+func (r *WeChatAuthorizerReconciler) saveState(ctx context.Context, run *authorizerRun) error {
+	secret, err := writeState(ctx, r.Client, run.a, run.stateSecret, run.state)
+	if err != nil {
+		return r.secretError(err)
+	}
+	run.stateSecret = secret
+	return nil
+}
+
+func (r *WeChatAuthorizerReconciler) secretError(err error) error {
+	var notOurs errSecretNotOurs
+	if errors.As(err, &notOurs) {
+		return configurationFailure(wechatv1alpha1.ReasonSecretConflict, err.Error())
+	}
+	return fmt.Errorf("writing a Secret: %w", err)
+}
+
+func (r *WeChatAuthorizerReconciler) markAuthorized(run *authorizerRun) {
+	run.authorized = &metav1.Condition{Status: metav1.ConditionTrue, Reason: wechatv1alpha1.ReasonAuthorized,
+		Message: fmt.Sprintf(msgAuthorizedBy, stateSecretName(run.a))}
+}
+
+func (r *WeChatAuthorizerReconciler) notAuthorized(run *authorizerRun) (reconcile.Result, error) {
+	a := run.a
+	msg := fmt.Sprintf(msgNotAuthorized, a.Spec.AppID, a.Spec.ComponentRef.Name, a.Spec.ComponentRef.Name, a.Namespace)
+	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonNotAuthorized, Message: msg}
+	run.waiting, run.waitingMsg = wechatv1alpha1.ReasonNotAuthorized, msg
+	// An authorization push wakes us; look again now and then in case it was missed.
+	return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, nil
+}
+
+// updateInfo refreshes status.info daily; a failure is logged, not fatal.
+func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *authorizerRun, now time.Time) {
+	a := run.a
+	if a.Status.Info != nil && a.Status.Info.UpdatedAt != nil && now.Sub(a.Status.Info.UpdatedAt.Time) < infoRefreshInterval {
+		return
+	}
+	info, err := r.WeChat.GetAuthorizerInfo(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
+	if err != nil {
+		log.FromContext(ctx).Info("api_get_authorizer_info failed; keeping the previous info", "error", err.Error())
+		return
+	}
+	a.Status.Info = authorizerInfoStatus(info, now)
+}
+
+func (r *WeChatAuthorizerReconciler) requeueAt(run *authorizerRun, now time.Time) reconcile.Result {
+	next := run.refreshAt
+	if info := run.a.Status.Info; info != nil && info.UpdatedAt != nil {
+		next = minTime(next, info.UpdatedAt.Add(infoRefreshInterval))
+	}
+	return reconcile.Result{RequeueAfter: max(next.Sub(now), time.Second)}
+}
+
+func (r *WeChatAuthorizerReconciler) refreshTime(a *wechatv1alpha1.WeChatAuthorizer, policy refresh.Policy, token *issuedToken) time.Time {
+	s := a.Status
+	if s.RefreshAt != nil && s.ExpiresAt != nil && s.ExpiresAt.Time.Equal(token.expiresAt) {
+		return s.RefreshAt.Time
+	}
+	return policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+}
+
+func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRun, err error) (reconcile.Result, error) {
+	var f *failure
+	if !errors.As(err, &f) {
+		return reconcile.Result{}, err
+	}
+	a := run.a
+	run.failure = f
+	a.Status.FailedAttempts++
+	a.Status.LastFailureReason = f.reason
+	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventRefreshFailed, "Refresh", "%s", f.message)
+	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
+	wait := f.backoff.Delay(a.Status.FailedAttempts, r.Random())
+	return reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
+}
+
+// recordStatus turns the run into conditions and status fields.
+func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
+	a := run.a
+	now := r.Clock.Now()
+	s := &a.Status
+	s.ObservedGeneration = a.Generation
+	if !run.refreshAt.IsZero() {
+		s.RefreshAt = timePtr(run.refreshAt)
+	}
+	if run.authorized != nil {
+		c := *run.authorized
+		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionAuthorized, c.Status, c.Reason, c.Message)
+	}
+	token := run.served
+	if token != nil {
+		s.TokenSecretName = authorizerTokenSecretName(a)
+		s.ExpiresAt = timePtr(token.expiresAt)
+		s.LastRefreshTime = timePtr(token.issuedAt)
+	} else if run.waiting == wechatv1alpha1.ReasonUnauthorized {
+		s.ExpiresAt = nil
+	}
+	if run.waiting == wechatv1alpha1.ReasonUnauthorized {
+		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, run.waiting, run.waitingMsg)
+		return
+	}
+	f := run.failure
+	if f == nil && run.waiting != "" {
+		f = &failure{reason: run.waiting, message: run.waitingMsg}
+	}
+	if token.validAt(now) && f == nil {
+		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, wechatv1alpha1.ReasonTokenIssued,
+			fmt.Sprintf(msgAuthorizerTokenIssued, s.TokenSecretName, token.expiresAt.UTC().Format(time.RFC3339), run.refreshAt.UTC().Format(time.RFC3339)))
+		return
+	}
+	setReady(&s.Conditions, a.Generation, now, token, run.refreshAt, f, s.TokenSecretName, "", "")
+}
+
+func authorizerInfoStatus(info wxapi.AuthorizerInfo, now time.Time) *wechatv1alpha1.AuthorizerInfo {
+	serviceType, verifyType := int32(info.ServiceType), int32(info.VerifyType)
+	funcInfo := make([]int32, 0, len(info.FuncInfo))
+	for _, id := range info.FuncInfo {
+		funcInfo = append(funcInfo, int32(id))
+	}
+	b := info.BusinessInfo
+	return &wechatv1alpha1.AuthorizerInfo{
+		NickName: info.NickName, HeadImg: info.HeadImg, ServiceType: &serviceType, VerifyType: &verifyType,
+		UserName: info.UserName, PrincipalName: info.PrincipalName, Alias: info.Alias, QRCodeURL: info.QRCodeURL,
+		BusinessInfo: &wechatv1alpha1.BusinessInfo{
+			OpenStore: b.OpenStore == 1, OpenScan: b.OpenScan == 1, OpenPay: b.OpenPay == 1,
+			OpenCard: b.OpenCard == 1, OpenShake: b.OpenShake == 1,
+		},
+		FuncInfo:  funcInfo,
+		UpdatedAt: timePtr(now),
+	}
+}
+
+func authorizerTokenSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
+	if a.Spec.TokenSecret.Name != "" {
+		return a.Spec.TokenSecret.Name
+	}
+	return a.Name + "-token"
+}
+
+func authorizerLabels(a *wechatv1alpha1.WeChatAuthorizer) map[string]string {
+	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, LabelAuthorizer: a.Name}
+}
+
+func (r *WeChatAuthorizerReconciler) tokenSecrets() *tokenSecretWriter {
+	return &tokenSecretWriter{client: r.Client, scheme: r.Scheme}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,108 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+// LabelAuthorizer names the WeChatAuthorizer a Secret belongs to.
+const LabelAuthorizer = "platform.wechat-operator.dev/authorizer"
+
+// Keys of the operator-private state Secret, besides refresh_token.
+const (
+	stateKeyAccessToken = "access_token"
+	stateKeyExpiresAt   = "expires_at"
+	stateKeyIssuedAt    = "issued_at"
+	stateKeyAppID       = "appid"
+)
+
+// authorizerState is what the operator keeps privately for an authorizer: the refresh
+// token (the only way to mint tokens without a new authorization) and the last access token.
+type authorizerState struct {
+	refreshToken string
+	token        *issuedToken
+}
+
+func stateSecretName(a *wechatv1alpha1.WeChatAuthorizer) string { return a.Name + "-state" }
+
+// readState reads a state Secret; an empty state if it is missing or for another appid.
+func readState(secret *corev1.Secret, appID string) authorizerState {
+	if secret == nil || string(secret.Data[stateKeyAppID]) != appID {
+		return authorizerState{}
+	}
+	st := authorizerState{refreshToken: string(secret.Data[wechatv1alpha1.SecretKeyRefreshToken])}
+	expiresAt, err1 := time.Parse(time.RFC3339, string(secret.Data[stateKeyExpiresAt]))
+	issuedAt, err2 := time.Parse(time.RFC3339, string(secret.Data[stateKeyIssuedAt]))
+	if token := string(secret.Data[stateKeyAccessToken]); token != "" && err1 == nil && err2 == nil {
+		st.token = &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAt, expiresAt: expiresAt}
+	}
+	return st
+}
+
+// writeState persists st into the authorizer's state Secret, creating it if needed, and
+// returns the Secret as it now is. It is always written before the app-facing token Secret,
+// so a crash in between loses nothing.
+func writeState(ctx context.Context, c client.Client, owner *wechatv1alpha1.WeChatAuthorizer, existing *corev1.Secret, st authorizerState) (*corev1.Secret, error) {
+	data := map[string][]byte{
+		wechatv1alpha1.SecretKeyRefreshToken: []byte(st.refreshToken),
+		stateKeyAppID:                        []byte(owner.Spec.AppID),
+	}
+	if st.token != nil {
+		data[stateKeyAccessToken] = []byte(st.token.accessToken)
+		data[stateKeyExpiresAt] = []byte(st.token.expiresAt.UTC().Format(time.RFC3339))
+		data[stateKeyIssuedAt] = []byte(st.token.issuedAt.UTC().Format(time.RFC3339))
+	}
+	if existing != nil {
+		if maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) {
+			return existing, nil
+		}
+		updated := existing.DeepCopy()
+		updated.Data = data
+		return updated, c.Update(ctx, updated, fieldOwner)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: stateSecretName(owner), Namespace: owner.Namespace,
+			Labels: map[string]string{
+				wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue,
+				LabelAuthorizer:               owner.Name,
+			},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}
+	if err := controllerutil.SetControllerReference(owner, secret, c.Scheme()); err != nil {
+		return nil, err
+	}
+	err := c.Create(ctx, secret, fieldOwner)
+	if apierrors.IsAlreadyExists(err) {
+		return nil, errSecretNotOurs{name: secret.Name}
+	}
+	return secret, err
+}
+
+// getManagedSecret reads a Secret through r (the manager's cache holds only managed
+// Secrets); nil if it does not exist.
+func getManagedSecret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return secret, err
+}

@@ -1,0 +1,138 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+)
+
+// Codes that reached the redirect page are exchanged here, by the component controller,
+// because only the exchange tells which account they belong to.
+
+const (
+	EventAuthorizationNotRecorded = "AuthorizationNotRecorded"
+	EventAuthorizerCreated        = "AuthorizerCreated"
+
+	msgRedirectWithoutAuthorizer = "account %s authorized this platform but no WeChatAuthorizer with spec.appID %s references it; " +
+		"create one (its refresh token is then recovered from WeChat) or set spec.authorizers.autoCreate"
+)
+
+// CodeExchanger is what exchanging a redirect code needs of WeChat.
+type CodeExchanger interface {
+	QueryAuth(ctx context.Context, componentToken, appID, authCode string) (wxapi.AuthorizationInfo, error)
+}
+
+// exchangePendingCodes exchanges the codes in status.pendingAuthorizationCodes and keeps the
+// tokens in the account's WeChatAuthorizer state Secret, where its controller picks them up.
+// A code that fails for a reason worth retrying stays pending.
+func (r *WeChatComponentReconciler) exchangePendingCodes(ctx context.Context, c *wechatv1alpha1.WeChatComponent, componentToken string) {
+	exchanger, ok := r.WeChat.(CodeExchanger)
+	if !ok || len(c.Status.PendingAuthorizationCodes) == 0 {
+		return
+	}
+	logger := log.FromContext(ctx)
+	authorizers := &wechatv1alpha1.WeChatAuthorizerList{}
+	if err := r.List(ctx, authorizers, client.InNamespace(c.Namespace)); err != nil {
+		logger.Info("listing authorizers failed; pending authorization codes wait", "error", err.Error())
+		return
+	}
+	now := r.Clock.Now()
+	var keep []wechatv1alpha1.AuthorizationCode
+	for _, pending := range c.Status.PendingAuthorizationCodes {
+		if !now.Before(pending.ExpiresAt.Time) || recordedOnAuthorizer(authorizers.Items, c.Name, pending.Code) {
+			continue // expired, or the push put it on its authorizer, whose controller exchanges it
+		}
+		info, err := exchanger.QueryAuth(ctx, componentToken, c.Spec.AppID, pending.Code)
+		switch {
+		case wxapi.IsAuthCodeInvalid(err):
+			continue // already exchanged through the push
+		case err != nil:
+			logger.Info("exchanging an authorization code failed; it stays pending", "error", err.Error())
+			keep = append(keep, pending)
+			continue
+		}
+		if err := r.keepAuthorization(ctx, c, authorizers.Items, info, now); err != nil {
+			logger.Info("keeping an authorization failed; the refresh token will be recovered from WeChat", "error", err.Error())
+		}
+	}
+	c.Status.PendingAuthorizationCodes = keep
+}
+
+func recordedOnAuthorizer(items []wechatv1alpha1.WeChatAuthorizer, component, code string) bool {
+	for _, a := range items {
+		if a.Spec.ComponentRef.Name == component && a.Status.AuthorizationCode != nil && a.Status.AuthorizationCode.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// keepAuthorization writes the tokens of an exchanged code into the state Secret of the
+// account's WeChatAuthorizer, creating the authorizer if the component says so.
+func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
+	items []wechatv1alpha1.WeChatAuthorizer, info wxapi.AuthorizationInfo, now time.Time) error {
+	target := wechatv1alpha1.PickAuthorizer(items, c.Name, info.AuthorizerAppID)
+	if target == nil {
+		if !c.Spec.Authorizers.AutoCreate {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventAuthorizationNotRecorded, "ExchangeCode",
+				msgRedirectWithoutAuthorizer, info.AuthorizerAppID, info.AuthorizerAppID)
+			return nil
+		}
+		created, err := r.createAuthorizer(ctx, c, info.AuthorizerAppID)
+		if err != nil {
+			return err
+		}
+		target = created
+	}
+	stateSecret, err := getManagedSecret(ctx, r.Client, target.Namespace, stateSecretName(target))
+	if err != nil {
+		return err
+	}
+	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
+		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	_, err = writeState(ctx, r.Client, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token})
+	return err
+}
+
+// createAuthorizer creates the WeChatAuthorizer autoCreate asks for, as the receiver would.
+func (r *WeChatComponentReconciler) createAuthorizer(ctx context.Context, c *wechatv1alpha1.WeChatComponent, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
+	tmpl := c.Spec.Authorizers.Template
+	a := &wechatv1alpha1.WeChatAuthorizer{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: wechatv1alpha1.AutoCreatedAuthorizerName(c.Name, appID), Namespace: c.Namespace,
+			Labels: map[string]string{}, Annotations: maps.Clone(tmpl.Annotations),
+		},
+		Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+			ComponentRef: wechatv1alpha1.LocalObjectReference{Name: c.Name},
+			AppID:        appID,
+			TokenSecret: wechatv1alpha1.TokenSecretTemplate{
+				Labels: maps.Clone(tmpl.TokenSecret.Labels), Annotations: maps.Clone(tmpl.TokenSecret.Annotations),
+			},
+		},
+	}
+	maps.Copy(a.Labels, tmpl.Labels)
+	a.Labels[wechatv1alpha1.LabelComponent] = c.Name
+	a.Labels[wechatv1alpha1.LabelManagedBy] = wechatv1alpha1.ManagedByValue
+	err := r.Create(ctx, a, fieldOwner)
+	if apierrors.IsAlreadyExists(err) {
+		err = r.Get(ctx, client.ObjectKeyFromObject(a), a)
+	} else if err == nil {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventAuthorizerCreated, "ExchangeCode",
+			"created WeChatAuthorizer %s for account %s", a.Name, appID)
+	}
+	return a, err
+}

@@ -1,0 +1,380 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+)
+
+// Event reasons and messages of the WeChatComponent controller. None carries a secret.
+const (
+	EventTokenRefreshed     = "TokenRefreshed"
+	EventRefreshFailed      = "RefreshFailed"
+	EventCredentialsInvalid = "CredentialsInvalid"
+	EventTicketRequested    = "TicketPushRequested"
+
+	msgTokenIssued       = "component_access_token is in Secret %q, valid until %s, next refresh at %s"
+	msgTokenStillValid   = "%s; the current token in Secret %q stays valid until %s"
+	msgNoToken           = "%s; no valid component_access_token is available"
+	msgWaitingForTicket  = "waiting for WeChat to push a component_verify_ticket to the receiver; check that the platform's 授权事件接收URL points at the receiver (…/wechat/%s/%s/events)"
+	msgTicketValid       = "component_verify_ticket received at %s"
+	msgTicketExpired     = "the newest component_verify_ticket is older than 12 hours; WeChat was asked to push a new one"
+	msgTicketRejected    = "WeChat rejected the component_verify_ticket; waiting for a new push"
+	msgTicketRequested   = "asked WeChat to push a component_verify_ticket (api_start_push_ticket)"
+	ticketValidity       = 12 * time.Hour
+	startPushMinInterval = 10 * time.Minute
+)
+
+// AnnotationRefreshRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a refresh of
+// the component token if the current one was issued before it. The WeChatAuthorizer
+// controller sets it when WeChat rejects the component token (40001/42001); a human can too.
+const AnnotationRefreshRequestedAt = "platform.wechat-operator.dev/refresh-requested-at"
+
+// ComponentAPI is what the WeChatComponent controller needs of WeChat.
+type ComponentAPI interface {
+	ComponentToken(ctx context.Context, appID, appSecret, ticket string) (wxapi.ComponentToken, error)
+	StartPushTicket(ctx context.Context, appID, appSecret string) error
+}
+
+// WeChatComponentReconciler keeps a WeChatComponent's component_access_token fresh in its
+// token Secret and projects its receiver keys into the keyring.
+type WeChatComponentReconciler struct {
+	// Client reads from the manager's cache (CRs, managed Secrets) and writes to the API server.
+	client.Client
+	// APIReader reads uncached: credentials Secrets and the keyring.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	WeChat    ComponentAPI
+	// Clock is the time source; tests use a fake one.
+	Clock clock.PassiveClock
+	// Random returns a number in [0, 1) for jitter; tests pin it.
+	Random func() float64
+	// KeyringNamespace and KeyringName locate the receiver keyring Secret.
+	KeyringNamespace string
+	KeyringName      string
+
+	startPushMu   sync.Mutex
+	lastStartPush map[types.NamespacedName]time.Time
+}
+
+// componentState is what one reconcile learned; it is turned into status at the end.
+type componentState struct {
+	token        *issuedToken
+	refreshAt    time.Time
+	failure      *failure
+	ticketReason string
+	ticketMsg    string
+}
+
+// Reconcile reads like the story of a token: fetch, gather, decide, act, record.
+func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	component := &wechatv1alpha1.WeChatComponent{}
+	if err := r.Get(ctx, req.NamespacedName, component); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, r.pruneKeyring(ctx)
+		}
+		return reconcile.Result{}, err
+	}
+	if !component.DeletionTimestamp.IsZero() {
+		// The token Secret goes with its owner reference; only the keyring needs us.
+		return reconcile.Result{}, r.pruneKeyring(ctx)
+	}
+
+	before := component.Status.DeepCopy()
+	state, result, err := r.reconcileToken(ctx, component)
+	r.recordStatus(component, state)
+	if !equality.Semantic.DeepEqual(before, &component.Status) {
+		if uerr := r.Status().Update(ctx, component, fieldOwner); uerr != nil {
+			if apierrors.IsConflict(uerr) {
+				// The receiver wrote a new ticket meanwhile; the Secret holds the truth, so
+				// nothing is lost by reconciling again.
+				return reconcile.Result{Requeue: true}, nil
+			}
+			return reconcile.Result{}, errors.Join(err, uerr)
+		}
+	}
+	return result, err
+}
+
+// reconcileToken does the work and says when to come back.
+func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wechatv1alpha1.WeChatComponent) (*componentState, reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	now := r.Clock.Now()
+	state := &componentState{}
+
+	// Gather.
+	secretName := componentTokenSecretName(c)
+	existing, err := getManagedSecret(ctx, r.Client, c.Namespace, secretName)
+	if err != nil {
+		return state, reconcile.Result{}, err
+	}
+	state.token = readTokenSecret(existing, c.Spec.AppID)
+	policy, err := refresh.ParsePolicy(c.Spec.Refresh.Before, c.Spec.Refresh.Jitter)
+	if err != nil {
+		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
+	}
+	if state.token != nil {
+		state.refreshAt = r.refreshTime(c, policy, state.token)
+	}
+
+	creds, err := r.loadCredentials(ctx, c)
+	if err != nil {
+		return r.fail(ctx, c, state, err)
+	}
+	if err := r.keyring().project(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, creds.token, creds.encodingAESKey); err != nil {
+		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
+	}
+	ticket, ticketOK := r.ticketState(c, state, now)
+
+	// Decide.
+	refreshNeeded := !state.token.validAt(now) || !now.Before(state.refreshAt) || r.refreshRequested(c, state.token)
+	if !refreshNeeded {
+		// Keep the Secret's labels and annotations in line with spec, without a WeChat call.
+		if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), state.token); err != nil {
+			return r.secretFailure(ctx, c, state, err)
+		}
+		r.exchangePendingCodes(ctx, c, state.token.accessToken)
+		return state, reconcile.Result{RequeueAfter: state.refreshAt.Sub(now)}, nil
+	}
+	if !ticketOK {
+		r.requestTicketPush(ctx, c, creds)
+		// The ticket push wakes us; until then, look again when the token needs it.
+		return state, reconcile.Result{RequeueAfter: r.waitForTicket(state, now)}, nil
+	}
+
+	// Act.
+	issued, err := r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
+	if err != nil {
+		f := classifyAPIError(err)
+		if f.reason == wechatv1alpha1.ReasonTicketRejected {
+			state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketRejected, msgTicketRejected
+			r.requestTicketPush(ctx, c, creds)
+		}
+		return r.fail(ctx, c, state, f)
+	}
+	token := &issuedToken{accessToken: issued.AccessToken, appID: c.Spec.AppID,
+		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(issued.ExpiresIn).Truncate(time.Second)}
+	if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), token); err != nil {
+		return r.secretFailure(ctx, c, state, err)
+	}
+	state.token = token
+	state.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventTokenRefreshed, "Refresh",
+		"component_access_token refreshed, valid until %s", token.expiresAt.UTC().Format(time.RFC3339))
+	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
+	r.exchangePendingCodes(ctx, c, token.accessToken)
+	return state, reconcile.Result{RequeueAfter: state.refreshAt.Sub(now)}, nil
+}
+
+// refreshTime keeps the refresh time in status when it belongs to the token in the Secret
+// (so a restart does not re-roll the jitter), and computes it otherwise.
+func (r *WeChatComponentReconciler) refreshTime(c *wechatv1alpha1.WeChatComponent, policy refresh.Policy, token *issuedToken) time.Time {
+	s := c.Status
+	if s.RefreshAt != nil && s.ExpiresAt != nil && s.ExpiresAt.Time.Equal(token.expiresAt) {
+		return s.RefreshAt.Time
+	}
+	return policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+}
+
+// refreshRequested reports whether the refresh annotation asks for a newer token than the current one.
+func (r *WeChatComponentReconciler) refreshRequested(c *wechatv1alpha1.WeChatComponent, token *issuedToken) bool {
+	value, ok := c.Annotations[AnnotationRefreshRequestedAt]
+	if !ok || token == nil {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339, value)
+	return err == nil && at.After(token.issuedAt)
+}
+
+// ticketState says whether a usable ticket is known and records the TicketReceived condition.
+func (r *WeChatComponentReconciler) ticketState(c *wechatv1alpha1.WeChatComponent, state *componentState, now time.Time) (string, bool) {
+	t := c.Status.VerifyTicket
+	switch {
+	case t == nil || t.Ticket == "":
+		state.ticketReason = wechatv1alpha1.ReasonWaitingForTicket
+		state.ticketMsg = fmt.Sprintf(msgWaitingForTicket, c.Namespace, c.Name)
+		return "", false
+	case now.Sub(t.CreateTime.Time) >= ticketValidity:
+		state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketExpired, msgTicketExpired
+		return "", false
+	}
+	state.ticketReason = wechatv1alpha1.ReasonTicketValid
+	state.ticketMsg = fmt.Sprintf(msgTicketValid, t.ReceivedAt.UTC().Format(time.RFC3339))
+	return t.Ticket, true
+}
+
+// requestTicketPush calls api_start_push_ticket at most once per startPushMinInterval per component.
+func (r *WeChatComponentReconciler) requestTicketPush(ctx context.Context, c *wechatv1alpha1.WeChatComponent, creds credentials) {
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	now := r.Clock.Now()
+	r.startPushMu.Lock()
+	if r.lastStartPush == nil {
+		r.lastStartPush = map[types.NamespacedName]time.Time{}
+	}
+	last, called := r.lastStartPush[key]
+	if called && now.Sub(last) < startPushMinInterval {
+		r.startPushMu.Unlock()
+		return
+	}
+	r.lastStartPush[key] = now
+	r.startPushMu.Unlock()
+
+	if err := r.WeChat.StartPushTicket(ctx, c.Spec.AppID, creds.appSecret); err != nil {
+		log.FromContext(ctx).Info("api_start_push_ticket failed", "error", err.Error())
+		return
+	}
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventTicketRequested, "RequestTicket", msgTicketRequested)
+}
+
+// waitForTicket is how long to wait for a ticket push before looking again.
+func (r *WeChatComponentReconciler) waitForTicket(state *componentState, now time.Time) time.Duration {
+	wait := startPushMinInterval
+	if state.token.validAt(now) {
+		wait = min(wait, max(state.token.expiresAt.Sub(now), time.Second))
+	}
+	return wait
+}
+
+// fail records a failure and backs off.
+func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
+	var f *failure
+	if !errors.As(err, &f) {
+		return state, reconcile.Result{}, err
+	}
+	state.failure = f
+	c.Status.FailedAttempts++
+	c.Status.LastFailureReason = f.reason
+	eventReason := EventRefreshFailed
+	if f.backoff == refresh.ConfigurationError {
+		eventReason = EventCredentialsInvalid
+	}
+	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, eventReason, "Refresh", "%s", f.message)
+	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
+		"failedAttempts", c.Status.FailedAttempts)
+	wait := f.backoff.Delay(c.Status.FailedAttempts, r.Random())
+	if f.reason == wechatv1alpha1.ReasonInvalidToken {
+		wait = 0
+	}
+	return state, reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
+}
+
+func (r *WeChatComponentReconciler) secretFailure(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
+	var notOurs errSecretNotOurs
+	if errors.As(err, &notOurs) {
+		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonSecretConflict, err.Error()))
+	}
+	return state, reconcile.Result{}, fmt.Errorf("writing the token Secret: %w", err)
+}
+
+// recordStatus turns what the reconcile learned into status and conditions.
+func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatComponent, state *componentState) {
+	now := r.Clock.Now()
+	s := &c.Status
+	s.ObservedGeneration = c.Generation
+	if state.token != nil {
+		s.TokenSecretName = componentTokenSecretName(c)
+		s.ExpiresAt = timePtr(state.token.expiresAt)
+		s.LastRefreshTime = timePtr(state.token.issuedAt)
+		s.RefreshAt = timePtr(state.refreshAt)
+	}
+	if state.ticketReason != "" {
+		status := metav1.ConditionFalse
+		if state.ticketReason == wechatv1alpha1.ReasonTicketValid {
+			status = metav1.ConditionTrue
+		}
+		setCondition(&s.Conditions, c.Generation, wechatv1alpha1.ConditionTicketReceived, status, state.ticketReason, state.ticketMsg)
+	}
+	setReady(&s.Conditions, c.Generation, now, state.token, state.refreshAt, state.failure, s.TokenSecretName, state.ticketReason, state.ticketMsg)
+}
+
+// setReady sets Ready: True while the Secret serves a valid token, whatever else fails.
+func setReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, refreshAt time.Time,
+	f *failure, secretName, waitingReason, waitingMsg string) {
+	valid := token.validAt(now)
+	switch {
+	case valid && f == nil:
+		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, wechatv1alpha1.ReasonTokenIssued,
+			fmt.Sprintf(msgTokenIssued, secretName, token.expiresAt.UTC().Format(time.RFC3339), refreshAt.UTC().Format(time.RFC3339)))
+	case valid:
+		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, f.reason,
+			fmt.Sprintf(msgTokenStillValid, f.message, secretName, token.expiresAt.UTC().Format(time.RFC3339)))
+	case f != nil:
+		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, fmt.Sprintf(msgNoToken, f.message))
+	case waitingReason != "" && waitingReason != wechatv1alpha1.ReasonTicketValid:
+		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, waitingReason, fmt.Sprintf(msgNoToken, waitingMsg))
+	default:
+		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, wechatv1alpha1.ReasonTokenExpired,
+			fmt.Sprintf(msgNoToken, "the token expired"))
+	}
+}
+
+func setCondition(conds *[]metav1.Condition, generation int64, condType string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: generation,
+	})
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}
+
+func componentTokenSecretName(c *wechatv1alpha1.WeChatComponent) string {
+	if c.Spec.TokenSecret.Name != "" {
+		return c.Spec.TokenSecret.Name
+	}
+	return c.Name + "-component-token"
+}
+
+func componentLabels(c *wechatv1alpha1.WeChatComponent) map[string]string {
+	return map[string]string{wechatv1alpha1.LabelComponent: c.Name}
+}
+
+func (r *WeChatComponentReconciler) tokenSecrets() *tokenSecretWriter {
+	return &tokenSecretWriter{client: r.Client, scheme: r.Scheme}
+}
+
+func (r *WeChatComponentReconciler) keyring() *keyringWriter {
+	return &keyringWriter{client: r.Client, reader: r.APIReader, namespace: r.KeyringNamespace, name: r.KeyringName}
+}
+
+// pruneKeyring drops the keyring entries of components that no longer exist.
+func (r *WeChatComponentReconciler) pruneKeyring(ctx context.Context) error {
+	list := &wechatv1alpha1.WeChatComponentList{}
+	if err := r.List(ctx, list); err != nil {
+		return err
+	}
+	live := map[types.NamespacedName]bool{}
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp.IsZero() {
+			live[types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}] = true
+		}
+	}
+	return r.keyring().prune(ctx, func(n types.NamespacedName) bool { return live[n] })
+}

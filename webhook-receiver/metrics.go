@@ -1,0 +1,52 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package receiver
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results of a push, the "result" label of wechat_receiver_pushes_total.
+const (
+	resultApplied      = "applied"       // verified and persisted
+	resultDuplicate    = "duplicate"     // a push already applied (WeChat's retry)
+	resultStale        = "stale"         // verified, but older than what is stored
+	resultIgnored      = "ignored"       // verified, of a type the receiver does not act on
+	resultRejected     = "rejected"      // failed verification or parsing: 4xx
+	resultUnknown      = "unknown"       // no such component, or no keys for it yet: 404
+	resultTooLarge     = "too_large"     // body over the cap: 413
+	resultPersistError = "persist_error" // could not write status: 5xx so WeChat retries
+)
+
+// Metrics are the receiver's Prometheus metrics.
+type Metrics struct {
+	Pushes *prometheus.CounterVec
+}
+
+// NewMetrics creates the receiver's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_receiver_pushes_total",
+			Help: "Pushes received from WeChat, by InfoType (\"unknown\" when it could not be read) and result.",
+		}, []string{"infotype", "result"}),
+	}
+	reg.MustRegister(m.Pushes)
+	return m
+}
+
+var (
+	defaultMetricsOnce sync.Once
+	defaultMetrics     *Metrics
+)
+
+// DefaultMetrics are registered with controller-runtime's registry on first use.
+func DefaultMetrics(reg prometheus.Registerer) *Metrics {
+	defaultMetricsOnce.Do(func() { defaultMetrics = NewMetrics(reg) })
+	return defaultMetrics
+}
