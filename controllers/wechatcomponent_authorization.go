@@ -7,12 +7,10 @@ package controllers
 
 import (
 	"context"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -110,23 +108,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 
 // createAuthorizer creates the WeChatAuthorizer autoCreate asks for, as the receiver would.
 func (r *WeChatComponentReconciler) createAuthorizer(ctx context.Context, c *wechatv1alpha1.WeChatComponent, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
-	tmpl := c.Spec.Authorizers.Template
-	a := &wechatv1alpha1.WeChatAuthorizer{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: wechatv1alpha1.AutoCreatedAuthorizerName(c.Name, appID), Namespace: c.Namespace,
-			Labels: map[string]string{}, Annotations: maps.Clone(tmpl.Annotations),
-		},
-		Spec: wechatv1alpha1.WeChatAuthorizerSpec{
-			ComponentRef: wechatv1alpha1.LocalObjectReference{Name: c.Name},
-			AppID:        appID,
-			TokenSecret: wechatv1alpha1.TokenSecretTemplate{
-				Labels: maps.Clone(tmpl.TokenSecret.Labels), Annotations: maps.Clone(tmpl.TokenSecret.Annotations),
-			},
-		},
-	}
-	maps.Copy(a.Labels, tmpl.Labels)
-	a.Labels[wechatv1alpha1.LabelComponent] = c.Name
-	a.Labels[wechatv1alpha1.LabelManagedBy] = wechatv1alpha1.ManagedByValue
+	a := wechatv1alpha1.NewAutoCreatedAuthorizer(c, appID)
 	err := r.Create(ctx, a, fieldOwner)
 	if apierrors.IsAlreadyExists(err) {
 		err = r.Get(ctx, client.ObjectKeyFromObject(a), a)

@@ -8,7 +8,6 @@ package receiver
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,25 +55,7 @@ func (s *Server) authorizerFor(ctx context.Context, component *wechatv1alpha1.We
 		s.event(component, corev1.EventTypeWarning, EventAuthorizationNotRecorded, msgAuthorizationWithoutTarget, appID, appID)
 		return nil, nil
 	}
-	tmpl := component.Spec.Authorizers.Template
-	a = &wechatv1alpha1.WeChatAuthorizer{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        wechatv1alpha1.AutoCreatedAuthorizerName(component.Name, appID),
-			Namespace:   component.Namespace,
-			Labels:      map[string]string{},
-			Annotations: maps.Clone(tmpl.Annotations),
-		},
-		Spec: wechatv1alpha1.WeChatAuthorizerSpec{
-			ComponentRef: wechatv1alpha1.LocalObjectReference{Name: component.Name},
-			AppID:        appID,
-			TokenSecret: wechatv1alpha1.TokenSecretTemplate{
-				Labels: maps.Clone(tmpl.TokenSecret.Labels), Annotations: maps.Clone(tmpl.TokenSecret.Annotations),
-			},
-		},
-	}
-	maps.Copy(a.Labels, tmpl.Labels)
-	a.Labels[wechatv1alpha1.LabelComponent] = component.Name
-	a.Labels[wechatv1alpha1.LabelManagedBy] = wechatv1alpha1.ManagedByValue
+	a = wechatv1alpha1.NewAutoCreatedAuthorizer(component, appID)
 	err = s.client.Create(ctx, a, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
 		existing := &wechatv1alpha1.WeChatAuthorizer{}

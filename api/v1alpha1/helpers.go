@@ -5,6 +5,12 @@ SPDX-License-Identifier: Apache-2.0
 
 package v1alpha1
 
+import (
+	"maps"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // AutoCreatedAuthorizerName is the name of the WeChatAuthorizer created for an account that
 // authorized a component whose spec.authorizers.autoCreate is on.
 func AutoCreatedAuthorizerName(component, authorizerAppID string) string {
@@ -32,4 +38,31 @@ func PickAuthorizer(items []WeChatAuthorizer, component, appID string) *WeChatAu
 		}
 	}
 	return found
+}
+
+// NewAutoCreatedAuthorizer is the WeChatAuthorizer that autoCreate makes for an account that
+// authorized component, filled from spec.authorizers.template.
+func NewAutoCreatedAuthorizer(component *WeChatComponent, appID string) *WeChatAuthorizer {
+	tmpl := component.Spec.Authorizers.Template
+	a := &WeChatAuthorizer{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        AutoCreatedAuthorizerName(component.Name, appID),
+			Namespace:   component.Namespace,
+			Labels:      maps.Clone(tmpl.Labels),
+			Annotations: maps.Clone(tmpl.Annotations),
+		},
+		Spec: WeChatAuthorizerSpec{
+			ComponentRef: LocalObjectReference{Name: component.Name},
+			AppID:        appID,
+			TokenSecret: TokenSecretTemplate{
+				Labels: maps.Clone(tmpl.TokenSecret.Labels), Annotations: maps.Clone(tmpl.TokenSecret.Annotations),
+			},
+		},
+	}
+	if a.Labels == nil {
+		a.Labels = map[string]string{}
+	}
+	a.Labels[LabelComponent] = component.Name
+	a.Labels[LabelManagedBy] = ManagedByValue
+	return a
 }

@@ -12,8 +12,6 @@ import (
 // DefaultRefreshTokenKey is the key read from RefreshTokenSecretRef when none is given.
 const DefaultRefreshTokenKey = "refresh_token"
 
-
-
 // UnauthorizedPolicy says what happens to the token Secret when an account revokes its authorization.
 // +kubebuilder:validation:Enum=Retain;DeleteToken
 type UnauthorizedPolicy string
