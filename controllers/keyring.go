@@ -22,8 +22,7 @@ import (
 // keyringWriter projects each component's Token and EncodingAESKey (never the AppSecret)
 // into the one Secret the receiver may read.
 type keyringWriter struct {
-	client    client.Client
-	reader    client.Reader // uncached: the keyring is written by one manager at a time
+	client    client.Client // the keyring carries the managed-by label, so it is in the cache
 	namespace string
 	name      string
 }
@@ -35,7 +34,7 @@ func (k *keyringWriter) key() types.NamespacedName {
 // update applies change to the keyring's data and writes it if anything changed.
 func (k *keyringWriter) update(ctx context.Context, change func(data map[string][]byte)) error {
 	secret := &corev1.Secret{}
-	err := k.reader.Get(ctx, k.key(), secret)
+	err := k.client.Get(ctx, k.key(), secret)
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
@@ -64,7 +63,8 @@ func (k *keyringWriter) update(ctx context.Context, change func(data map[string]
 		return nil
 	}
 	secret.Data = data
-	// Update carries the resourceVersion read above, so two writers cannot lose each other's entries.
+	// Update carries the resourceVersion read above, so two writers cannot lose each other's
+	// entries; a stale cache read fails with a conflict and the reconcile is retried.
 	return k.client.Update(ctx, secret, fieldOwner)
 }
 

@@ -147,9 +147,10 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 		current = run.state.token
 	}
 
-	// Serve what the state holds if the token Secret lost it (a crash between the two writes).
-	if !current.validAt(now) && run.state.token.validAt(now) {
-		current = run.state.token
+	// Serve what the state holds if it is newer than the token Secret's (a crash between the
+	// two writes, or a code exchanged by the component controller).
+	if st := run.state.token; st.validAt(now) && (!current.validAt(now) || st.expiresAt.After(current.expiresAt)) {
+		current = st
 	}
 	if current != nil {
 		run.refreshAt = r.refreshTime(a, policy, current)

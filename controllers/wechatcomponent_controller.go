@@ -65,7 +65,7 @@ type ComponentAPI interface {
 type WeChatComponentReconciler struct {
 	// Client reads from the manager's cache (CRs, managed Secrets) and writes to the API server.
 	client.Client
-	// APIReader reads uncached: credentials Secrets and the keyring.
+	// APIReader reads uncached: credentials Secrets, which are not in the cache.
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
@@ -361,7 +361,7 @@ func (r *WeChatComponentReconciler) tokenSecrets() *tokenSecretWriter {
 }
 
 func (r *WeChatComponentReconciler) keyring() *keyringWriter {
-	return &keyringWriter{client: r.Client, reader: r.APIReader, namespace: r.KeyringNamespace, name: r.KeyringName}
+	return &keyringWriter{client: r.Client, namespace: r.KeyringNamespace, name: r.KeyringName}
 }
 
 // pruneKeyring drops the keyring entries of components that no longer exist.
