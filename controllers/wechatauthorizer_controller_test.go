@@ -75,9 +75,15 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		return condition(w.authorizer(name).Status.Conditions, wechatv1alpha1.ConditionReady)
 	}
 
-	It("goes from an authorization push to a token Secret, the refresh token kept first", func() {
+	It("goes from an authorization link to a token Secret, the refresh token kept first", func() {
 		platformReady(true)
-		res := authorize()
+		// What `kubectl wechat auth-link` does: a pre_auth_code from the component's token.
+		pre, err := w.wechat.CreatePreAuthCode(ctx, string(w.tokenSecret().Data["access_token"]), testComponentAppID)
+		Expect(err).NotTo(HaveOccurred())
+		res, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID,
+			AuthorizerAppID: testAuthorizerAppID, PreAuthCode: pre.Code})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Push.Delivered).To(BeTrue())
 
 		By("the receiver creating the authorizer and recording the code")
 		a := w.authorizer(autoName)
