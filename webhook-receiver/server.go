@@ -20,9 +20,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/wechat-operator/wechat-operator/internal/wxcrypto"
@@ -127,6 +130,20 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /wechat/{namespace}/{component}/events", s.handleEvents)
 	mux.HandleFunc("GET /wechat/{namespace}/{component}/authorized", s.handleAuthorized)
 	return mux
+}
+
+// CacheOptions shapes the receiver's informer cache: the custom resources, and of all Secrets
+// only the keyring, which is all its RBAC lets it read (a list or watch with a metadata.name
+// field selector is what resourceNames authorizes).
+func CacheOptions(keyring types.NamespacedName) cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{keyring.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", keyring.Name),
+			},
+		},
+	}
 }
 
 // NewHTTPServer wraps handler with the timeouts an internet-facing endpoint needs.

@@ -21,12 +21,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -70,12 +68,7 @@ func main() {
 	c, err := cluster.New(ctrl.GetConfigOrDie(), func(o *cluster.Options) {
 		o.Scheme = scheme
 		// The receiver may read exactly one Secret, so its cache watches exactly that one.
-		o.Cache.ByObject = map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{keyringKey.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", keyringKey.Name),
-			},
-		}
+		o.Cache = receiver.CacheOptions(keyringKey)
 	})
 	if err != nil {
 		log.Error(err, "unable to create the Kubernetes client")

@@ -9,25 +9,20 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
 
 // newReceiverCache starts an informer cache shaped like the receiver's: the CRs, and only
 // the keyring Secret.
 func newReceiverCache(ctx context.Context, namespace string) (cache.Cache, error) {
-	c, err := cache.New(cfg, cache.Options{
-		Scheme: scheme,
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", keyringName),
-			},
-		},
-	})
+	options := receiver.CacheOptions(types.NamespacedName{Namespace: namespace, Name: keyringName})
+	options.Scheme = scheme
+	c, err := cache.New(cfg, options)
 	if err != nil {
 		return nil, err
 	}
