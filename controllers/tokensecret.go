@@ -77,6 +77,7 @@ func tokenHash(token string) string {
 // tokenSecretWriter writes app-facing token Secrets.
 type tokenSecretWriter struct {
 	client client.Client
+	reader client.Reader // uncached
 	scheme *runtime.Scheme
 }
 
@@ -124,14 +125,19 @@ func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, exi
 	}
 
 	if existing == nil {
-		if err := w.client.Create(ctx, desired, fieldOwner); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				// Not in our label-filtered cache, so not ours.
-				return nil, errSecretNotOurs{name: name}
+		err := w.client.Create(ctx, desired, fieldOwner)
+		if !apierrors.IsAlreadyExists(err) {
+			if err != nil {
+				return nil, err
 			}
+			return desired, nil
+		}
+		// Either our own write the cache has not caught up with, or a Secret we do not
+		// manage (not in the label-filtered cache at all): ask the API server which.
+		existing = &corev1.Secret{}
+		if err := w.reader.Get(ctx, client.ObjectKeyFromObject(desired), existing); err != nil {
 			return nil, err
 		}
-		return desired, nil
 	}
 	if !metav1.IsControlledBy(existing, owner) {
 		return nil, errSecretNotOurs{name: name}

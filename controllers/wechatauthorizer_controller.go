@@ -60,7 +60,8 @@ type AuthorizerAPI interface {
 // and its authorizer_refresh_token safe.
 type WeChatAuthorizerReconciler struct {
 	client.Client
-	// APIReader reads uncached: Secrets named by spec.refreshTokenSecretRef.
+	// APIReader reads uncached: the WeChatAuthorizer itself, and Secrets named by
+	// spec.refreshTokenSecretRef.
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
@@ -87,8 +88,10 @@ type authorizerRun struct {
 
 // Reconcile: fetch → gather → (revoked? exchange a code? find a refresh token?) → refresh → record.
 func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// Read uncached: a reconcile woken by our own Secret writes must not see the status from
+	// before them (a pending code would be exchanged twice).
 	a := &wechatv1alpha1.WeChatAuthorizer{}
-	if err := r.Get(ctx, req.NamespacedName, a); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, a); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !a.DeletionTimestamp.IsZero() {
@@ -156,6 +159,7 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 		run.refreshAt = r.refreshTime(a, policy, current)
 	}
 	needRefresh := !current.validAt(now) || !now.Before(run.refreshAt)
+	hadToken := current.validAt(now)
 	if !needRefresh {
 		if err := r.writeTokenSecret(ctx, run, current); err != nil {
 			return r.fail(ctx, run, err)
@@ -181,8 +185,7 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	r.markAuthorized(run)
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
-	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventTokenRefreshed, "Refresh",
-		"authorizer_access_token refreshed, valid until %s", token.expiresAt.UTC().Format(time.RFC3339))
+	recordTokenEvent(r.Recorder, a, "authorizer_access_token", hadToken, token)
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)
 	return r.requeueAt(run, now), nil
@@ -405,7 +408,7 @@ func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *
 
 // saveState writes run.state to the state Secret.
 func (r *WeChatAuthorizerReconciler) saveState(ctx context.Context, run *authorizerRun) error {
-	secret, err := writeState(ctx, r.Client, run.a, run.stateSecret, run.state)
+	secret, err := writeState(ctx, r.Client, r.APIReader, run.a, run.stateSecret, run.state)
 	if err != nil {
 		return r.secretError(err)
 	}
@@ -548,7 +551,7 @@ func authorizerLabels(a *wechatv1alpha1.WeChatAuthorizer) map[string]string {
 }
 
 func (r *WeChatAuthorizerReconciler) tokenSecrets() *tokenSecretWriter {
-	return &tokenSecretWriter{client: r.Client, scheme: r.Scheme}
+	return &tokenSecretWriter{client: r.Client, reader: r.APIReader, scheme: r.Scheme}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -449,3 +449,36 @@ func postAuthorizedPush(w *world, code string) {
 	defer resp.Body.Close()
 	Expect(resp.StatusCode).To(Equal(http.StatusOK))
 }
+
+var _ = Describe("writing Secrets with a cache that lags behind", func() {
+	It("updates its own Secret that a stale read did not show, instead of reporting a conflict", func() {
+		w := newWorld()
+		defer w.close()
+		a := &wechatv1alpha1.WeChatAuthorizer{
+			ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
+			Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+				ComponentRef: wechatv1alpha1.LocalObjectReference{Name: "platform"}, AppID: testAuthorizerAppID,
+			},
+		}
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		token := func(v string) *issuedToken {
+			return &issuedToken{accessToken: v, appID: testAuthorizerAppID, issuedAt: simStart, expiresAt: simStart.Add(2 * time.Hour)}
+		}
+		writer := w.authz.tokenSecrets()
+		for _, v := range []string{"first", "second"} {
+			// existing=nil: what a cache that has not seen the first write returns.
+			_, err := writer.ensure(ctx, a, nil, "shop-token", a.Spec.TokenSecret, authorizerLabels(a), token(v))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(w.secret("shop-token").Data["access_token"])).To(Equal(v))
+
+			_, err = writeState(ctx, k8sClient, k8sClient, a, nil, authorizerState{refreshToken: "refresh-" + v})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(w.secret("shop-state").Data["refresh_token"])).To(Equal("refresh-" + v))
+		}
+
+		By("still refusing a Secret of the same name that the operator does not manage")
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: w.ns}})).To(Succeed())
+		_, err := writer.ensure(ctx, a, nil, "foreign", a.Spec.TokenSecret, authorizerLabels(a), token("x"))
+		Expect(err).To(MatchError(ContainSubstring("is not managed by wechat-operator")))
+	})
+})

@@ -57,7 +57,7 @@ func readState(secret *corev1.Secret, appID string) authorizerState {
 // writeState persists st into the authorizer's state Secret, creating it if needed, and
 // returns the Secret as it now is. It is always written before the app-facing token Secret,
 // so a crash in between loses nothing.
-func writeState(ctx context.Context, c client.Client, owner *wechatv1alpha1.WeChatAuthorizer, existing *corev1.Secret, st authorizerState) (*corev1.Secret, error) {
+func writeState(ctx context.Context, c client.Client, reader client.Reader, owner *wechatv1alpha1.WeChatAuthorizer, existing *corev1.Secret, st authorizerState) (*corev1.Secret, error) {
 	data := map[string][]byte{
 		wechatv1alpha1.SecretKeyRefreshToken: []byte(st.refreshToken),
 		stateKeyAppID:                        []byte(owner.Spec.AppID),
@@ -68,11 +68,23 @@ func writeState(ctx context.Context, c client.Client, owner *wechatv1alpha1.WeCh
 		data[stateKeyIssuedAt] = []byte(st.token.issuedAt.UTC().Format(time.RFC3339))
 	}
 	if existing != nil {
-		if maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) {
+		owned := metav1.IsControlledBy(existing, owner)
+		if !owned && existing.Labels[LabelAuthorizer] != owner.Name {
+			return nil, errSecretNotOurs{name: existing.Name}
+		}
+		if owned && maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) {
 			return existing, nil
 		}
 		updated := existing.DeepCopy()
 		updated.Data = data
+		if !owned {
+			// A WeChatAuthorizer deleted and applied again under the same name: adopt the
+			// state (and its refresh token) before the garbage collector takes it.
+			updated.OwnerReferences = nil
+			if err := controllerutil.SetControllerReference(owner, updated, c.Scheme()); err != nil {
+				return nil, err
+			}
+		}
 		return updated, c.Update(ctx, updated, fieldOwner)
 	}
 	secret := &corev1.Secret{
@@ -90,10 +102,15 @@ func writeState(ctx context.Context, c client.Client, owner *wechatv1alpha1.WeCh
 		return nil, err
 	}
 	err := c.Create(ctx, secret, fieldOwner)
-	if apierrors.IsAlreadyExists(err) {
-		return nil, errSecretNotOurs{name: secret.Name}
+	if !apierrors.IsAlreadyExists(err) {
+		return secret, err
 	}
-	return secret, err
+	// Our own earlier write that the cache has not caught up with, or not ours at all.
+	existing = &corev1.Secret{}
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(secret), existing); err != nil {
+		return nil, err
+	}
+	return writeState(ctx, c, reader, owner, existing, st)
 }
 
 // getManagedSecret reads a Secret through r (the manager's cache holds only managed

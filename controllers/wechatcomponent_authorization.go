@@ -102,7 +102,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	}
 	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
 		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
-	_, err = writeState(ctx, r.Client, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token})
+	_, err = writeState(ctx, r.Client, r.APIReader, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token})
 	return err
 }
 

@@ -32,6 +32,7 @@ import (
 
 // Event reasons and messages of the WeChatComponent controller. None carries a secret.
 const (
+	EventTokenIssued        = "TokenIssued"
 	EventTokenRefreshed     = "TokenRefreshed"
 	EventRefreshFailed      = "RefreshFailed"
 	EventCredentialsInvalid = "CredentialsInvalid"
@@ -65,7 +66,8 @@ type ComponentAPI interface {
 type WeChatComponentReconciler struct {
 	// Client reads from the manager's cache (CRs, managed Secrets) and writes to the API server.
 	client.Client
-	// APIReader reads uncached: credentials Secrets, which are not in the cache.
+	// APIReader reads uncached: the WeChatComponent itself, and credentials Secrets, which
+	// are not in the cache.
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
@@ -93,8 +95,9 @@ type componentState struct {
 
 // Reconcile reads like the story of a token: fetch, gather, decide, act, record.
 func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// Read uncached, so that a reconcile woken by our own Secret write sees our last status.
 	component := &wechatv1alpha1.WeChatComponent{}
-	if err := r.Get(ctx, req.NamespacedName, component); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, component); err != nil {
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, r.pruneKeyring(ctx)
 		}
@@ -182,11 +185,10 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), token); err != nil {
 		return r.secretFailure(ctx, c, state, err)
 	}
+	recordTokenEvent(r.Recorder, c, "component_access_token", state.token.validAt(now), token)
 	state.token = token
 	state.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
-	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventTokenRefreshed, "Refresh",
-		"component_access_token refreshed, valid until %s", token.expiresAt.UTC().Format(time.RFC3339))
 	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
 	r.exchangePendingCodes(ctx, c, token.accessToken)
 	return state, reconcile.Result{RequeueAfter: state.refreshAt.Sub(now)}, nil
@@ -357,7 +359,7 @@ func componentLabels(c *wechatv1alpha1.WeChatComponent) map[string]string {
 }
 
 func (r *WeChatComponentReconciler) tokenSecrets() *tokenSecretWriter {
-	return &tokenSecretWriter{client: r.Client, scheme: r.Scheme}
+	return &tokenSecretWriter{client: r.Client, reader: r.APIReader, scheme: r.Scheme}
 }
 
 func (r *WeChatComponentReconciler) keyring() *keyringWriter {
@@ -377,4 +379,14 @@ func (r *WeChatComponentReconciler) pruneKeyring(ctx context.Context) error {
 		}
 	}
 	return r.keyring().prune(ctx, func(n types.NamespacedName) bool { return live[n] })
+}
+
+// recordTokenEvent tells a first token from a refresh, so Events read true.
+func recordTokenEvent(recorder events.EventRecorder, obj runtime.Object, what string, refreshed bool, token *issuedToken) {
+	reason, verb := EventTokenIssued, "issued"
+	if refreshed {
+		reason, verb = EventTokenRefreshed, "refreshed"
+	}
+	recorder.Eventf(obj, nil, corev1.EventTypeNormal, reason, "Refresh", "%s %s, valid until %s",
+		what, verb, token.expiresAt.UTC().Format(time.RFC3339))
 }

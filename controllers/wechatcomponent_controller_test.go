@@ -104,7 +104,7 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		for len(w.recorder.Events) > 0 {
 			recorded = append(recorded, <-w.recorder.Events)
 		}
-		Expect(recorded).To(ContainElement(ContainSubstring(EventTokenRefreshed)))
+		Expect(recorded).To(ContainElement(ContainSubstring(EventTokenIssued)))
 		conds := fmt.Sprintf("%v", c.Status.Conditions)
 		for _, secretValue := range []string{token, ticket, testAppSecret, testVerifyToken, testEncodingAESKey} {
 			Expect(w.logs.String()).NotTo(ContainSubstring(secretValue))

@@ -188,7 +188,7 @@ type WeChatAuthorizerStatus struct {
 // +kubebuilder:printcolumn:name="AppID",type=string,JSONPath=`.spec.appID`
 // +kubebuilder:printcolumn:name="Nickname",type=string,JSONPath=`.status.info.nickName`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Component",type=string,priority=1,JSONPath=`.spec.componentRef.name`
 // +kubebuilder:printcolumn:name="Authorized",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Authorized")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`

@@ -179,7 +179,7 @@ type WeChatComponentStatus struct {
 // +kubebuilder:printcolumn:name="AppID",type=string,JSONPath=`.spec.appID`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Ticket Age",type=date,JSONPath=`.status.verifyTicket.receivedAt`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Refresh At",type=string,priority=1,JSONPath=`.status.refreshAt`
 // +kubebuilder:printcolumn:name="Secret",type=string,priority=1,JSONPath=`.status.tokenSecretName`
