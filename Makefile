@@ -83,9 +83,16 @@ demo-check: ## Run the demo non-interactively; fail unless tokens are issued and
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
+.PHONY: bench
+bench: bench-crypto bench-push ## Run every benchmark and print the figures.
+
 .PHONY: bench-crypto
 bench-crypto: ## Benchmark push verification+decryption against silenceper/wechat and the cost floor.
 	hack/bench-crypto.sh
+
+.PHONY: bench-push
+bench-push: envtest ## Benchmark ticket push -> token Secret latency and receiver throughput on the local control plane.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test ./test/bench -run '^$$' -bench . -benchtime 1x -v | grep -E '^(Benchmark|    push_bench|ok|FAIL|---)'
 
 # Images: $(IMG_REGISTRY)/manager:$(IMG_TAG) and $(IMG_REGISTRY)/webhook-receiver:$(IMG_TAG).
 IMG_REGISTRY ?= ghcr.io/wechat-operator
