@@ -5,6 +5,8 @@ SPDX-License-Identifier: Apache-2.0
 
 // Command kubectl-wechat is the wechat-operator kubectl plugin ("kubectl wechat ...").
 //
+//	kubectl-wechat auth-link COMPONENT [-n NS] --redirect-uri URL [--auth-type 1|2|3] [--biz-appid ID] [--mobile] [--qr]
+//	kubectl-wechat status [-n NS | -A]
 //	kubectl-wechat decrypt --token T --encoding-aes-key K --app-id A \
 //	    --timestamp TS --nonce N --msg-signature S < envelope.xml
 //
@@ -15,6 +17,11 @@ SPDX-License-Identifier: Apache-2.0
 //
 // --token and --encoding-aes-key may instead come from the environment variables
 // WECHAT_TOKEN and WECHAT_ENCODING_AES_KEY, which keeps them out of shell history and ps.
+//
+// auth-link creates a pre_auth_code with the component's token (read from its token Secret
+// through the user's kubeconfig) and prints the authorization link, optionally as a QR code.
+// status lists components and authorizers with readiness, expiry and last error; it reads
+// no Secret. Both exit 1 on failure and 2 on usage errors, with one line on stderr.
 package main
 
 import (
@@ -40,11 +47,17 @@ const (
 const usage = `kubectl-wechat: the wechat-operator kubectl plugin.
 
 Usage:
+  kubectl-wechat auth-link COMPONENT [-n NS] --redirect-uri URL [--auth-type 1|2|3] [--biz-appid ID] [--mobile] [--qr]
+  kubectl-wechat status [-n NS | -A]
   kubectl-wechat decrypt --token T --encoding-aes-key K --app-id A --timestamp TS --nonce N --msg-signature S < envelope.xml
 
 Commands:
-  decrypt   verify and decrypt a captured push envelope read from stdin
-  help      show this help
+  auth-link  print a link (or QR code) an account administrator opens to authorize a component
+  status     show components and authorizers: readiness, token expiry, last error
+  decrypt    verify and decrypt a captured push envelope read from stdin
+  help       show this help
+
+Run "kubectl-wechat COMMAND --help" for the flags of a command.
 `
 
 const decryptUsage = `Usage: kubectl-wechat decrypt [flags] < envelope.xml
@@ -61,11 +74,20 @@ func main() {
 
 // run executes the plugin and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	return runWith(args, stdin, stdout, stderr, getenv, defaultDeps(getenv, stderr))
+}
+
+// runWith is run with the cluster connection and the clock given, for tests.
+func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, d deps) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
+	case "auth-link":
+		return runAuthLink(args[1:], stdout, stderr, getenv, d)
+	case "status":
+		return runStatus(args[1:], stdout, stderr, d)
 	case "decrypt":
 		return runDecrypt(args[1:], stdin, stdout, stderr, getenv)
 	case "help", "-h", "-help", "--help":
