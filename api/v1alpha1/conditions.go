@@ -22,8 +22,6 @@ const (
 	ReasonTokenIssued = "TokenIssued"
 	// ReasonTokenExpired: the last token expired and no new one could be obtained yet.
 	ReasonTokenExpired = "TokenExpired"
-	// ReasonRefreshing: the token is valid, a refresh is under way or being retried.
-	ReasonRefreshing = "Refreshing"
 
 	// ReasonCredentialsSecretNotFound: the credentials Secret does not exist.
 	ReasonCredentialsSecretNotFound = "CredentialsSecretNotFound"
