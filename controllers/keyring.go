@@ -68,20 +68,52 @@ func (k *keyringWriter) update(ctx context.Context, change func(data map[string]
 	return k.client.Update(ctx, secret, fieldOwner)
 }
 
-// project records a component's receiver keys.
-func (k *keyringWriter) project(ctx context.Context, component types.NamespacedName, token, encodingAESKey string) error {
+// project records a component's receiver keys, and the HMAC key of its default message
+// forwarding (nil: none), in one write.
+func (k *keyringWriter) project(ctx context.Context, component types.NamespacedName, token, encodingAESKey string, forwardKey []byte) error {
 	return k.update(ctx, func(data map[string][]byte) {
 		data[keyring.TokenKey(component.Namespace, component.Name)] = []byte(token)
 		data[keyring.AESKeyKey(component.Namespace, component.Name)] = []byte(encodingAESKey)
+		if forwardKey == nil {
+			delete(data, keyring.ForwardKeyKey(component.Namespace, component.Name))
+		} else {
+			data[keyring.ForwardKeyKey(component.Namespace, component.Name)] = forwardKey
+		}
 	})
 }
 
-// remove drops a component's entries, and those of any component that no longer exists.
+// prune drops the entries of components that no longer exist, and entries it cannot parse.
+// WeChatAuthorizers' entries are theirs to prune (pruneAuthorizers).
 func (k *keyringWriter) prune(ctx context.Context, exists func(types.NamespacedName) bool) error {
 	return k.update(ctx, func(data map[string][]byte) {
 		for entry := range data {
+			if _, _, ok := keyring.ParseAuthorizerKey(entry); ok {
+				continue
+			}
 			ns, name, ok := keyring.ParseKey(entry)
 			if !ok || !exists(types.NamespacedName{Namespace: ns, Name: name}) {
+				delete(data, entry)
+			}
+		}
+	})
+}
+
+// setEntry writes one entry, or removes it when value is nil.
+func (k *keyringWriter) setEntry(ctx context.Context, entry string, value []byte) error {
+	return k.update(ctx, func(data map[string][]byte) {
+		if value == nil {
+			delete(data, entry)
+			return
+		}
+		data[entry] = value
+	})
+}
+
+// pruneAuthorizers drops the entries of WeChatAuthorizers for which gone reports true.
+func (k *keyringWriter) pruneAuthorizers(ctx context.Context, gone func(types.NamespacedName) bool) error {
+	return k.update(ctx, func(data map[string][]byte) {
+		for entry := range data {
+			if ns, name, ok := keyring.ParseAuthorizerKey(entry); ok && gone(types.NamespacedName{Namespace: ns, Name: name}) {
 				delete(data, entry)
 			}
 		}

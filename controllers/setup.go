@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,9 +45,9 @@ func rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 7*time.Minute)
 }
 
-// componentChanged lets through what must wake the controller: a spec change, a new ticket
-// or redirect code from the receiver, or a changed annotation (refresh requests). The controller's own status
-// writes do not change these, so they do not loop.
+// componentChanged lets through what must wake the controller: a spec change, a new ticket,
+// redirect code or 全网发布 test reply from the receiver, or a changed annotation (refresh
+// requests). The controller's own status writes do not add these, so they do not loop.
 var componentChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
@@ -57,9 +58,20 @@ var componentChanged = predicate.Funcs{
 		return oldC.Generation != newC.Generation ||
 			!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
 			len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
+			newTestReply(oldC.Status.PendingTestReplies, newC.Status.PendingTestReplies) ||
 			!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
 			!newC.DeletionTimestamp.IsZero()
 	},
+}
+
+// newTestReply reports a test reply in now that was not in before.
+func newTestReply(before, now []wechatv1alpha1.TestReply) bool {
+	for _, n := range now {
+		if !slices.ContainsFunc(before, func(b wechatv1alpha1.TestReply) bool { return b.Code == n.Code }) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetupWithManager registers the WeChatComponent controller.
@@ -142,3 +154,7 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 		Named("wechatauthorizer").
 		Complete(r)
 }
+
+// conflictRetry is how soon a reconcile whose status write lost a race looks again: the
+// other writer's change is already on its way through the watch.
+const conflictRetry = time.Second

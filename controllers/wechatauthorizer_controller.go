@@ -68,6 +68,10 @@ type WeChatAuthorizerReconciler struct {
 	WeChat    AuthorizerAPI
 	Clock     clock.PassiveClock
 	Random    func() float64
+	// KeyringNamespace and KeyringName locate the receiver keyring Secret, where the HMAC key
+	// of spec.messages.forward is copied. Empty: forwarding keys are not projected.
+	KeyringNamespace string
+	KeyringName      string
 }
 
 // authorizerRun is one reconcile's working set.
@@ -92,10 +96,17 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	// before them (a pending code would be exchanged twice).
 	a := &wechatv1alpha1.WeChatAuthorizer{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, a); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, r.pruneForwardKeys(ctx)
+		}
+		return reconcile.Result{}, err
 	}
 	if !a.DeletionTimestamp.IsZero() {
-		return reconcile.Result{}, nil // the Secrets go with their owner references
+		// The Secrets go with their owner references; only the keyring needs us.
+		return reconcile.Result{}, r.pruneForwardKeys(ctx)
+	}
+	if err := r.projectForwardKey(ctx, a); err != nil {
+		return reconcile.Result{}, err
 	}
 	before := a.Status.DeepCopy()
 	run := &authorizerRun{a: a}
@@ -106,7 +117,7 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 			if apierrors.IsConflict(uerr) {
 				// The receiver recorded a code or a revocation meanwhile. Everything that
 				// matters is in the Secrets already; look again.
-				return reconcile.Result{Requeue: true}, nil
+				return reconcile.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return reconcile.Result{}, errors.Join(err, uerr)
 		}

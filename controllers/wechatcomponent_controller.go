@@ -82,6 +82,7 @@ type WeChatComponentReconciler struct {
 
 	startPushMu   sync.Mutex
 	lastStartPush map[types.NamespacedName]time.Time
+	testReplies   testReplyMemory
 }
 
 // componentState is what one reconcile learned; it is turned into status at the end.
@@ -116,7 +117,7 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 			if apierrors.IsConflict(uerr) {
 				// The receiver wrote a new ticket meanwhile; the Secret holds the truth, so
 				// nothing is lost by reconciling again.
-				return reconcile.Result{Requeue: true}, nil
+				return reconcile.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return reconcile.Result{}, errors.Join(err, uerr)
 		}
@@ -149,7 +150,11 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	if err != nil {
 		return r.fail(ctx, c, state, err)
 	}
-	if err := r.keyring().project(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, creds.token, creds.encodingAESKey); err != nil {
+	forwardKey, err := r.forwardKey(ctx, c)
+	if err != nil {
+		return state, reconcile.Result{}, err
+	}
+	if err := r.keyring().project(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, creds.token, creds.encodingAESKey, forwardKey); err != nil {
 		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
 	}
 	ticket, ticketOK := r.ticketState(c, state, now)
@@ -162,7 +167,8 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 			return r.secretFailure(ctx, c, state, err)
 		}
 		r.exchangePendingCodes(ctx, c, state.token.accessToken)
-		return state, reconcile.Result{RequeueAfter: state.refreshAt.Sub(now)}, nil
+		retry := r.answerTestReplies(ctx, c, state.token.accessToken)
+		return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
 	}
 	if !ticketOK {
 		r.requestTicketPush(ctx, c, creds)
@@ -191,7 +197,8 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
 	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
 	r.exchangePendingCodes(ctx, c, token.accessToken)
-	return state, reconcile.Result{RequeueAfter: state.refreshAt.Sub(now)}, nil
+	retry := r.answerTestReplies(ctx, c, token.accessToken)
+	return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
 }
 
 // refreshTime keeps the refresh time in status when it belongs to the token in the Secret

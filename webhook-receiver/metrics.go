@@ -26,6 +26,12 @@ const (
 // Metrics are the receiver's Prometheus metrics.
 type Metrics struct {
 	Pushes *prometheus.CounterVec
+	// Messages counts messages of authorized accounts by msgtype, account (known: a
+	// WeChatAuthorizer exists; unknown; unverified) and result.
+	Messages *prometheus.CounterVec
+	// Forwards counts forwards to apps by result; ForwardDuration times them.
+	Forwards        *prometheus.CounterVec
+	ForwardDuration prometheus.Histogram
 }
 
 // NewMetrics creates the receiver's metrics and registers them with reg.
@@ -35,8 +41,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wechat_receiver_pushes_total",
 			Help: "Pushes received from WeChat, by InfoType (\"unknown\" when it could not be read) and result.",
 		}, []string{"infotype", "result"}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_receiver_messages_total",
+			Help: "Messages and events of authorized accounts, by MsgType (\"unknown\" when it could not be read), account (known, unknown, unverified) and result.",
+		}, []string{"msgtype", "account", "result"}),
+		Forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wechat_receiver_forwards_total",
+			Help: "Messages forwarded to apps, by result: replied, no_reply, timeout, error, bad_reply, no_key.",
+		}, []string{"result"}),
+		ForwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wechat_receiver_forward_duration_seconds",
+			Help:    "How long apps took to answer forwarded messages (capped by the forward timeout).",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4},
+		}),
 	}
-	reg.MustRegister(m.Pushes)
+	reg.MustRegister(m.Pushes, m.Messages, m.Forwards, m.ForwardDuration)
 	return m
 }
 

@@ -6,8 +6,9 @@ SPDX-License-Identifier: Apache-2.0
 // Package receiver is the webhook receiver: the internet-facing endpoint of WeChat's pushes
 // to the 授权事件接收URL. It verifies and decrypts each push with the component's keys (from
 // the keyring Secret the manager writes), records what it carries on the custom resources'
-// status, and answers "success". It never holds an access token, and never logs a ticket,
-// code, token or key.
+// status, and answers "success". It also serves the 消息与事件接收URL of the authorized
+// accounts (messages.go): the 全网发布 test responder and forwarding to apps. It never holds
+// an access token, and never logs a ticket, code, token, key or message content.
 package receiver
 
 import (
@@ -66,6 +67,11 @@ type Options struct {
 	// Recorder emits Events on WeChatComponents (for example an authorization that has no
 	// WeChatAuthorizer to be recorded on). Optional.
 	Recorder events.EventRecorder
+	// ForwardTimeout is how long an app may take to answer a forwarded message, unless its
+	// forwarding target says less. DefaultForwardTimeout if 0; at most MaxForwardTimeout.
+	ForwardTimeout time.Duration
+	// ForwardClient sends forwarded messages; one that follows no redirects if nil.
+	ForwardClient *http.Client
 	// Logger receives one line per push: component, InfoType, result. Never a secret.
 	Logger logr.Logger
 }
@@ -82,6 +88,8 @@ type Server struct {
 	metrics           *Metrics
 	recorder          events.EventRecorder
 	log               logr.Logger
+	forwardTimeout    time.Duration
+	forwardClient     *http.Client
 }
 
 // New returns a Server.
@@ -104,6 +112,12 @@ func New(opts Options) *Server {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
+	if opts.ForwardTimeout <= 0 {
+		opts.ForwardTimeout = DefaultForwardTimeout
+	}
+	if opts.ForwardClient == nil {
+		opts.ForwardClient = newForwardClient()
+	}
 	return &Server{
 		reader:    opts.Reader,
 		apiReader: opts.APIReader,
@@ -118,16 +132,20 @@ func New(opts Options) *Server {
 		metrics:        opts.Metrics,
 		recorder:       opts.Recorder,
 		log:            opts.Logger,
+		forwardTimeout: min(opts.ForwardTimeout, MaxForwardTimeout),
+		forwardClient:  opts.ForwardClient,
 	}
 }
 
 // Handler returns the push endpoints:
 //
-//	POST /wechat/{namespace}/{component}/events     the platform's 授权事件接收URL
-//	GET  /wechat/{namespace}/{component}/authorized the redirect_uri of authorization links
+//	POST /wechat/{namespace}/{component}/events                     the platform's 授权事件接收URL
+//	POST /wechat/{namespace}/{component}/messages/{authorizerAppID} its 消息与事件接收URL ($APPID$)
+//	GET  /wechat/{namespace}/{component}/authorized                 the redirect_uri of authorization links
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /wechat/{namespace}/{component}/events", s.handleEvents)
+	mux.HandleFunc("POST /wechat/{namespace}/{component}/messages/{authorizerAppID}", s.handleMessages)
 	mux.HandleFunc("GET /wechat/{namespace}/{component}/authorized", s.handleAuthorized)
 	return mux
 }

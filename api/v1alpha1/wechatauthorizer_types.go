@@ -54,6 +54,10 @@ type WeChatAuthorizerSpec struct {
 	// The WeChatAuthorizer itself is always kept, so a re-authorization resumes it.
 	// +optional
 	OnUnauthorized UnauthorizedPolicy `json:"onUnauthorized,omitempty"`
+
+	// Messages configures how the receiver handles this account's messages and events.
+	// +optional
+	Messages AuthorizerMessages `json:"messages,omitempty"`
 }
 
 // AuthorizationCode is an authorization code (auth_code) waiting to be exchanged with

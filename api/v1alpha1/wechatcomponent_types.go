@@ -44,6 +44,11 @@ type WeChatComponentSpec struct {
 	// Receiver tunes how the webhook receiver accepts this platform's pushes.
 	// +optional
 	Receiver ReceiverOptions `json:"receiver,omitempty"`
+
+	// Messages configures the 消息与事件接收URL of the authorized accounts: the answers to
+	// WeChat's 全网发布 test, and the default forwarding target.
+	// +optional
+	Messages ComponentMessages `json:"messages,omitempty"`
 }
 
 // CredentialsSecretReference names the credentials Secret and, optionally, its key names.
@@ -145,6 +150,13 @@ type WeChatComponentStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	PendingAuthorizationCodes []AuthorizationCode `json:"pendingAuthorizationCodes,omitempty"`
+
+	// PendingTestReplies are customer-service replies owed to WeChat's 全网发布 test,
+	// recorded by the receiver and sent (then cleared) by the controller.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	PendingTestReplies []TestReply `json:"pendingTestReplies,omitempty"`
 
 	// TokenSecretName is the Secret the current component_access_token is in.
 	// +optional

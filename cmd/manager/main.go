@@ -116,6 +116,9 @@ func main() {
 		WeChat:    wechat,
 		Clock:     clock.RealClock{},
 		Random:    randomFloat,
+		// The HMAC keys of spec.messages.forward go into the keyring too.
+		KeyringNamespace: *operatorNS,
+		KeyringName:      *keyringName,
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := authorizers.SetupWithManager(ctx, mgr, *maxReconciles); err != nil {

@@ -3,8 +3,9 @@ Copyright 2026 The wechat-operator Authors.
 SPDX-License-Identifier: Apache-2.0
 */
 
-// Command webhook-receiver serves the 授权事件接收URL of WeChat third-party platforms:
-// it verifies and decrypts pushes and records them on the custom resources' status.
+// Command webhook-receiver serves the 授权事件接收URL and the 消息与事件接收URL of WeChat
+// third-party platforms: it verifies and decrypts pushes and records them on the custom
+// resources' status, answers WeChat's 全网发布 test, and forwards messages to apps.
 package main
 
 import (
@@ -43,13 +44,16 @@ func main() {
 		keyringName  = flag.String("keyring-secret", keyring.DefaultSecretName, "name of the keyring Secret the manager writes")
 		window       = flag.Duration("timestamp-window", receiver.DefaultTimestampWindow, "largest accepted difference between a push's timestamp and now (a component's spec.receiver.timestampWindow overrides it)")
 		maxBody      = flag.Int64("max-body-bytes", receiver.DefaultMaxBodyBytes, "largest accepted push body; larger ones get 413")
+		fwdTimeout   = flag.Duration("forward-timeout", receiver.DefaultForwardTimeout, "how long an app may take to answer a forwarded message before WeChat gets \"success\" (a target's spec.messages.forward.timeout may say less; at most 4s)")
 		zapOptions   = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"Serves WeChat's pushes to the 授权事件接收URL at POST /wechat/{namespace}/{component}/events.\n"+
-			"Set the platform's 授权事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/events.\n"+
+			"Serves WeChat's pushes to the 授权事件接收URL at POST /wechat/{namespace}/{component}/events,\n"+
+			"and the authorized accounts' messages at POST /wechat/{namespace}/{component}/messages/{appid}.\n"+
+			"Set the platform's 授权事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/events\n"+
+			"and its 消息与事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/messages/$APPID$.\n"+
 			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", os.Args[0])
 		flag.PrintDefaults()
 	}
@@ -82,6 +86,7 @@ func main() {
 		Keyring:         keyringKey,
 		TimestampWindow: *window,
 		MaxBodyBytes:    *maxBody,
+		ForwardTimeout:  *fwdTimeout,
 		Metrics:         receiver.DefaultMetrics(metrics.Registry),
 		Recorder:        c.GetEventRecorder("wechat-webhook-receiver"),
 		Logger:          log,

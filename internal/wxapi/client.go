@@ -191,6 +191,24 @@ const (
 type endpoint struct {
 	name  string
 	retry retryClass
+	// path is the URL path; "/cgi-bin/component/<name>" if empty.
+	path string
+	// tokenParam is the query parameter the token goes in; "component_access_token" if empty.
+	tokenParam string
+}
+
+func (ep endpoint) urlPath() string {
+	if ep.path != "" {
+		return ep.path
+	}
+	return "/cgi-bin/component/" + ep.name
+}
+
+func (ep endpoint) tokenQuery() string {
+	if ep.tokenParam != "" {
+		return ep.tokenParam
+	}
+	return "component_access_token"
 }
 
 // apiStatus is the errcode/errmsg pair every WeChat answer may carry.
@@ -203,10 +221,10 @@ func (s *apiStatus) status() *apiStatus { return s }
 
 type response interface{ status() *apiStatus }
 
-// call POSTs body as JSON to the endpoint, with componentToken (if any) in
+// call POSTs body as JSON to the endpoint, with the access token (if any) in
 // the query, and decodes the answer into out. secrets are scrubbed from every
 // error text.
-func (c *Client) call(ctx context.Context, ep endpoint, componentToken string, body any, out response, secrets redactor) error {
+func (c *Client) call(ctx context.Context, ep endpoint, accessToken string, body any, out response, secrets redactor) error {
 	if c.base == nil {
 		return fmt.Errorf("wechat %s: invalid base URL", ep.name)
 	}
@@ -215,9 +233,9 @@ func (c *Client) call(ctx context.Context, ep endpoint, componentToken string, b
 		return fmt.Errorf("wechat %s: encoding request: %w", ep.name, err)
 	}
 	u := *c.base
-	u.Path = c.base.Path + "/cgi-bin/component/" + ep.name
-	if componentToken != "" {
-		u.RawQuery = url.Values{"component_access_token": {componentToken}}.Encode()
+	u.Path = c.base.Path + ep.urlPath()
+	if accessToken != "" {
+		u.RawQuery = url.Values{ep.tokenQuery(): {accessToken}}.Encode()
 	}
 	target := u.String()
 

@@ -31,16 +31,16 @@ const (
 const MaxAuthorizerListCount = 500
 
 var (
-	epComponentToken    = endpoint{APIComponentToken, retrySafe}
-	epStartPushTicket   = endpoint{APIStartPushTicket, retrySafe}
-	epCreatePreAuthCode = endpoint{APICreatePreAuthCode, retrySafe}
+	epComponentToken    = endpoint{name: APIComponentToken, retry: retrySafe}
+	epStartPushTicket   = endpoint{name: APIStartPushTicket, retry: retrySafe}
+	epCreatePreAuthCode = endpoint{name: APICreatePreAuthCode, retry: retrySafe}
 	// A code exchange is single use: a retry after the request may have
 	// reached WeChat could burn the code or return a confusing 61009.
-	epQueryAuth          = endpoint{APIQueryAuth, retryIfNotSent}
-	epAuthorizerToken    = endpoint{APIAuthorizerToken, retrySafe}
-	epGetAuthorizerInfo  = endpoint{APIGetAuthorizerInfo, retrySafe}
-	epGetAuthorizerList  = endpoint{APIGetAuthorizerList, retrySafe}
-	epClearQuota         = endpoint{APIClearQuota, retryIfNotSent} // resets are limited per month
+	epQueryAuth          = endpoint{name: APIQueryAuth, retry: retryIfNotSent}
+	epAuthorizerToken    = endpoint{name: APIAuthorizerToken, retry: retrySafe}
+	epGetAuthorizerInfo  = endpoint{name: APIGetAuthorizerInfo, retry: retrySafe}
+	epGetAuthorizerList  = endpoint{name: APIGetAuthorizerList, retry: retrySafe}
+	epClearQuota         = endpoint{name: APIClearQuota, retry: retryIfNotSent} // resets are limited per month
 	errMissingField      = errors.New("answer lacks a required field")
 	errInvalidExpiresIn  = errors.New("answer has no positive expires_in")
 	errInvalidListCount  = fmt.Errorf("count must be between 1 and %d", MaxAuthorizerListCount)

@@ -18,6 +18,8 @@ import (
 var errMsgs = map[int]string{
 	-1:    "system error",
 	40001: "invalid credential, access_token is invalid or not latest",
+	40003: "invalid openid",
+	40008: "invalid message type",
 	40013: "invalid appid",
 	40014: "invalid access_token",
 	40097: "invalid args",
@@ -27,6 +29,7 @@ var errMsgs = map[int]string{
 	41004: "appsecret missing",
 	42001: "access_token expired",
 	43002: "require POST method",
+	44004: "empty content",
 	45009: "reach max api daily quota limit",
 	47001: "data format error",
 	48001: "api unauthorized",
@@ -87,6 +90,7 @@ func (s *Simulator) routes() {
 		s.mux.HandleFunc("/cgi-bin/component/"+api, s.serveComponentAPI(api, h))
 	}
 	s.mux.HandleFunc("/cgi-bin/get_api_domain_ip", s.serveGetAPIDomainIP)
+	s.mux.HandleFunc("/cgi-bin/message/custom/send", s.serveSendCustomMessage)
 	s.adminRoutes()
 }
 

@@ -44,6 +44,9 @@ type ComponentSeed struct {
 	// ReceiverURL is the 授权事件接收URL pushes are POSTed to. Empty: the
 	// Options.ReceiverURLTemplate, or no pushes.
 	ReceiverURL string `json:"receiver_url,omitempty"`
+	// MessageURL is the 消息与事件接收URL messages of authorized accounts are
+	// POSTed to; "$APPID$" in it is replaced with the account's appid.
+	MessageURL string `json:"message_url,omitempty"`
 	// IPWhitelist, if not empty, lists the only client IPs allowed to call
 	// the API for this component (others get 61004).
 	IPWhitelist []string `json:"ip_whitelist,omitempty"`

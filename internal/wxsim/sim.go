@@ -43,6 +43,9 @@ const (
 	APIGetAuthorizerInfo = "api_get_authorizer_info"
 	APIGetAuthorizerList = "api_get_authorizer_list"
 	APIClearQuota        = "clear_quota"
+	// APISendCustomMessage is /cgi-bin/message/custom/send, the customer-service
+	// message API an authorized account's access token calls (see messages.go).
+	APISendCustomMessage = "message_custom_send"
 	// APIGetAPIDomainIP is /cgi-bin/get_api_domain_ip, an authorizer API the
 	// simulator serves so an authorizer access token can be checked the
 	// way an app would use it.
@@ -89,6 +92,7 @@ type Simulator struct {
 	quotas       map[string]int
 	pushes       []PushRecord
 	pushSeq      int
+	customMsgs   []CustomMessage
 }
 
 type component struct {
