@@ -1,0 +1,145 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+)
+
+// updateInfo refreshes status.info daily; a failure is logged, not fatal.
+func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *authorizerRun, now time.Time) {
+	a := run.a
+	if a.Status.Info != nil && a.Status.Info.UpdatedAt != nil && now.Sub(a.Status.Info.UpdatedAt.Time) < infoRefreshInterval {
+		return
+	}
+	info, err := r.WeChat.GetAuthorizerInfo(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
+	if err != nil {
+		log.FromContext(ctx).Info("api_get_authorizer_info failed; keeping the previous info", "error", err.Error())
+		return
+	}
+	a.Status.Info = authorizerInfoStatus(info, now)
+}
+
+func (r *WeChatAuthorizerReconciler) requeueAt(run *authorizerRun, now time.Time) reconcile.Result {
+	next := run.refreshAt
+	if info := run.a.Status.Info; info != nil && info.UpdatedAt != nil {
+		next = minTime(next, info.UpdatedAt.Add(infoRefreshInterval))
+	}
+	return reconcile.Result{RequeueAfter: max(next.Sub(now), time.Second)}
+}
+
+func (r *WeChatAuthorizerReconciler) refreshTime(a *wechatv1alpha1.WeChatAuthorizer, policy refresh.Policy, token *issuedToken) time.Time {
+	s := a.Status
+	if s.RefreshAt != nil && s.ExpiresAt != nil && s.ExpiresAt.Time.Equal(token.expiresAt) {
+		return s.RefreshAt.Time
+	}
+	return policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+}
+
+func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRun, err error) (reconcile.Result, error) {
+	var f *failure
+	if !errors.As(err, &f) {
+		return reconcile.Result{}, err
+	}
+	a := run.a
+	run.failure = f
+	a.Status.FailedAttempts++
+	a.Status.LastFailureReason = f.reason
+	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventRefreshFailed, "Refresh", "%s", f.message)
+	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
+	wait := f.backoff.Delay(a.Status.FailedAttempts, r.Random())
+	return reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
+}
+
+// recordStatus turns the run into conditions and status fields.
+func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
+	a := run.a
+	now := r.Clock.Now()
+	s := &a.Status
+	s.ObservedGeneration = a.Generation
+	if !run.refreshAt.IsZero() {
+		s.RefreshAt = timePtr(run.refreshAt)
+	}
+	if run.authorized != nil {
+		c := *run.authorized
+		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionAuthorized, c.Status, c.Reason, c.Message)
+	}
+	token := run.served
+	if token != nil {
+		s.TokenSecretName = authorizerTokenSecretName(a)
+		s.ExpiresAt = timePtr(token.expiresAt)
+		s.LastRefreshTime = timePtr(token.issuedAt)
+	} else if run.waiting == wechatv1alpha1.ReasonUnauthorized {
+		s.ExpiresAt = nil
+	}
+	if run.waiting == wechatv1alpha1.ReasonUnauthorized {
+		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, run.waiting, run.waitingMsg)
+		return
+	}
+	f := run.failure
+	if f == nil && run.waiting != "" {
+		f = &failure{reason: run.waiting, message: run.waitingMsg}
+	}
+	if token.validAt(now) && f == nil {
+		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, wechatv1alpha1.ReasonTokenIssued,
+			fmt.Sprintf(msgAuthorizerTokenIssued, s.TokenSecretName, token.expiresAt.UTC().Format(time.RFC3339), run.refreshAt.UTC().Format(time.RFC3339)))
+		return
+	}
+	setReady(&s.Conditions, a.Generation, now, token, run.refreshAt, f, s.TokenSecretName, "", "")
+}
+
+func authorizerInfoStatus(info wxapi.AuthorizerInfo, now time.Time) *wechatv1alpha1.AuthorizerInfo {
+	serviceType, verifyType := int32(info.ServiceType), int32(info.VerifyType)
+	funcInfo := make([]int32, 0, len(info.FuncInfo))
+	for _, id := range info.FuncInfo {
+		funcInfo = append(funcInfo, int32(id))
+	}
+	b := info.BusinessInfo
+	return &wechatv1alpha1.AuthorizerInfo{
+		NickName: info.NickName, HeadImg: info.HeadImg, ServiceType: &serviceType, VerifyType: &verifyType,
+		UserName: info.UserName, PrincipalName: info.PrincipalName, Alias: info.Alias, QRCodeURL: info.QRCodeURL,
+		BusinessInfo: &wechatv1alpha1.BusinessInfo{
+			OpenStore: b.OpenStore == 1, OpenScan: b.OpenScan == 1, OpenPay: b.OpenPay == 1,
+			OpenCard: b.OpenCard == 1, OpenShake: b.OpenShake == 1,
+		},
+		FuncInfo:  funcInfo,
+		UpdatedAt: timePtr(now),
+	}
+}
+
+func authorizerTokenSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
+	if a.Spec.TokenSecret.Name != "" {
+		return a.Spec.TokenSecret.Name
+	}
+	return a.Name + "-token"
+}
+
+func authorizerLabels(a *wechatv1alpha1.WeChatAuthorizer) map[string]string {
+	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, LabelAuthorizer: a.Name}
+}
+
+func (r *WeChatAuthorizerReconciler) tokenSecrets() *tokenSecretWriter {
+	return &tokenSecretWriter{client: r.Client, reader: r.APIReader, scheme: r.Scheme}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
