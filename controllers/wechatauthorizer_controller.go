@@ -53,7 +53,7 @@ type AuthorizerAPI interface {
 	QueryAuth(ctx context.Context, componentToken, appID, authCode string) (wxapi.AuthorizationInfo, error)
 	AuthorizerToken(ctx context.Context, componentToken, appID, authorizerAppID, refreshToken string) (wxapi.AuthorizerToken, error)
 	GetAuthorizerInfo(ctx context.Context, componentToken, appID, authorizerAppID string) (wxapi.AuthorizerInfo, error)
-	FindAuthorizer(ctx context.Context, componentToken, appID, authorizerAppID string) (wxapi.AuthorizerListItem, bool, error)
+	AuthorizerLister
 }
 
 // WeChatAuthorizerReconciler keeps an authorized account's authorizer_access_token fresh
@@ -68,6 +68,8 @@ type WeChatAuthorizerReconciler struct {
 	WeChat    AuthorizerAPI
 	Clock     clock.PassiveClock
 	Random    func() float64
+
+	directory authorizerDirectory
 	// KeyringNamespace and KeyringName locate the receiver keyring Secret, where the HMAC key
 	// of spec.messages.forward is copied. Empty: forwarding keys are not projected.
 	KeyringNamespace string

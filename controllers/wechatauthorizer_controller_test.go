@@ -185,6 +185,39 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		Expect(w.sim.Calls(wxapi.APIGetAuthorizerList, testComponentAppID)).To(Equal(1))
 	})
 
+	It("imports many authorizers from Git with one reading of api_get_authorizer_list", func() {
+		platformReady(false)
+		const n = 30
+		for i := range n {
+			appID := fmt.Sprintf("wx%016x", 0xa000+i)
+			Expect(w.sim.PutAuthorizer(wxsim.AuthorizerSeed{ComponentAppID: testComponentAppID, AppID: appID, Authorized: true})).To(Succeed())
+			Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("shop-%d", i), Namespace: w.ns},
+				Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+					ComponentRef: wechatv1alpha1.LocalObjectReference{Name: "platform"}, AppID: appID,
+				},
+			})).To(Succeed())
+		}
+		for i := range n {
+			w.reconcileAuthorizer(fmt.Sprintf("shop-%d", i))
+			Expect(ready(fmt.Sprintf("shop-%d", i)).Status).To(Equal(metav1.ConditionTrue))
+		}
+		Expect(w.sim.Calls(wxapi.APIGetAuthorizerList, testComponentAppID)).To(Equal(1))
+
+		By("reading the list again once the reading is a minute old")
+		w.clock.Step(2 * time.Minute)
+		Expect(w.sim.PutAuthorizer(wxsim.AuthorizerSeed{ComponentAppID: testComponentAppID, AppID: testAuthorizerAppID, Authorized: true})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{
+			ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: w.ns},
+			Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+				ComponentRef: wechatv1alpha1.LocalObjectReference{Name: "platform"}, AppID: testAuthorizerAppID,
+			},
+		})).To(Succeed())
+		w.reconcileAuthorizer("late")
+		Expect(ready("late").Status).To(Equal(metav1.ConditionTrue))
+		Expect(w.sim.Calls(wxapi.APIGetAuthorizerList, testComponentAppID)).To(Equal(2))
+	})
+
 	It("imports a refresh token from spec.refreshTokenSecretRef", func() {
 		platformReady(false)
 		authorize()

@@ -46,7 +46,7 @@ func (r *WeChatAuthorizerReconciler) findRefreshToken(ctx context.Context, run *
 // token if it differs from rejected.
 func (r *WeChatAuthorizerReconciler) recoverRefreshToken(ctx context.Context, run *authorizerRun, rejected string) error {
 	a := run.a
-	item, found, err := r.WeChat.FindAuthorizer(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
+	item, found, err := r.directory.lookup(ctx, r.WeChat, r.Clock.Now(), run.componentToken, run.component.Spec.AppID, a.Spec.AppID, rejected)
 	if err != nil {
 		r.reportComponentToken(ctx, run, err)
 		return classifyAPIError(err)
