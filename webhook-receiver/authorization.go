@@ -113,29 +113,9 @@ func (s *Server) recordRevocation(ctx context.Context, component *wechatv1alpha1
 	})
 }
 
-// patchAuthorizerStatus applies change to a fresh copy of the status and writes it with
-// optimistic concurrency, retrying when another writer got there first.
+// patchAuthorizerStatus applies change to a fresh copy of an authorizer's status and writes it.
 func (s *Server) patchAuthorizerStatus(ctx context.Context, key types.NamespacedName, change func(*wechatv1alpha1.WeChatAuthorizerStatus) bool) (bool, error) {
-	var lastErr error
-	for attempt := 0; attempt < maxPatchAttempts; attempt++ {
-		a := &wechatv1alpha1.WeChatAuthorizer{}
-		if err := s.apiReader.Get(ctx, key, a); err != nil {
-			return false, err
-		}
-		base := a.DeepCopy()
-		if !change(&a.Status) {
-			return false, nil
-		}
-		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-		lastErr = s.client.Status().Patch(ctx, a, patch, client.FieldOwner(FieldManager))
-		if lastErr == nil {
-			return true, nil
-		}
-		if !apierrors.IsConflict(lastErr) {
-			return false, lastErr
-		}
-	}
-	return false, lastErr
+	return patchStatus(ctx, s, key, newAuthorizer, func(a *wechatv1alpha1.WeChatAuthorizer) bool { return change(&a.Status) })
 }
 
 func (s *Server) event(obj client.Object, eventType, reason, format string, args ...any) {

@@ -109,20 +109,13 @@ func (s *Server) recordRedirectCode(ctx context.Context, component *wechatv1alph
 			return false, nil
 		}
 	}
-	key := client.ObjectKeyFromObject(component)
-	var lastErr error
-	for attempt := 0; attempt < maxPatchAttempts; attempt++ {
-		c := &wechatv1alpha1.WeChatComponent{}
-		if err := s.apiReader.Get(ctx, key, c); err != nil {
-			return false, err
-		}
+	return patchStatus(ctx, s, client.ObjectKeyFromObject(component), newComponent, func(c *wechatv1alpha1.WeChatComponent) bool {
 		pending := c.Status.PendingAuthorizationCodes
 		for _, p := range pending {
 			if p.Code == code {
-				return false, nil
+				return false
 			}
 		}
-		base := c.DeepCopy()
 		now := metav1.NewTime(s.clock.Now().UTC().Truncate(time.Second))
 		entry := wechatv1alpha1.AuthorizationCode{Code: code, ExpiresAt: metav1.NewTime(expiresAt.UTC().Truncate(time.Second)), ReceivedAt: &now}
 		// Keep the newest ones: the list is bounded, and old codes are the first to expire.
@@ -131,14 +124,6 @@ func (s *Server) recordRedirectCode(ctx context.Context, component *wechatv1alph
 			pending = pending[len(pending)-maxPendingCodes:]
 		}
 		c.Status.PendingAuthorizationCodes = pending
-		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-		lastErr = s.client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldManager))
-		if lastErr == nil {
-			return true, nil
-		}
-		if !lostRace(lastErr) {
-			return false, lastErr
-		}
-	}
-	return false, lastErr
+		return true
+	})
 }

@@ -94,3 +94,32 @@ func errorCode(err error) int32 {
 	}
 	return 0
 }
+
+// patchStatus reads a fresh copy of an object (newObj gives an empty one), lets change edit it,
+// and writes its status with optimistic concurrency, retrying when another writer got there
+// first. change returns false when there is nothing to write. It reports whether it wrote.
+func patchStatus[T client.Object](ctx context.Context, s *Server, key types.NamespacedName, newObj func() T, change func(T) bool) (bool, error) {
+	var lastErr error
+	for attempt := 0; attempt < maxPatchAttempts; attempt++ {
+		obj := newObj()
+		if err := s.apiReader.Get(ctx, key, obj); err != nil {
+			return false, err
+		}
+		base := obj.DeepCopyObject().(T)
+		if !change(obj) {
+			return false, nil
+		}
+		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+		lastErr = s.client.Status().Patch(ctx, obj, patch, client.FieldOwner(FieldManager))
+		if lastErr == nil {
+			return true, nil
+		}
+		if !lostRace(lastErr) {
+			return false, lastErr
+		}
+	}
+	return false, lastErr
+}
+
+func newComponent() *wechatv1alpha1.WeChatComponent   { return &wechatv1alpha1.WeChatComponent{} }
+func newAuthorizer() *wechatv1alpha1.WeChatAuthorizer { return &wechatv1alpha1.WeChatAuthorizer{} }

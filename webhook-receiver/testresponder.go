@@ -13,7 +13,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
@@ -101,19 +100,13 @@ func releaseTestAnswer(m *message) (testAction, string) {
 // recordTestReply adds a customer-service reply the test waits for to the component's
 // status.pendingTestReplies, unless the code is already there. It reports whether it wrote.
 func (s *Server) recordTestReply(ctx context.Context, key types.NamespacedName, appID, toUser, code string) (bool, error) {
-	var lastErr error
-	for attempt := 0; attempt < maxPatchAttempts; attempt++ {
-		c := &wechatv1alpha1.WeChatComponent{}
-		if err := s.apiReader.Get(ctx, key, c); err != nil {
-			return false, err
-		}
+	return patchStatus(ctx, s, key, newComponent, func(c *wechatv1alpha1.WeChatComponent) bool {
 		pending := c.Status.PendingTestReplies
 		for _, p := range pending {
 			if p.Code == code {
-				return false, nil
+				return false
 			}
 		}
-		base := c.DeepCopy()
 		now := s.clock.Now().UTC().Truncate(time.Second)
 		pending = append(pending, wechatv1alpha1.TestReply{
 			AuthorizerAppID: appID, ToUser: toUser, Code: code,
@@ -123,14 +116,6 @@ func (s *Server) recordTestReply(ctx context.Context, key types.NamespacedName, 
 			pending = pending[len(pending)-maxPendingReplies:]
 		}
 		c.Status.PendingTestReplies = pending
-		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-		lastErr = s.client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldManager))
-		if lastErr == nil {
-			return true, nil
-		}
-		if !lostRace(lastErr) {
-			return false, lastErr
-		}
-	}
-	return false, lastErr
+		return true
+	})
 }
