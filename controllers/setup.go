@@ -7,11 +7,13 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -158,3 +160,20 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 // conflictRetry is how soon a reconcile whose status write lost a race looks again: the
 // other writer's change is already on its way through the watch.
 const conflictRetry = time.Second
+
+// writeStatusIfChanged writes obj's status, once, when the reconcile changed it. A conflict
+// means the receiver wrote to the object meanwhile (a ticket, a code, a revocation): what
+// matters is in the Secrets already, so the reconcile simply looks again.
+func writeStatusIfChanged(ctx context.Context, c client.Client, obj client.Object, changed bool,
+	result reconcile.Result, err error) (reconcile.Result, error) {
+	if !changed {
+		return result, err
+	}
+	if uerr := c.Status().Update(ctx, obj, fieldOwner); uerr != nil {
+		if apierrors.IsConflict(uerr) {
+			return reconcile.Result{RequeueAfter: conflictRetry}, nil
+		}
+		return reconcile.Result{}, errors.Join(err, uerr)
+	}
+	return result, err
+}

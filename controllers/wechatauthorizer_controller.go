@@ -114,17 +114,7 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	run := &authorizerRun{a: a}
 	result, err := r.reconcile(ctx, run)
 	r.recordStatus(run)
-	if !equality.Semantic.DeepEqual(before, &a.Status) {
-		if uerr := r.Status().Update(ctx, a, fieldOwner); uerr != nil {
-			if apierrors.IsConflict(uerr) {
-				// The receiver recorded a code or a revocation meanwhile. Everything that
-				// matters is in the Secrets already; look again.
-				return reconcile.Result{RequeueAfter: conflictRetry}, nil
-			}
-			return reconcile.Result{}, errors.Join(err, uerr)
-		}
-	}
-	return result, err
+	return writeStatusIfChanged(ctx, r.Client, a, !equality.Semantic.DeepEqual(before, &a.Status), result, err)
 }
 
 func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {

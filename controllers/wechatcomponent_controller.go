@@ -112,17 +112,7 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 	before := component.Status.DeepCopy()
 	state, result, err := r.reconcileToken(ctx, component)
 	r.recordStatus(component, state)
-	if !equality.Semantic.DeepEqual(before, &component.Status) {
-		if uerr := r.Status().Update(ctx, component, fieldOwner); uerr != nil {
-			if apierrors.IsConflict(uerr) {
-				// The receiver wrote a new ticket meanwhile; the Secret holds the truth, so
-				// nothing is lost by reconciling again.
-				return reconcile.Result{RequeueAfter: conflictRetry}, nil
-			}
-			return reconcile.Result{}, errors.Join(err, uerr)
-		}
-	}
-	return result, err
+	return writeStatusIfChanged(ctx, r.Client, component, !equality.Semantic.DeepEqual(before, &component.Status), result, err)
 }
 
 // reconcileToken does the work and says when to come back.
