@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
@@ -54,7 +55,9 @@ func main() {
 			"and the authorized accounts' messages at POST /wechat/{namespace}/{component}/messages/{appid}.\n"+
 			"Set the platform's 授权事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/events\n"+
 			"and its 消息与事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/messages/$APPID$.\n"+
-			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", os.Args[0])
+			"Authorization links may redirect to GET /wechat/{namespace}/{component}/authorized (a landing page\n"+
+			"that records the authorization code and never shows it).\n"+
+			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", filepath.Base(os.Args[0]))
 		flag.PrintDefaults()
 	}
 	flag.Parse()
