@@ -270,6 +270,25 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		Entry("61006 ticket invalid", wxapi.CodeTicketInvalid, wechatv1alpha1.ReasonTicketRejected, true),
 	)
 
+	It("keeps serving the old token while WeChat is unreachable, and recovers", func() {
+		w = newWorld()
+		issueFirstToken()
+		good := string(w.tokenSecret().Data["access_token"])
+		w.clock.SetTime(w.component().Status.RefreshAt.Time)
+		w.sim.AddFault(wxsim.Fault{API: wxapi.APIComponentToken, HTTPStatus: http.StatusBadGateway, Count: 2})
+		for i := 1; i <= 2; i++ {
+			result := w.reconcile()
+			c := w.component()
+			Expect(c.Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonWeChatUnreachable))
+			Expect(condition(c.Status.Conditions, wechatv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			Expect(string(w.tokenSecret().Data["access_token"])).To(Equal(good))
+			w.clock.Step(result.RequeueAfter)
+		}
+		w.reconcile()
+		Expect(w.component().Status.FailedAttempts).To(BeZero())
+		Expect(string(w.tokenSecret().Data["access_token"])).NotTo(Equal(good))
+	})
+
 	It("refreshes at once after 40001, without backing off", func() {
 		w = newWorld()
 		issueFirstToken()
