@@ -336,17 +336,27 @@ func (s *Simulator) apiQueryAuth(call *apiCall) (any, int) {
 	}, 0
 }
 
-func (s *Simulator) apiAuthorizerToken(call *apiCall) (any, int) {
-	c, code := s.authLocked(call, APIAuthorizerToken)
+// authorizedAccountLocked checks the component token of call and finds the account it names,
+// which must have authorized the component (61003 otherwise).
+func (s *Simulator) authorizedAccountLocked(call *apiCall, api string) (*component, *authorizer, int) {
+	c, code := s.authLocked(call, api)
 	if code != 0 {
-		return nil, code
+		return nil, nil, code
 	}
 	if call.req.AuthorizerAppID == "" {
-		return nil, 40097
+		return nil, nil, 40097
 	}
 	a, ok := c.authorizers[call.req.AuthorizerAppID]
 	if !ok || !a.authorized {
-		return nil, 61003
+		return nil, nil, 61003
+	}
+	return c, a, 0
+}
+
+func (s *Simulator) apiAuthorizerToken(call *apiCall) (any, int) {
+	c, a, code := s.authorizedAccountLocked(call, APIAuthorizerToken)
+	if code != 0 {
+		return nil, code
 	}
 	if call.req.RefreshToken == "" || call.req.RefreshToken != a.refreshToken {
 		return nil, 61023
@@ -363,16 +373,9 @@ func (s *Simulator) apiAuthorizerToken(call *apiCall) (any, int) {
 }
 
 func (s *Simulator) apiGetAuthorizerInfo(call *apiCall) (any, int) {
-	c, code := s.authLocked(call, APIGetAuthorizerInfo)
+	_, a, code := s.authorizedAccountLocked(call, APIGetAuthorizerInfo)
 	if code != 0 {
 		return nil, code
-	}
-	if call.req.AuthorizerAppID == "" {
-		return nil, 40097
-	}
-	a, ok := c.authorizers[call.req.AuthorizerAppID]
-	if !ok || !a.authorized {
-		return nil, 61003
 	}
 	p := a.seed
 	info := map[string]any{

@@ -143,11 +143,13 @@ func componentAppID(i int) string { return fmt.Sprintf("wx%016x", 0xb000+i) }
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(b *testing.B, what string, timeout time.Duration, cond func() bool) {
 	deadline := time.Now().Add(timeout)
+	poll := time.NewTicker(2 * time.Millisecond)
+	defer poll.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
 			b.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(2 * time.Millisecond) // polling a condition in a benchmark, not synchronising a test
+		<-poll.C
 	}
 }
 
