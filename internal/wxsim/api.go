@@ -202,6 +202,20 @@ func (s *Simulator) serveComponentAPI(api string, h apiHandler) http.HandlerFunc
 // authLocked checks the component_access_token of a call and the
 // component_appid, whitelist and quota that go with it.
 func (s *Simulator) authLocked(call *apiCall, api string) (*component, int) {
+	c, code := s.callerLocked(call)
+	if code != 0 {
+		return nil, code
+	}
+	if !s.consumeQuotaLocked(c, api) {
+		return nil, 45009
+	}
+	return c, 0
+}
+
+// callerLocked checks the component_access_token of a call and the
+// component_appid and whitelist that go with it, without counting the call
+// against a quota (clear_quota has none of its own).
+func (s *Simulator) callerLocked(call *apiCall) (*component, int) {
 	rec, code := s.checkTokenLocked(call.token, componentToken)
 	if code != 0 {
 		return nil, code
@@ -215,9 +229,6 @@ func (s *Simulator) authLocked(call *apiCall, api string) (*component, int) {
 	}
 	if !ipAllowed(c, call.ip) {
 		return nil, 61004
-	}
-	if !s.consumeQuotaLocked(c, api) {
-		return nil, 45009
 	}
 	return c, 0
 }
@@ -449,19 +460,9 @@ func (s *Simulator) apiGetAuthorizerList(call *apiCall) (any, int) {
 }
 
 func (s *Simulator) apiClearQuota(call *apiCall) (any, int) {
-	rec, code := s.checkTokenLocked(call.token, componentToken)
+	c, code := s.callerLocked(call)
 	if code != 0 {
 		return nil, code
-	}
-	if call.req.ComponentAppID == "" {
-		return nil, 41002
-	}
-	c, ok := s.components[rec.componentAppID]
-	if !ok || call.req.ComponentAppID != rec.componentAppID {
-		return nil, 61011
-	}
-	if !ipAllowed(c, call.ip) {
-		return nil, 61004
 	}
 	month := s.clock.Now().In(beijing).Format("2006-01")
 	if c.clearMonth != month {
