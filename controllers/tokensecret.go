@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
 )
 
 // AnnotationIssuedAt on a token Secret is when the token was obtained, RFC 3339. With the
@@ -65,6 +66,15 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 		return nil
 	}
 	return &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAt, expiresAt: expiresAt}
+}
+
+// keptRefreshTime keeps the refresh time in status when it belongs to token (status expiry
+// equals the token's), so a restart does not roll the jitter again; otherwise it computes one.
+func keptRefreshTime(refreshAt, expiresAt *metav1.Time, policy refresh.Policy, token *issuedToken, random func() float64) time.Time {
+	if refreshAt != nil && expiresAt != nil && expiresAt.Time.Equal(token.expiresAt) {
+		return refreshAt.Time
+	}
+	return policy.RefreshAt(token.issuedAt, token.expiresAt, random())
 }
 
 // tokenHash changes exactly when the token changes; consumers restart on it, never on a

@@ -159,7 +159,7 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 		current = st
 	}
 	if current != nil {
-		run.refreshAt = r.refreshTime(a, policy, current)
+		run.refreshAt = keptRefreshTime(a.Status.RefreshAt, a.Status.ExpiresAt, policy, current, r.Random)
 	}
 	needRefresh := !current.validAt(now) || !now.Before(run.refreshAt)
 	hadToken := current.validAt(now)

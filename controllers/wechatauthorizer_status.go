@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
-	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
 
@@ -41,14 +40,6 @@ func (r *WeChatAuthorizerReconciler) requeueAt(run *authorizerRun, now time.Time
 		next = minTime(next, info.UpdatedAt.Add(infoRefreshInterval))
 	}
 	return reconcile.Result{RequeueAfter: max(next.Sub(now), time.Second)}
-}
-
-func (r *WeChatAuthorizerReconciler) refreshTime(a *wechatv1alpha1.WeChatAuthorizer, policy refresh.Policy, token *issuedToken) time.Time {
-	s := a.Status
-	if s.RefreshAt != nil && s.ExpiresAt != nil && s.ExpiresAt.Time.Equal(token.expiresAt) {
-		return s.RefreshAt.Time
-	}
-	return policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 }
 
 func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRun, err error) (reconcile.Result, error) {

@@ -133,7 +133,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
 	}
 	if state.token != nil {
-		state.refreshAt = r.refreshTime(c, policy, state.token)
+		state.refreshAt = keptRefreshTime(c.Status.RefreshAt, c.Status.ExpiresAt, policy, state.token, r.Random)
 	}
 
 	creds, err := r.loadCredentials(ctx, c)
@@ -189,16 +189,6 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	r.exchangePendingCodes(ctx, c, token.accessToken)
 	retry := r.answerTestReplies(ctx, c, token.accessToken)
 	return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
-}
-
-// refreshTime keeps the refresh time in status when it belongs to the token in the Secret
-// (so a restart does not re-roll the jitter), and computes it otherwise.
-func (r *WeChatComponentReconciler) refreshTime(c *wechatv1alpha1.WeChatComponent, policy refresh.Policy, token *issuedToken) time.Time {
-	s := c.Status
-	if s.RefreshAt != nil && s.ExpiresAt != nil && s.ExpiresAt.Time.Equal(token.expiresAt) {
-		return s.RefreshAt.Time
-	}
-	return policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 }
 
 // refreshRequested reports whether the refresh annotation asks for a newer token than the current one.
