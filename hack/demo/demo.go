@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/test/harness"
 	"github.com/wechat-operator/wechat-operator/test/kustomize"
 )
 
@@ -30,7 +31,7 @@ type demo struct {
 	lock     *os.File
 	logDir   string
 	env      *envtest.Environment
-	children []*child
+	children []*harness.Process
 	kubectl  string
 	// adminKubeconfig is the kubeconfig printed for the user (system:masters).
 	adminKubeconfig string
@@ -45,16 +46,6 @@ type demo struct {
 	started  time.Time
 	deadline time.Time
 	obs      *observer
-}
-
-// The ServiceAccounts of config/default, as the API server names them. The demo runs the
-// manager and the receiver under these identities (client certificates with the same user
-// name and groups), so they have exactly the permissions config/rbac grants in a cluster.
-func serviceAccountUser(namespace, name string) envtest.User {
-	return envtest.User{
-		Name:   "system:serviceaccount:" + namespace + ":" + name,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-	}
 }
 
 func (d *demo) run(ctx context.Context) error {
@@ -153,8 +144,8 @@ func (d *demo) poll(ctx context.Context, timeout time.Duration, f func() (bool, 
 // childrenAlive fails if any child process has exited.
 func (d *demo) childrenAlive() error {
 	for _, c := range d.children {
-		if c.exited() {
-			return fmt.Errorf("%w: %s (%v); last lines of %s:\n%s", errExited, c.name, c.err, d.rel(c.logPath), tail(c.logPath, 30))
+		if c.Exited() {
+			return fmt.Errorf("%w: %s (%v); last lines of %s:\n%s", errExited, c.Name, c.Err(), d.rel(c.LogPath), c.Tail(30))
 		}
 	}
 	return nil
@@ -171,8 +162,8 @@ func (d *demo) shutdown() {
 	}
 	for i := len(d.children) - 1; i >= 0; i-- {
 		c := d.children[i]
-		c.stop(15 * time.Second)
-		info("%-16s stopped (pid %d)", c.name, c.cmd.Process.Pid)
+		c.Stop(15 * time.Second)
+		info("%-16s stopped (pid %d)", c.Name, c.PID())
 	}
 	if d.env != nil {
 		if err := d.env.Stop(); err != nil {
@@ -218,7 +209,7 @@ func (d *demo) printDiagnostics() {
 	}{{"manager", 60}, {"webhook-receiver", 30}, {"wechat-sim", 30}, {"kube-apiserver", 10}, {"etcd", 5}} {
 		p := filepath.Join(d.logDir, l.name+".log")
 		if _, err := os.Stat(p); err == nil {
-			fmt.Fprintf(w, "\n----- last lines of %s -----\n%s\n", d.rel(p), tail(p, l.lines))
+			fmt.Fprintf(w, "\n----- last lines of %s -----\n%s\n", d.rel(p), harness.Tail(p, l.lines))
 		}
 	}
 }

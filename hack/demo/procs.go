@@ -7,130 +7,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
-
-// child is one process the demo started, in its own process group so that a terminal's
-// Ctrl-C reaches only the demo, which then stops its children in order.
-type child struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error
-}
-
-// startChild starts bin with args, its stdout and stderr appended to logPath.
-func startChild(name, bin, logPath string, args ...string) (*child, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = childSysProcAttr()
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		_ = logFile.Close()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-// exited reports whether the process has ended.
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM to the child's process group, waits up to grace, then kills the group.
-func (c *child) stop(grace time.Duration) {
-	if c.exited() {
-		return
-	}
-	pgid := c.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-c.done
-	}
-	// Anything the child itself started went with its group; make sure.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-}
-
-// tail returns the last n lines of the child's log.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitHTTP polls url until it answers 200 or ctx ends; it fails early if c exits.
-func waitHTTP(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	hc := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := hc.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if c != nil && c.exited() {
-			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", c.name, c.err, c.logPath, tail(c.logPath, 20))
-		}
-		select {
-		case <-ctx.Done():
-			if c != nil {
-				return fmt.Errorf("%s did not answer %s in time; last lines of %s:\n%s", c.name, url, c.logPath, tail(c.logPath, 20))
-			}
-			return fmt.Errorf("%s did not answer in time", url)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
 
 // lockDir takes an exclusive lock on dir/lock for the life of the process, so two demos
 // never share (and never clean up) the same directory.

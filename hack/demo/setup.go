@@ -16,8 +16,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -25,7 +23,7 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
-	"github.com/wechat-operator/wechat-operator/test/kustomize"
+	"github.com/wechat-operator/wechat-operator/test/harness"
 )
 
 // startControlPlane starts etcd and kube-apiserver, installs the CRDs and writes kubeconfigs.
@@ -85,13 +83,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	info("kube-apiserver %s is up (%s); CRDs installed from config/crd/bases",
 		d.env.ControlPlane.APIServer.SecureServing.URL("https", "/"), time.Since(start).Round(100*time.Millisecond))
 
-	d.scheme = runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(d.scheme); err != nil {
-		return err
-	}
-	if err := wechatv1alpha1.AddToScheme(d.scheme); err != nil {
-		return err
-	}
+	d.scheme = harness.NewScheme()
 	admin, err := d.writeKubeconfig("kubeconfig", envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}})
 	if err != nil {
 		return err
@@ -100,10 +92,10 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	if d.c, err = client.New(admin, client.Options{Scheme: d.scheme}); err != nil {
 		return err
 	}
-	if _, err := d.writeKubeconfig("manager.kubeconfig", serviceAccountUser(o.operatorNS, "wechat-operator-manager")); err != nil {
+	if _, err := d.writeKubeconfig("manager.kubeconfig", harness.ServiceAccountUser(o.operatorNS, harness.ManagerSA)); err != nil {
 		return err
 	}
-	if _, err := d.writeKubeconfig("receiver.kubeconfig", serviceAccountUser(o.operatorNS, "wechat-operator-webhook-receiver")); err != nil {
+	if _, err := d.writeKubeconfig("receiver.kubeconfig", harness.ServiceAccountUser(o.operatorNS, harness.ReceiverSA)); err != nil {
 		return err
 	}
 	info("kubeconfig: %s   (try: KUBECONFIG=%s kubectl get wxc,wxa -A)", d.adminKubeconfig, d.adminKubeconfig)
@@ -112,38 +104,18 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 
 // writeKubeconfig writes a kubeconfig for user into the demo directory.
 func (d *demo) writeKubeconfig(name string, user envtest.User) (*rest.Config, error) {
-	u, err := d.env.AddUser(user, nil)
-	if err != nil {
-		return nil, fmt.Errorf("adding user %s: %w", user.Name, err)
-	}
-	data, err := u.KubeConfig()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(d.opts.dir, name), data, 0o600); err != nil {
-		return nil, err
-	}
-	return u.Config(), nil
+	return harness.WriteKubeconfig(d.env, user, filepath.Join(d.opts.dir, name))
 }
 
 // applyRBAC applies the namespace, ServiceAccounts and RBAC of config/default, exactly as
 // `make deploy` would; the manager and receiver then run with those permissions only.
 func (d *demo) applyRBAC(ctx context.Context) error {
 	step("applying the namespace and least-privilege RBAC from config/default")
-	objs, err := kustomize.Render(filepath.Join(d.opts.root, "config", "default"))
+	n, err := harness.ApplyRBAC(ctx, d.c, d.opts.root, d.opts.operatorNS, "wechat-operator-demo")
 	if err != nil {
 		return err
 	}
-	rbac := kustomize.OfKind(objs, kustomize.RBACKinds...)
-	for _, obj := range rbac {
-		if ns := obj.GetNamespace(); ns != "" && ns != d.opts.operatorNS {
-			return fmt.Errorf("config/default puts %s %s in namespace %s, the demo expects %s", obj.GetKind(), obj.GetName(), ns, d.opts.operatorNS)
-		}
-		if err := d.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("wechat-operator-demo"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
-		}
-	}
-	info("%d objects; the manager and the receiver authenticate as their ServiceAccounts, not as admin", len(rbac))
+	info("%d objects; the manager and the receiver authenticate as their ServiceAccounts, not as admin", n)
 	return nil
 }
 
@@ -153,7 +125,7 @@ func (d *demo) startProcesses(ctx context.Context) error {
 	bin := func(name string) string { return filepath.Join(o.root, "bin", name) }
 	ports := make([]int, 5)
 	for i := range ports {
-		p, err := freePort()
+		p, err := harness.FreePort()
 		if err != nil {
 			return err
 		}
@@ -200,7 +172,7 @@ func (d *demo) startProcesses(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, sim, d.simURL+"/healthz", 30*time.Second); err != nil {
+	if err := harness.WaitHTTP(ctx, sim, d.simURL+"/healthz", 30*time.Second); err != nil {
 		return err
 	}
 	info("pushes go to the receiver at %s", receiverURL)
@@ -217,7 +189,7 @@ func (d *demo) startProcesses(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, mgr, fmt.Sprintf("http://127.0.0.1:%d/readyz", mgrProbe), 60*time.Second); err != nil {
+	if err := harness.WaitHTTP(ctx, mgr, fmt.Sprintf("http://127.0.0.1:%d/readyz", mgrProbe), 60*time.Second); err != nil {
 		return err
 	}
 	info("ready; metrics at %s", d.managerMetrics)
@@ -232,7 +204,7 @@ func (d *demo) startProcesses(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, recv, fmt.Sprintf("http://127.0.0.1:%d/readyz", recvInternal), 60*time.Second); err != nil {
+	if err := harness.WaitHTTP(ctx, recv, fmt.Sprintf("http://127.0.0.1:%d/readyz", recvInternal), 60*time.Second); err != nil {
 		return err
 	}
 	info("ready; metrics at http://127.0.0.1:%d/metrics", recvInternal)
@@ -241,14 +213,14 @@ func (d *demo) startProcesses(ctx context.Context) error {
 }
 
 // start starts a child process and remembers it for shutdown.
-func (d *demo) start(ctx context.Context, name, bin string, args ...string) (*child, error) {
+func (d *demo) start(ctx context.Context, name, bin string, args ...string) (*harness.Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s is not built: run `make build` or the demo without --build=false", bin)
 	}
-	c, err := startChild(name, bin, filepath.Join(d.logDir, name+".log"), args...)
+	c, err := harness.Start(name, bin, filepath.Join(d.logDir, name+".log"), args...)
 	if err != nil {
 		return nil, err
 	}

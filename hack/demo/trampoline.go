@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/wechat-operator/wechat-operator/test/harness"
 )
 
 // envtest starts etcd and kube-apiserver itself, with no way to ask the kernel to kill them
@@ -33,7 +35,7 @@ func maybeTrampoline() {
 	if assets == "" || (name != "etcd" && name != "kube-apiserver") {
 		return
 	}
-	if err := setParentDeathSignal(); err != nil {
+	if err := harness.SetParentDeathSignal(); err != nil {
 		fmt.Fprintf(os.Stderr, "demo trampoline: %v\n", err)
 		os.Exit(1)
 	}
