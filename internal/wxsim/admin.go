@@ -40,6 +40,11 @@ type Fault struct {
 	// Latency delays the call by this much of the simulator's clock before
 	// the rest of the fault (or normal processing) applies.
 	Latency time.Duration
+	// HoldAnswer processes the call normally (a refresh token rotates, a
+	// code is used up, the call is counted with its errcode), then holds
+	// the answer until the client gives up (or the simulator is closed): a
+	// connection lost after WeChat acted.
+	HoldAnswer bool
 }
 
 // AddFault scripts a fault. Faults are matched in the order they were added.
@@ -71,6 +76,16 @@ func (s *Simulator) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = nil
+}
+
+// holdAnswer keeps the answer of a call processed under a HoldAnswer fault
+// from the client until it gives up or the simulator is closed.
+func (s *Simulator) holdAnswer(r *http.Request, api string) {
+	s.log.Info("simulated lost answer: call processed, answer held", "api", api)
+	select {
+	case <-r.Context().Done():
+	case <-s.done:
+	}
 }
 
 func (s *Simulator) takeFault(api string, ids []string) (Fault, bool) {
@@ -408,10 +423,11 @@ type faultJSON struct {
 	HTTPStatus int    `json:"http_status,omitempty"`
 	Timeout    bool   `json:"timeout,omitempty"`
 	Latency    string `json:"latency,omitempty"`
+	HoldAnswer bool   `json:"hold_answer,omitempty"`
 }
 
 func toFaultJSON(f Fault) faultJSON {
-	fj := faultJSON{API: f.API, AppID: f.AppID, Count: f.Count, ErrCode: f.ErrCode, ErrMsg: f.ErrMsg, HTTPStatus: f.HTTPStatus, Timeout: f.Timeout}
+	fj := faultJSON{API: f.API, AppID: f.AppID, Count: f.Count, ErrCode: f.ErrCode, ErrMsg: f.ErrMsg, HTTPStatus: f.HTTPStatus, Timeout: f.Timeout, HoldAnswer: f.HoldAnswer}
 	if f.Latency > 0 {
 		fj.Latency = f.Latency.String()
 	}
@@ -423,7 +439,7 @@ func (s *Simulator) adminAddFault(w http.ResponseWriter, r *http.Request) {
 	if !decodeAdmin(w, r, &fj) {
 		return
 	}
-	f := Fault{API: fj.API, AppID: fj.AppID, Count: fj.Count, ErrCode: fj.ErrCode, ErrMsg: fj.ErrMsg, HTTPStatus: fj.HTTPStatus, Timeout: fj.Timeout}
+	f := Fault{API: fj.API, AppID: fj.AppID, Count: fj.Count, ErrCode: fj.ErrCode, ErrMsg: fj.ErrMsg, HTTPStatus: fj.HTTPStatus, Timeout: fj.Timeout, HoldAnswer: fj.HoldAnswer}
 	if fj.Latency != "" {
 		d, err := time.ParseDuration(fj.Latency)
 		if err != nil || d < 0 {
@@ -432,8 +448,12 @@ func (s *Simulator) adminAddFault(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Latency = d
 	}
-	if f.ErrCode == 0 && f.HTTPStatus == 0 && !f.Timeout && f.Latency == 0 {
-		adminError(w, http.StatusBadRequest, errors.New("a fault needs errcode, http_status, timeout or latency"))
+	if f.ErrCode == 0 && f.HTTPStatus == 0 && !f.Timeout && f.Latency == 0 && !f.HoldAnswer {
+		adminError(w, http.StatusBadRequest, errors.New("a fault needs errcode, http_status, timeout, hold_answer or latency"))
+		return
+	}
+	if f.HoldAnswer && (f.ErrCode != 0 || f.HTTPStatus != 0 || f.Timeout) {
+		adminError(w, http.StatusBadRequest, errors.New("hold_answer processes the call: it goes with latency only, not errcode, http_status or timeout"))
 		return
 	}
 	if f.HTTPStatus != 0 && (f.HTTPStatus < 100 || f.HTTPStatus > 599) {

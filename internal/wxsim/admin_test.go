@@ -116,9 +116,17 @@ func TestAdminAPI(t *testing.T) {
 		if code != http.StatusBadRequest {
 			t.Fatalf("bad latency accepted: %d", code)
 		}
+		code, _ = e.admin(t, "POST", "/admin/faults", map[string]any{"api": APIAuthorizerToken, "hold_answer": true, "errcode": -1})
+		if code != http.StatusBadRequest {
+			t.Fatalf("hold_answer with errcode accepted: %d", code)
+		}
+		code, m = e.admin(t, "POST", "/admin/faults", map[string]any{"api": APIAuthorizerToken, "appid": authzID, "hold_answer": true})
+		if code != 200 || m["fault"].(map[string]any)["hold_answer"] != true {
+			t.Fatalf("hold_answer fault: %d %v", code, m)
+		}
 		_, m = e.admin(t, "GET", "/admin/faults", nil)
 		fs := m["faults"].([]any)
-		if len(fs) != 2 || fs[1].(map[string]any)["latency"] != "2s" {
+		if len(fs) != 3 || fs[1].(map[string]any)["latency"] != "2s" || fs[2].(map[string]any)["hold_answer"] != true {
 			t.Fatalf("faults = %v", fs)
 		}
 		wantErrcode(t, e.post(t, APIComponentToken, "", map[string]any{"component_appid": compID}), -1)

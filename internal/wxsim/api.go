@@ -115,12 +115,23 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
-// applyFault plays a scripted fault. It reports whether the request was
-// answered (or abandoned) by the fault; false means: go on normally.
-func (s *Simulator) applyFault(w http.ResponseWriter, r *http.Request, api string, ids []string) bool {
+// faultOutcome is what a scripted fault leaves the endpoint to do.
+type faultOutcome int
+
+const (
+	// noFault: process the call normally and answer.
+	noFault faultOutcome = iota
+	// faultAnswered: the fault answered (or abandoned) the request.
+	faultAnswered
+	// faultHoldAnswer: process the call normally, then hold the answer (holdAnswer).
+	faultHoldAnswer
+)
+
+// applyFault plays a scripted fault and says what is left to do.
+func (s *Simulator) applyFault(w http.ResponseWriter, r *http.Request, api string, ids []string) faultOutcome {
 	f, ok := s.takeFault(api, ids)
 	if !ok {
-		return false
+		return noFault
 	}
 	if f.Latency > 0 {
 		t := s.clock.NewTimer(f.Latency)
@@ -129,11 +140,11 @@ func (s *Simulator) applyFault(w http.ResponseWriter, r *http.Request, api strin
 		case <-r.Context().Done():
 			t.Stop()
 			s.count(api, ids, true)
-			return true
+			return faultAnswered
 		case <-s.done:
 			t.Stop()
 			s.count(api, ids, true)
-			return true
+			return faultAnswered
 		}
 	}
 	switch {
@@ -144,18 +155,20 @@ func (s *Simulator) applyFault(w http.ResponseWriter, r *http.Request, api strin
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-		return true
+		return faultAnswered
 	case f.HTTPStatus != 0:
 		s.count(api, ids, true)
 		http.Error(w, "simulated failure", f.HTTPStatus)
-		return true
+		return faultAnswered
 	case f.ErrCode != 0:
 		s.count(api, ids, true)
 		s.log.Info("simulated errcode", "api", api, "errcode", f.ErrCode)
 		writeErrcode(w, f.ErrCode, f.ErrMsg)
-		return true
+		return faultAnswered
+	case f.HoldAnswer:
+		return faultHoldAnswer
 	}
-	return false
+	return noFault
 }
 
 func (s *Simulator) count(api string, ids []string, failed bool) {
@@ -179,7 +192,8 @@ func (s *Simulator) serveComponentAPI(api string, h apiHandler) http.HandlerFunc
 			return
 		}
 		ids := []string{call.req.ComponentAppID, call.req.AuthorizerAppID}
-		if s.applyFault(w, r, api, ids) {
+		outcome := s.applyFault(w, r, api, ids)
+		if outcome == faultAnswered {
 			return
 		}
 		call.token = r.URL.Query().Get("component_access_token")
@@ -191,6 +205,10 @@ func (s *Simulator) serveComponentAPI(api string, h apiHandler) http.HandlerFunc
 		s.mu.Unlock()
 
 		s.log.Info("api call", "api", api, "component", call.req.ComponentAppID, "authorizer", call.req.AuthorizerAppID, "errcode", code)
+		if outcome == faultHoldAnswer {
+			s.holdAnswer(r, api)
+			return
+		}
 		if code != 0 {
 			writeErrcode(w, code, "")
 			return
@@ -488,10 +506,15 @@ func (s *Simulator) serveGetAPIDomainIP(w http.ResponseWriter, r *http.Request) 
 		ids = []string{rec.authorizerID}
 	}
 	s.mu.Unlock()
-	if s.applyFault(w, r, APIGetAPIDomainIP, ids) {
+	outcome := s.applyFault(w, r, APIGetAPIDomainIP, ids)
+	if outcome == faultAnswered {
 		return
 	}
 	s.count(APIGetAPIDomainIP, ids, code != 0)
+	if outcome == faultHoldAnswer {
+		s.holdAnswer(r, APIGetAPIDomainIP)
+		return
+	}
 	if code != 0 {
 		writeErrcode(w, code, "")
 		return

@@ -106,7 +106,8 @@ func (s *Simulator) serveSendCustomMessage(w http.ResponseWriter, r *http.Reques
 		ids = []string{rec.authorizerID}
 	}
 	s.mu.Unlock()
-	if s.applyFault(w, r, api, ids) {
+	outcome := s.applyFault(w, r, api, ids)
+	if outcome == faultAnswered {
 		return
 	}
 
@@ -117,6 +118,10 @@ func (s *Simulator) serveSendCustomMessage(w http.ResponseWriter, r *http.Reques
 	s.countLocked(api, ids, code != 0)
 	s.mu.Unlock()
 	s.log.Info("api call", "api", api, "errcode", code)
+	if outcome == faultHoldAnswer {
+		s.holdAnswer(r, api)
+		return
+	}
 	if code != 0 {
 		writeErrcode(w, code, "")
 		return

@@ -6,7 +6,9 @@ SPDX-License-Identifier: Apache-2.0
 package wxsim
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -534,6 +536,45 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("err = %v, want deadline exceeded", err)
 		}
 	})
+}
+
+// A held answer is a connection lost after WeChat acted: the call is processed and counted
+// (with rotation, the refresh token is replaced) but the client never hears of it.
+func TestHoldAnswerFault(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RotateRefreshTokens = true })
+	tok := e.componentToken(t)
+	e.authorize(t, tok, authzID)
+	rt, _ := e.sim.RefreshToken(compID, authzID)
+	body := map[string]any{"component_appid": compID, "authorizer_appid": authzID, "authorizer_refresh_token": rt}
+
+	e.sim.AddFault(Fault{API: APIAuthorizerToken, AppID: authzID, HoldAnswer: true})
+	data, _ := json.Marshal(body)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/cgi-bin/component/api_authorizer_token?component_access_token="+tok, bytes.NewReader(data))
+	if _, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the answer held until the client gave up", err)
+	}
+	if len(e.sim.Faults()) != 0 {
+		t.Fatal("the hold fault was not consumed")
+	}
+	if st := e.sim.Counters()[APIAuthorizerToken][authzID]; st.Calls != 1 || st.Errors != 0 {
+		t.Fatalf("counters = %+v, want the processed call counted once, without error", st)
+	}
+	rotated, _ := e.sim.RefreshToken(compID, authzID)
+	if rotated == rt || rotated == "" {
+		t.Fatal("the held call was not processed: the refresh token did not rotate")
+	}
+	// The client retries with the refresh token it knows: WeChat rejects it, the list has the new one.
+	wantErrcode(t, e.post(t, APIAuthorizerToken, tok, body), 61023)
+	list := e.post(t, APIGetAuthorizerList, tok, map[string]any{"component_appid": compID, "offset": 0, "count": 10})
+	items, _ := list["list"].([]any)
+	if len(items) != 1 || str(items[0].(map[string]any), "refresh_token") != rotated {
+		t.Fatal("api_get_authorizer_list does not list the rotated refresh token")
+	}
+	body["authorizer_refresh_token"] = rotated
+	wantErrcode(t, e.post(t, APIAuthorizerToken, tok, body), 0)
+
 }
 
 func TestCounters(t *testing.T) {

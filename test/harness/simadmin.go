@@ -64,6 +64,7 @@ type Fault struct {
 	HTTPStatus int    `json:"http_status,omitempty"`
 	Timeout    bool   `json:"timeout,omitempty"`
 	Latency    string `json:"latency,omitempty"`
+	HoldAnswer bool   `json:"hold_answer,omitempty"`
 }
 
 // AddFault scripts a fault for the next f.Count calls.
