@@ -84,7 +84,7 @@ build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: bench
-bench: bench-crypto bench-push ## Run every benchmark and print the figures.
+bench: bench-crypto bench-push bench-scale ## Run every benchmark and print the figures.
 
 .PHONY: bench-crypto
 bench-crypto: ## Benchmark push verification+decryption against silenceper/wechat and the cost floor.
@@ -93,6 +93,16 @@ bench-crypto: ## Benchmark push verification+decryption against silenceper/wecha
 .PHONY: bench-push
 bench-push: envtest ## Benchmark ticket push -> token Secret latency and receiver throughput on the local control plane.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test ./test/bench -run '^$$' -bench . -benchtime 1x -v | grep -E '^(Benchmark|    push_bench|ok|FAIL|---)'
+
+# The whole system as processes at scale (docs/benchmarks.md): BENCH_AUTHORIZERS=1000,10000,100000
+# runs each count on a fresh control plane; BENCH_FLAGS takes more (bin/scalebench --help).
+BENCH_AUTHORIZERS ?= 10000
+BENCH_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: envtest ## Benchmark N authorizers with the real processes; records the table in docs/benchmarks.md.
+	$(GO) build -o bin/scalebench ./hack/scalebench
+	bin/scalebench --assets "$(ENVTEST_ASSETS)" --authorizers $(BENCH_AUTHORIZERS) --write-doc $(BENCH_FLAGS)
 
 # Images: $(IMG_REGISTRY)/manager:$(IMG_TAG) and $(IMG_REGISTRY)/webhook-receiver:$(IMG_TAG).
 IMG_REGISTRY ?= ghcr.io/wechat-operator

@@ -46,6 +46,8 @@ func main() {
 		apiBurst      = flag.Int("wechat-api-burst", 20, "burst of WeChat API calls above the sustained rate")
 		apiTimeout    = flag.Duration("wechat-api-timeout", 10*time.Second, "timeout of one WeChat API request")
 		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
+		kubeQPS       = flag.Float64("kube-api-qps", 100, "largest sustained rate of requests to the Kubernetes API server per second")
+		kubeBurst     = flag.Int("kube-api-burst", 200, "burst of Kubernetes API requests above --kube-api-qps")
 		zapOptions    = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -71,7 +73,11 @@ func main() {
 	must(clientgoscheme.AddToScheme(scheme))
 	must(wechatv1alpha1.AddToScheme(scheme))
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	// client-go's default (5/s, burst 10; controller-runtime: 20/30) would cap a manager with
+	// thousands of authorizers at a few refreshes a second and make a restart take minutes.
+	restConfig.QPS, restConfig.Burst = float32(*kubeQPS), *kubeBurst
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},

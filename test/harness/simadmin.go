@@ -86,7 +86,9 @@ type CallCount struct {
 // Counters are calls per endpoint and appid ("-" for calls naming none).
 type Counters map[string]map[string]CallCount
 
-// Calls sums the calls of api over every appid.
+// Calls sums the calls of api over every appid. The simulator counts a call under each
+// appid it names, so an account call (component and authorizer appid) counts twice here:
+// use CallsFor with the component appids for exact totals.
 func (c Counters) Calls(api string) int {
 	n := 0
 	for _, cc := range c[api] {

@@ -1,0 +1,623 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/wxsim"
+	"github.com/wechat-operator/wechat-operator/test/harness"
+)
+
+const (
+	namespace      = "bench"
+	credsName      = "platform-credentials"
+	appSecret      = "bench-app-secret"
+	verifyToken    = "bench-verify-token"
+	encodingAESKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	realLifetime   = 7200 * time.Second
+	// What the operator's defaults are, before compression.
+	realMinMargin   = 10 * time.Minute
+	realAPIRate     = 10
+	realAPIBurst    = 20
+	realPushEvery   = 10 * time.Minute
+	realOverlap     = 5 * time.Minute
+	realTicketValid = 12 * time.Hour
+)
+
+func componentName(i int) string   { return fmt.Sprintf("platform-%03d", i) }
+func componentAppID(i int) string  { return fmt.Sprintf("wx%016x", 0xbe000+i) }
+func authorizerName(i int) string  { return fmt.Sprintf("account-%06d", i) }
+func authorizerAppID(i int) string { return fmt.Sprintf("wx%016x", 0xa0000000+i) }
+
+// run is one benchmark at one authorizer count.
+type run struct {
+	o          *options
+	n, comps   int
+	k          float64
+	lifetime   time.Duration
+	cp         *harness.ControlPlane
+	bins       harness.Binaries
+	sim        *harness.Sim
+	recv       *harness.Receiver
+	mgr        *harness.Manager
+	mgrFlags   []string
+	tokens     *tokenWatch
+	mem        *memorySampler
+	memCtx     context.CancelFunc
+	processes  []*harness.Process
+	res        *results
+	scrapeAPIs func(context.Context) ([]sample, error)
+}
+
+func (r *run) scale(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / r.k).Round(time.Millisecond)
+}
+
+func runOne(ctx context.Context, o *options, n int) (*results, error) {
+	comps := o.components
+	if comps == 0 {
+		comps = min(100, max(1, n/1000))
+	}
+	r := &run{o: o, n: n, comps: comps, k: o.compression, tokens: newTokenWatch()}
+	r.lifetime = r.scale(realLifetime)
+	r.res = &results{authorizers: n, components: comps, compression: r.k, lifetime: r.lifetime, started: time.Now()}
+	defer r.shutdown()
+	steps := []struct {
+		what string
+		f    func(context.Context) error
+	}{
+		{"setting up", r.setup},
+		{"components and first tickets", r.components},
+		{"authorizers", r.authorizers},
+		{"steady state", r.steady},
+		{"manager restart", r.restart},
+		{"receiver throughput", r.receiverThroughput},
+	}
+	for _, s := range steps {
+		if err := s.f(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.what, err)
+		}
+		if err := r.alive(); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	r.res.finished = time.Now()
+	return r.res, nil
+}
+
+func (r *run) alive() error {
+	for _, p := range r.processes {
+		if p.Exited() {
+			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, p.Tail(20))
+		}
+	}
+	return nil
+}
+
+func (r *run) shutdown() {
+	if r.memCtx != nil {
+		r.memCtx()
+	}
+	for i := len(r.processes) - 1; i >= 0; i-- {
+		r.processes[i].Stop(20 * time.Second)
+	}
+	if r.cp != nil {
+		_ = r.cp.Stop()
+	}
+	_ = os.RemoveAll(filepath.Join(r.o.dir, "etcd"))
+	_ = os.RemoveAll(filepath.Join(r.o.dir, "apiserver"))
+}
+
+func (r *run) setup(ctx context.Context) error {
+	o := r.o
+	step("%d authorizers over %d components; time compressed %gx: tokens live %s (7200 s), tickets every %s",
+		r.n, r.comps, r.k, r.lifetime, r.scale(realPushEvery))
+	if err := os.RemoveAll(o.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	var err error
+	step("building manager, webhook-receiver and wechat-sim from %s", o.root)
+	if r.bins, err = harness.Build(ctx, o.root, filepath.Join(o.dir, "bin")); err != nil {
+		return err
+	}
+	step("starting etcd and kube-apiserver")
+	if r.cp, err = harness.StartControlPlane(ctx, harness.ControlPlaneOptions{Root: o.root, Dir: o.dir}); err != nil {
+		return err
+	}
+	getter, err := apiServerGetter(r.cp.Admin)
+	if err != nil {
+		return err
+	}
+	r.scrapeAPIs = func(ctx context.Context) ([]sample, error) { return scrape(ctx, getter) }
+	if err := r.cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		return err
+	}
+	if err := r.cp.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: credsName, Namespace: namespace},
+		StringData: map[string]string{"appSecret": appSecret, "token": verifyToken, "encodingAESKey": encodingAESKey},
+	}); err != nil {
+		return err
+	}
+	if err := r.tokens.start(ctx, r.cp.Admin, namespace); err != nil {
+		return err
+	}
+
+	step("starting the webhook receiver")
+	if r.recv, err = harness.StartReceiver(ctx, r.bins.Receiver, "webhook-receiver", r.cp); err != nil {
+		return err
+	}
+	r.processes = append(r.processes, r.recv.Process)
+
+	seed := wxsim.SeedFile{}
+	for i := range r.comps {
+		seed.Components = append(seed.Components, wxsim.ComponentSeed{AppID: componentAppID(i), AppSecret: appSecret,
+			Token: verifyToken, EncodingAESKey: encodingAESKey, ReceiverURL: r.recv.EventsURL(namespace, componentName(i))})
+	}
+	for i := range r.n {
+		seed.Authorizers = append(seed.Authorizers, wxsim.AuthorizerSeed{ComponentAppID: componentAppID(i % r.comps),
+			AppID: authorizerAppID(i), Authorized: true})
+	}
+	step("starting wechat-sim with %d authorized accounts", r.n)
+	if r.sim, err = harness.StartSim(ctx, r.bins.Sim, "wechat-sim", r.cp.LogDir, seed,
+		"--token-lifetime", r.lifetime.String(),
+		"--token-overlap", r.scale(realOverlap).String(),
+		"--push-interval", r.scale(realPushEvery).String(),
+		"--ticket-lifetime", r.scale(realTicketValid).String(),
+		"--push-on-start=false", "--log-level", "warn"); err != nil {
+		return err
+	}
+	r.processes = append(r.processes, r.sim.Process)
+
+	r.mgrFlags = []string{"--leader-elect",
+		fmt.Sprintf("--wechat-api-rate=%g", realAPIRate*r.k),
+		fmt.Sprintf("--wechat-api-burst=%d", int(realAPIBurst*r.k))}
+	if r.managerHasFlag("min-refresh-margin") {
+		r.mgrFlags = append(r.mgrFlags, "--min-refresh-margin="+r.scale(realMinMargin).String())
+	} else {
+		r.res.notes = append(r.res.notes, "this manager has no --min-refresh-margin: its 10-minute floor is not compressed, so it refreshes at half the compressed lifetime and calls per day are about twice the real figure")
+	}
+	r.mgrFlags = append(r.mgrFlags, r.o.managerFlags...)
+	r.res.managerFlags = strings.Join(r.mgrFlags, " ")
+	return r.startManager(ctx, "manager")
+}
+
+// managerHasFlag reports whether the built manager knows --name (older builds, measured
+// for before/after figures, may not).
+func (r *run) managerHasFlag(name string) bool {
+	out, _ := exec.Command(r.bins.Manager, "--help").CombinedOutput()
+	return strings.Contains(string(out), "-"+name+" ")
+}
+
+func (r *run) startManager(ctx context.Context, name string) error {
+	step("starting the %s (%s)", name, strings.Join(r.mgrFlags, " "))
+	m, err := harness.StartManager(ctx, r.bins.Manager, name, r.cp, r.sim.URL, r.mgrFlags...)
+	if err != nil {
+		return err
+	}
+	r.mgr = m
+	r.processes = append(r.processes, m.Process)
+	if r.memCtx != nil {
+		r.memCtx()
+	}
+	var memCtx context.Context
+	memCtx, r.memCtx = context.WithCancel(ctx)
+	r.mem = &memorySampler{}
+	go r.mem.run(memCtx, m.Process)
+	return nil
+}
+
+// components creates the WeChatComponents and measures ticket push → component token Secret.
+func (r *run) components(ctx context.Context) error {
+	step("creating %d WeChatComponents; timing each from creation to its component token Secret", r.comps)
+	created := make([]time.Time, r.comps)
+	for i := range r.comps {
+		created[i] = time.Now()
+		c := &wechatv1alpha1.WeChatComponent{ObjectMeta: metav1.ObjectMeta{Name: componentName(i), Namespace: namespace},
+			Spec: wechatv1alpha1.WeChatComponentSpec{AppID: componentAppID(i),
+				CredentialsSecretRef: wechatv1alpha1.CredentialsSecretReference{Name: credsName}}}
+		if err := r.cp.Client.Create(ctx, c); err != nil {
+			return err
+		}
+	}
+	ring := client.ObjectKey{Namespace: harness.OperatorNamespace, Name: keyring.DefaultSecretName}
+	if err := r.poll(ctx, 2*time.Minute, 200*time.Millisecond, func() (bool, error) {
+		var s corev1.Secret
+		if err := r.cp.Client.Get(ctx, ring, &s); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		for i := range r.comps {
+			if _, ok := s.Data[keyring.TokenKey(namespace, componentName(i))]; !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("the manager never projected the keys into the keyring: %w", err)
+	}
+	// The manager asks WeChat for a ticket (api_start_push_ticket) as soon as a component has
+	// none; the simulator pushes it through the receiver at once.
+	for i := range r.comps {
+		secret := componentName(i) + "-component-token"
+		if err := r.poll(ctx, time.Minute, 2*time.Millisecond, func() (bool, error) {
+			_, ok := r.tokens.seen(secret)
+			return ok, nil
+		}); err != nil {
+			return fmt.Errorf("no component token in Secret %s: %w", secret, err)
+		}
+		seen, _ := r.tokens.seen(secret)
+		r.res.componentToSecret = append(r.res.componentToSecret, seen.Sub(created[i]))
+	}
+	// Then the push path alone: the simulator's push returns once the receiver answered
+	// success, which it does only after the ticket is persisted in status.
+	for i := range r.comps * 10 {
+		start := time.Now()
+		if err := r.sim.PushTicket(ctx, componentAppID(i%r.comps)); err != nil {
+			return fmt.Errorf("ticket push to %s: %w", componentName(i%r.comps), err)
+		}
+		r.res.pushToStatus = append(r.res.pushToStatus, time.Since(start))
+	}
+	return nil
+}
+
+// authorizers creates every WeChatAuthorizer as a GitOps tool would (no refresh token: the
+// operator recovers it from api_get_authorizer_list) and waits until all are Ready.
+func (r *run) authorizers(ctx context.Context) error {
+	if err := r.sim.ResetCounters(ctx); err != nil {
+		return err
+	}
+	step("creating %d WeChatAuthorizers (as kubectl apply / GitOps would, with no refresh token)", r.n)
+	start := time.Now()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 16 {
+		wg.Go(func() {
+			for i := range jobs {
+				a := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Name: authorizerName(i), Namespace: namespace},
+					Spec: wechatv1alpha1.WeChatAuthorizerSpec{ComponentRef: wechatv1alpha1.LocalObjectReference{Name: componentName(i % r.comps)},
+						AppID: authorizerAppID(i)}}
+				if err := r.cp.Client.Create(ctx, a); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	for i := range r.n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	r.res.createTime = time.Since(start)
+	step("created in %s; waiting until every authorizer's token is in its Secret", r.res.createTime.Round(100*time.Millisecond))
+	if err := r.poll(ctx, 60*time.Minute, time.Second, func() (bool, error) {
+		_, _, _, served := r.tokens.result(time.Now())
+		return served >= r.n+r.comps, r.alive()
+	}); err != nil {
+		return err
+	}
+	r.res.importTime = time.Since(start)
+	counters, err := r.sim.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	r.res.importCalls = r.totalCalls(counters)
+	r.res.importByAPI = r.callsByAPI(counters)
+	step("all %d authorizer tokens issued %s after the first create (%s)", r.n, r.res.importTime.Round(time.Second), r.res.importByAPI)
+	return r.waitReady(ctx, 10*time.Minute)
+}
+
+// waitReady waits until every custom resource says Ready=True.
+func (r *run) waitReady(ctx context.Context, timeout time.Duration) error {
+	return r.poll(ctx, timeout, time.Second, func() (bool, error) {
+		notReady, err := r.countNotReady(ctx)
+		return notReady == 0, err
+	})
+}
+
+func (r *run) countNotReady(ctx context.Context) (int, error) {
+	var auths wechatv1alpha1.WeChatAuthorizerList
+	if err := r.cp.Client.List(ctx, &auths, client.InNamespace(namespace)); err != nil {
+		return 0, err
+	}
+	var comps wechatv1alpha1.WeChatComponentList
+	if err := r.cp.Client.List(ctx, &comps, client.InNamespace(namespace)); err != nil {
+		return 0, err
+	}
+	notReady := r.n + r.comps - len(auths.Items) - len(comps.Items)
+	for i := range auths.Items {
+		if !meta.IsStatusConditionTrue(auths.Items[i].Status.Conditions, wechatv1alpha1.ConditionReady) {
+			notReady++
+		}
+	}
+	for i := range comps.Items {
+		if !meta.IsStatusConditionTrue(comps.Items[i].Status.Conditions, wechatv1alpha1.ConditionReady) {
+			notReady++
+		}
+	}
+	return notReady, nil
+}
+
+// steady measures a window of whole refresh cycles.
+func (r *run) steady(ctx context.Context) error {
+	// One cycle: refreshed at 90 % of the lifetime less a mean jitter of 2.5 %.
+	window := time.Duration(r.o.cycles * 0.875 * float64(r.lifetime)).Round(time.Second)
+	step("steady state for %s (%g refresh cycles); checking served tokens against WeChat meanwhile", window, r.o.cycles)
+	before, err := r.scrapeAPIs(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.sim.ResetCounters(ctx); err != nil {
+		return err
+	}
+	mark := r.mem.mark()
+	start := time.Now()
+	r.tokens.startWindow(start)
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	checks := &tokenChecks{}
+	go checks.run(checkCtx, r)
+	select {
+	case <-ctx.Done():
+		stopChecks()
+		return ctx.Err()
+	case <-time.After(window):
+	}
+	stopChecks()
+	end := time.Now()
+	counters, err := r.sim.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	after, err := r.scrapeAPIs(ctx)
+	if err != nil {
+		return err
+	}
+	mgrMetrics, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
+	if err != nil {
+		return err
+	}
+	res := r.res
+	res.window = end.Sub(start)
+	res.expired, res.expiredTokens, res.refreshes, _ = r.tokens.result(end)
+	res.authorizerCalls = r.calls(counters, "api_authorizer_token")
+	res.componentCalls = r.calls(counters, "api_component_token")
+	res.steadyCalls = r.totalCalls(counters)
+	res.steadyByAPI = r.callsByAPI(counters)
+	res.writes = apiWrites(after).minus(apiWrites(before))
+	res.steadyRSS = r.mem.meanSince(mark)
+	res.peakRSS = r.mem.peakRSS()
+	res.heapInuse = sum(mgrMetrics, "go_memstats_heap_inuse_bytes", nil)
+	res.checked, res.rejected = checks.result()
+	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f", res.refreshes, res.authorizerCalls, res.expired.Seconds())
+	return nil
+}
+
+// tokenChecks uses served tokens the way an app would, a few at random every second.
+type tokenChecks struct {
+	checked, rejected atomic.Int64
+}
+
+func (t *tokenChecks) result() (int64, int64) { return t.checked.Load(), t.rejected.Load() }
+
+func (t *tokenChecks) run(ctx context.Context, r *run) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for range 10 {
+			name := authorizerName(rand.IntN(r.n)) + "-token"
+			var s corev1.Secret
+			if err := r.cp.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
+				continue
+			}
+			u := r.sim.URL + "/cgi-bin/get_api_domain_ip?access_token=" + url.QueryEscape(string(s.Data[wechatv1alpha1.SecretKeyAccessToken]))
+			resp, err := hc.Get(u)
+			if err != nil {
+				continue
+			}
+			var body struct {
+				ErrCode int `json:"errcode"`
+			}
+			_ = decodeJSON(resp, &body)
+			t.checked.Add(1)
+			if body.ErrCode != 0 {
+				t.rejected.Add(1)
+			}
+		}
+	}
+}
+
+// restart stops the manager and starts a new one while every token is fresh: it should make
+// no WeChat call that was not due anyway, and be back in control quickly.
+func (r *run) restart(ctx context.Context) error {
+	var auths wechatv1alpha1.WeChatAuthorizerList
+	if err := r.cp.Client.List(ctx, &auths, client.InNamespace(namespace)); err != nil {
+		return err
+	}
+	refreshAt := map[string]time.Time{}
+	for _, a := range auths.Items {
+		if a.Status.RefreshAt != nil {
+			refreshAt[a.Spec.AppID] = a.Status.RefreshAt.Time
+		}
+	}
+	// Restart where no refresh falls due for a while, so that what the restart does is not
+	// mixed with refreshes that were due anyway.
+	if at, ok := quietMoment(refreshAt, time.Now(), r.lifetime, 30*time.Second); ok {
+		step("waiting %s for a moment when no refresh is due for 30 s", time.Until(at).Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Until(at)):
+		}
+	}
+	before, err := r.scrapeAPIs(ctx)
+	if err != nil {
+		return err
+	}
+	step("stopping the manager (SIGTERM) and starting a new one")
+	r.mgr.Stop(30 * time.Second)
+	r.processes = slices.DeleteFunc(r.processes, func(p *harness.Process) bool { return p == r.mgr.Process })
+	if err := r.sim.ResetCounters(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := r.startManager(ctx, "manager-restarted"); err != nil {
+		return err
+	}
+	// Back in control: every object reconciled once and nothing left in the queues.
+	err = r.poll(ctx, 10*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		m, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
+		if err != nil {
+			return false, nil
+		}
+		done := func(controller string, want int) bool {
+			return sum(m, "controller_runtime_reconcile_total", map[string]string{"controller": controller}) >= float64(want) &&
+				sum(m, "workqueue_depth", map[string]string{"name": controller}) == 0
+		}
+		return done("wechatauthorizer", r.n) && done("wechatcomponent", r.comps), nil
+	})
+	if err != nil {
+		return fmt.Errorf("the restarted manager never reconciled every object: %w", err)
+	}
+	r.res.restartReconciled = time.Since(start)
+	if err := r.waitReady(ctx, 5*time.Minute); err != nil {
+		return err
+	}
+	r.res.restartReady = time.Since(start)
+	done := time.Now()
+	counters, err := r.sim.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	after, err := r.scrapeAPIs(ctx)
+	if err != nil {
+		return err
+	}
+	r.res.restartWrites = apiWrites(after).minus(apiWrites(before))
+	// A call for an account whose refresh was not due yet is one the restart caused.
+	for appID, cc := range counters["api_authorizer_token"] {
+		if at, ok := refreshAt[appID]; ok && at.After(done) {
+			r.res.restartSpurious += cc.Calls
+		} else {
+			r.res.restartDue += cc.Calls
+		}
+	}
+	r.res.restartComponentCalls = r.calls(counters, "api_component_token")
+	r.res.restartByAPI = r.callsByAPI(counters)
+	step("restarted manager reconciled everything in %s; %d calls not due, %d due refreshes meanwhile",
+		r.res.restartReconciled.Round(10*time.Millisecond), r.res.restartSpurious, r.res.restartDue)
+	return nil
+}
+
+// quietMoment finds the first time from now, within horizon, followed by quiet seconds in
+// which no refresh is due.
+func quietMoment(refreshAt map[string]time.Time, now time.Time, horizon, quiet time.Duration) (time.Time, bool) {
+	times := make([]time.Time, 0, len(refreshAt))
+	for _, t := range refreshAt {
+		if t.After(now) {
+			times = append(times, t)
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	from := now
+	for _, t := range times {
+		if t.Sub(from) >= quiet {
+			return from, true
+		}
+		from = t.Add(time.Second)
+		if from.Sub(now) > horizon {
+			return time.Time{}, false
+		}
+	}
+	return from, from.Sub(now) <= horizon
+}
+
+func (r *run) poll(ctx context.Context, timeout, every time.Duration, f func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := f()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// calls counts the calls of api: every call names its component appid exactly once (the
+// simulator counts an account call under the account's appid too, so a sum over every appid
+// would count it twice).
+func (r *run) calls(c harness.Counters, api string) int {
+	n := 0
+	for i := range r.comps {
+		n += c.CallsFor(api, componentAppID(i))
+	}
+	return n
+}
+
+// totalCalls counts every call that named one of the components.
+func (r *run) totalCalls(c harness.Counters) int {
+	n := 0
+	for api := range c {
+		n += r.calls(c, api)
+	}
+	return n
+}
+
+// callsByAPI lists the non-zero call counts, e.g. "api_authorizer_token 1000, ...".
+func (r *run) callsByAPI(c harness.Counters) string {
+	apis := make([]string, 0, len(c))
+	for api := range c {
+		if r.calls(c, api) > 0 {
+			apis = append(apis, api)
+		}
+	}
+	slices.Sort(apis)
+	parts := make([]string, 0, len(apis))
+	for _, api := range apis {
+		parts = append(parts, fmt.Sprintf("%s %d", api, r.calls(c, api)))
+	}
+	return strings.Join(parts, ", ")
+}
