@@ -121,7 +121,7 @@ var componentTokenChanged = predicate.Funcs{
 		if !ok1 || !ok2 {
 			return true
 		}
-		return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt)
+		return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt) || quotaResetChanged(oldC, newC)
 	},
 	DeleteFunc: func(event.DeleteEvent) bool { return true },
 	CreateFunc: func(event.CreateEvent) bool { return true },

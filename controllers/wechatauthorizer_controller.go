@@ -276,8 +276,7 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 			return nil
 		}
 		a.Status.AuthorizationCode = code // keep it for the retry
-		r.reportComponentToken(ctx, run, err)
-		return classifyAPIError(err)
+		return r.reportToComponent(ctx, run, err)
 	}
 	if info.AuthorizerAppID != "" && info.AuthorizerAppID != a.Spec.AppID {
 		return configurationFailure(wechatv1alpha1.ReasonNotAuthorized,
@@ -301,20 +300,32 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 	return nil
 }
 
-// reportComponentToken asks the component controller for a new component token when WeChat
-// says ours is invalid or expired (40001/42001/40014).
-func (r *WeChatAuthorizerReconciler) reportComponentToken(ctx context.Context, run *authorizerRun, err error) {
-	if !wxapi.IsInvalidToken(err) || run.component == nil {
-		return
+// reportToComponent tells the component controller what WeChat said about the platform
+// and returns err classified: a rejected component token (40001/42001/40014) asks for a new
+// one; a used-up daily quota (45009) asks for a quota reset if the component opted in.
+func (r *WeChatAuthorizerReconciler) reportToComponent(ctx context.Context, run *authorizerRun, err error) *failure {
+	f := classifyAPIError(err)
+	switch {
+	case wxapi.IsInvalidToken(err) && run.component != nil:
+		if perr := r.annotateComponent(ctx, run, AnnotationRefreshRequestedAt, r.Clock.Now()); perr != nil {
+			log.FromContext(ctx).Info("could not ask for a component token refresh", "error", perr.Error())
+		}
+	case wxapi.IsQuota(err):
+		if r.requestQuotaReset(ctx, run) {
+			f = quotaRequestedHint(f, run.component.Name)
+		}
 	}
+	return f
+}
+
+// annotateComponent sets a request annotation (an RFC 3339 time) on the run's component.
+func (r *WeChatAuthorizerReconciler) annotateComponent(ctx context.Context, run *authorizerRun, key string, at time.Time) error {
 	patch := client.MergeFrom(run.component.DeepCopy())
 	if run.component.Annotations == nil {
 		run.component.Annotations = map[string]string{}
 	}
-	run.component.Annotations[AnnotationRefreshRequestedAt] = r.Clock.Now().UTC().Format(time.RFC3339)
-	if perr := r.Patch(ctx, run.component, patch, fieldOwner); perr != nil {
-		log.FromContext(ctx).Info("could not ask for a component token refresh", "error", perr.Error())
-	}
+	run.component.Annotations[key] = at.UTC().Format(time.RFC3339)
+	return r.Patch(ctx, run.component, patch, fieldOwner)
 }
 
 func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *authorizerRun, token *issuedToken) error {

@@ -48,8 +48,7 @@ func (r *WeChatAuthorizerReconciler) recoverRefreshToken(ctx context.Context, ru
 	a := run.a
 	item, found, err := r.directory.lookup(ctx, r.WeChat, r.Clock.Now(), run.componentToken, run.component.Spec.AppID, a.Spec.AppID, rejected)
 	if err != nil {
-		r.reportComponentToken(ctx, run, err)
-		return classifyAPIError(err)
+		return r.reportToComponent(ctx, run, err)
 	}
 	if !found || item.RefreshToken == "" || item.RefreshToken == rejected {
 		run.state.refreshToken = ""
@@ -81,8 +80,7 @@ func (r *WeChatAuthorizerReconciler) refreshToken(ctx context.Context, run *auth
 				return nil, &failure{reason: wechatv1alpha1.ReasonRefreshTokenInvalid, backoff: refresh.ConfigurationError,
 					message: "WeChat rejected the refresh token (61023) and api_get_authorizer_list has no other; the account must authorize the platform again"}
 			}
-			r.reportComponentToken(ctx, run, err)
-			return nil, classifyAPIError(err)
+			return nil, r.reportToComponent(ctx, run, err)
 		}
 		token := &issuedToken{accessToken: answer.AccessToken, appID: a.Spec.AppID,
 			issuedAt: now.Truncate(time.Second), expiresAt: now.Add(answer.ExpiresIn).Truncate(time.Second)}

@@ -29,6 +29,7 @@ func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *author
 	info, err := r.WeChat.GetAuthorizerInfo(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
 	if err != nil {
 		log.FromContext(ctx).Info("api_get_authorizer_info failed; keeping the previous info", "error", err.Error())
+		r.reportToComponent(ctx, run, err)
 		return
 	}
 	a.Status.Info = authorizerInfoStatus(info, now)

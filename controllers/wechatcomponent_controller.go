@@ -37,6 +37,8 @@ const (
 	EventRefreshFailed      = "RefreshFailed"
 	EventCredentialsInvalid = "CredentialsInvalid"
 	EventTicketRequested    = "TicketPushRequested"
+	EventQuotaReset         = "QuotaReset"
+	EventQuotaResetFailed   = "QuotaResetFailed"
 
 	msgTokenIssued       = "component_access_token is in Secret %q, valid until %s, next refresh at %s"
 	msgTokenStillValid   = "%s; the current token in Secret %q stays valid until %s"
@@ -54,6 +56,12 @@ const (
 // the component token if the current one was issued before it. The WeChatAuthorizer
 // controller sets it when WeChat rejects the component token (40001/42001); a human can too.
 const AnnotationRefreshRequestedAt = "platform.wechat-operator.dev/refresh-requested-at"
+
+// AnnotationQuotaResetRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a reset of
+// the platform's daily API quotas with clear_quota, if spec.quota.resetOnExhausted is set and
+// no reset happened yet that Beijing day. The WeChatAuthorizer controller sets it when WeChat
+// answers 45009 to an authorizer's call; a human can too.
+const AnnotationQuotaResetRequestedAt = "platform.wechat-operator.dev/quota-reset-requested-at"
 
 // ComponentAPI is what the WeChatComponent controller needs of WeChat.
 type ComponentAPI interface {
@@ -83,6 +91,7 @@ type WeChatComponentReconciler struct {
 	startPushMu   sync.Mutex
 	lastStartPush map[types.NamespacedName]time.Time
 	testReplies   testReplyMemory
+	quota         quotaMemory
 }
 
 // componentState is what one reconcile learned; it is turned into status at the end.
@@ -128,6 +137,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		return state, reconcile.Result{}, err
 	}
 	state.token = readTokenSecret(existing, c.Spec.AppID)
+	r.quota.restore(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, c)
 	policy, err := refresh.ParsePolicy(c.Spec.Refresh.Before, c.Spec.Refresh.Jitter)
 	if err != nil {
 		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
@@ -148,6 +158,9 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
 	}
 	ticket, ticketOK := r.ticketState(c, state, now)
+	if state.token.validAt(now) {
+		r.honourQuotaResetRequest(ctx, c, state.token)
+	}
 
 	// Decide.
 	refreshNeeded := !state.token.validAt(now) || !now.Before(state.refreshAt) || r.refreshRequested(c, state.token)
@@ -168,6 +181,15 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 
 	// Act.
 	issued, err := r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
+	if wxapi.IsQuota(err) {
+		outcome, resetErr := r.resetQuota(ctx, c, state.token, wxapi.APIComponentToken)
+		if outcome == quotaReset {
+			// Retry once, right away; another 45009 backs off like any failure.
+			issued, err = r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
+		} else {
+			err = quotaFailure(c, state.token, err, outcome, resetErr, now)
+		}
+	}
 	if err != nil {
 		f := classifyAPIError(err)
 		if f.reason == wechatv1alpha1.ReasonTicketRejected {
@@ -186,6 +208,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	state.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
 	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
+	r.honourQuotaResetRequest(ctx, c, token)
 	r.exchangePendingCodes(ctx, c, token.accessToken)
 	retry := r.answerTestReplies(ctx, c, token.accessToken)
 	return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil

@@ -51,6 +51,9 @@ const (
 	ReasonInvalidToken = "InvalidToken"
 	// ReasonQuotaExceeded: the daily call quota of an API is used up (45009).
 	ReasonQuotaExceeded = "QuotaExceeded"
+	// ReasonQuotaResetExhausted: a quota was used up (45009) and clear_quota answered 48006:
+	// the platform's quota resets for this month are used up; the quotas reset at midnight Beijing time.
+	ReasonQuotaResetExhausted = "QuotaResetExhausted"
 	// ReasonIPNotWhitelisted: the manager's egress IP is not in the platform's whitelist (61004).
 	ReasonIPNotWhitelisted = "IPNotWhitelisted"
 	// ReasonAPIUnauthorized: the platform lacks the permission for an API (48001).

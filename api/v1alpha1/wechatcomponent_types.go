@@ -45,6 +45,10 @@ type WeChatComponentSpec struct {
 	// +optional
 	Receiver ReceiverOptions `json:"receiver,omitempty"`
 
+	// Quota says what the operator does when WeChat answers 45009 (daily API quota reached).
+	// +optional
+	Quota QuotaPolicy `json:"quota,omitempty"`
+
 	// Messages configures the 消息与事件接收URL of the authorized accounts: the answers to
 	// WeChat's 全网发布 test, and the default forwarding target.
 	// +optional
@@ -109,6 +113,18 @@ type ReceiverOptions struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
 	TimestampWindow string `json:"timestampWindow,omitempty"`
+}
+
+// QuotaPolicy says how the operator handles WeChat's daily API quotas.
+type QuotaPolicy struct {
+	// ResetOnExhausted: when true and a WeChat call of this platform answers 45009 (daily
+	// quota reached), the WeChatComponent controller calls clear_quota, at most once per
+	// Beijing (UTC+8) day, and retries the call. This covers the component's own
+	// api_component_token and, on their request, the calls of its WeChatAuthorizers.
+	// WeChat allows about 10 resets a month per platform (48006 when they are used up).
+	// Default off: the operator waits for the quotas to reset at midnight Beijing time.
+	// +optional
+	ResetOnExhausted bool `json:"resetOnExhausted,omitempty"`
 }
 
 // VerifyTicket is the newest component_verify_ticket WeChat pushed. It is written by the
@@ -181,6 +197,11 @@ type WeChatComponentStatus struct {
 	// LastFailureReason is the condition reason of the last failed attempt.
 	// +optional
 	LastFailureReason string `json:"lastFailureReason,omitempty"`
+
+	// LastQuotaResetTime is when the controller last reset the platform's daily API quotas
+	// with clear_quota (spec.quota.resetOnExhausted). At most one reset is made per Beijing day.
+	// +optional
+	LastQuotaResetTime *metav1.Time `json:"lastQuotaResetTime,omitempty"`
 }
 
 // WeChatComponent is a WeChat Open Platform third-party platform whose
