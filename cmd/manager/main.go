@@ -42,8 +42,9 @@ func main() {
 		operatorNS    = flag.String("operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the receiver keyring Secret (default: $POD_NAMESPACE)")
 		keyringName   = flag.String("keyring-secret", keyring.DefaultSecretName, "name of the receiver keyring Secret in the operator namespace")
 		apiURL        = flag.String("wechat-api-url", wxapi.DefaultBaseURL, "base URL of the WeChat API (point it at wechat-sim for local runs)")
-		apiRate       = flag.Float64("wechat-api-rate", 10, "largest sustained rate of WeChat API calls per second")
-		apiBurst      = flag.Int("wechat-api-burst", 20, "burst of WeChat API calls above the sustained rate")
+		apiRate       = flag.Float64("wechat-api-rate", 50, "largest sustained rate of WeChat API calls per second (100,000 authorizers need about 18/s)")
+		apiBurst      = flag.Int("wechat-api-burst", 100, "burst of WeChat API calls above the sustained rate")
+		apiInFlight   = flag.Int("wechat-api-concurrency", 16, "WeChat API requests in flight at once (at ~200 ms a call, 16 allow ~80 calls/s)")
 		apiTimeout    = flag.Duration("wechat-api-timeout", 10*time.Second, "timeout of one WeChat API request")
 		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
 		kubeQPS       = flag.Float64("kube-api-qps", 100, "largest sustained rate of requests to the Kubernetes API server per second")
@@ -98,7 +99,9 @@ func main() {
 		Timeout:   *apiTimeout,
 		RateLimit: rate.Limit(*apiRate),
 		Burst:     *apiBurst,
-		Logger:    ctrl.Log.WithName("wechat-api"),
+		// The reconcilers' workers share these slots.
+		MaxConcurrency: *apiInFlight,
+		Logger:         ctrl.Log.WithName("wechat-api"),
 	})
 	components := &controllers.WeChatComponentReconciler{
 		Client:           mgr.GetClient(),

@@ -40,8 +40,10 @@ const (
 	realLifetime   = 7200 * time.Second
 	// What the operator's defaults are, before compression.
 	realMinMargin   = 10 * time.Minute
-	realAPIRate     = 10
-	realAPIBurst    = 20
+	realAPIRate     = 50
+	realAPIBurst    = 100
+	realKubeQPS     = 100
+	realKubeBurst   = 200
 	realPushEvery   = 10 * time.Minute
 	realOverlap     = 5 * time.Minute
 	realTicketValid = 12 * time.Hour
@@ -194,9 +196,13 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.processes = append(r.processes, r.sim.Process)
 
+	// Compressed time multiplies every rate by k, so the client-side rate limits scale too.
 	r.mgrFlags = []string{"--leader-elect",
 		fmt.Sprintf("--wechat-api-rate=%g", realAPIRate*r.k),
 		fmt.Sprintf("--wechat-api-burst=%d", int(realAPIBurst*r.k))}
+	if r.managerHasFlag("kube-api-qps") {
+		r.mgrFlags = append(r.mgrFlags, fmt.Sprintf("--kube-api-qps=%g", realKubeQPS*r.k), fmt.Sprintf("--kube-api-burst=%d", int(realKubeBurst*r.k)))
+	}
 	if r.managerHasFlag("min-refresh-margin") {
 		r.mgrFlags = append(r.mgrFlags, "--min-refresh-margin="+r.scale(realMinMargin).String())
 	} else {

@@ -62,6 +62,16 @@ func parseAmount(field, s string) (amount, *amount, error) {
 type Policy struct {
 	before *amount
 	jitter *amount
+	// minMargin replaces MinMargin when set (see WithMinMargin).
+	minMargin time.Duration
+}
+
+// WithMinMargin returns the policy with d as the least margin instead of MinMargin; 0 keeps
+// MinMargin. Only compressed-time runs (benchmarks, simulators with short tokens) lower it:
+// scaled down with the token lifetime, the policy then behaves exactly as with real tokens.
+func (p Policy) WithMinMargin(d time.Duration) Policy {
+	p.minMargin = d
+	return p
 }
 
 // ParsePolicy parses spec.refresh.before and spec.refresh.jitter (empty means default).
@@ -81,7 +91,11 @@ func ParsePolicy(before, jitter string) (Policy, error) {
 // max(10m, 10% of the lifetime, spec.refresh.before), but never more than half the lifetime,
 // so that short-lived tokens (the simulator's, in the demo) still live a while.
 func (p Policy) Margin(lifetime time.Duration) time.Duration {
-	margin := max(MinMargin, time.Duration(MarginFraction*float64(lifetime)))
+	floor := MinMargin
+	if p.minMargin > 0 {
+		floor = p.minMargin
+	}
+	margin := max(floor, time.Duration(MarginFraction*float64(lifetime)))
 	if p.before != nil {
 		margin = max(margin, p.before.of(lifetime))
 	}

@@ -127,3 +127,23 @@ func TestBackoff(t *testing.T) {
 		})
 	}
 }
+
+func TestMinMarginScalesWithCompressedTime(t *testing.T) {
+	real := Policy{}
+	for _, k := range []float64{1, 30, 60} {
+		lifetime := time.Duration(float64(7200*time.Second) / k)
+		compressed := Policy{}.WithMinMargin(time.Duration(float64(MinMargin) / k))
+		want := time.Duration(float64(real.Margin(7200*time.Second)) / k)
+		if got := compressed.Margin(lifetime); got != want {
+			t.Errorf("compressed %gx: margin %v, want %v (the real margin scaled)", k, got, want)
+		}
+	}
+	// Without the scaled floor a compressed token is refreshed at half its life.
+	if got := (Policy{}).Margin(4 * time.Minute); got != 2*time.Minute {
+		t.Errorf("default floor on a 4m token: margin %v, want 2m", got)
+	}
+	// A floor above 10 % of the lifetime still wins over the fraction.
+	if got := (Policy{}).WithMinMargin(time.Minute).Margin(5 * time.Minute); got != time.Minute {
+		t.Errorf("1m floor on a 5m token: margin %v, want 1m", got)
+	}
+}
