@@ -28,7 +28,9 @@ func (r *versionReader) Get(_ context.Context, key client.ObjectKey, obj client.
 	return nil
 }
 
-func (r *versionReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+func (r *versionReader) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return nil
+}
 
 func TestWrittenVersionsReadsTheAPIServerOnlyWhileTheCacheLags(t *testing.T) {
 	key := types.NamespacedName{Namespace: "ns", Name: "a"}

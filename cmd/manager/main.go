@@ -47,6 +47,7 @@ func main() {
 		apiInFlight   = flag.Int("wechat-api-concurrency", 16, "WeChat API requests in flight at once (at ~200 ms a call, 16 allow ~80 calls/s)")
 		apiTimeout    = flag.Duration("wechat-api-timeout", 10*time.Second, "timeout of one WeChat API request")
 		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
+		minMargin     = flag.Duration("min-refresh-margin", 0, "least time before expiry a token is refreshed (default 10m); lower it only to compress time in tests and benchmarks against wechat-sim with short tokens")
 		kubeQPS       = flag.Float64("kube-api-qps", 100, "largest sustained rate of requests to the Kubernetes API server per second")
 		kubeBurst     = flag.Int("kube-api-burst", 200, "burst of Kubernetes API requests above --kube-api-qps")
 		zapOptions    = zap.Options{}
@@ -113,19 +114,21 @@ func main() {
 		Random:           randomFloat,
 		KeyringNamespace: *operatorNS,
 		KeyringName:      *keyringName,
+		MinRefreshMargin: *minMargin,
 	}
 	if err := components.SetupWithManager(mgr, *maxReconciles); err != nil {
 		setupLog.Error(err, "unable to set up the WeChatComponent controller")
 		os.Exit(1)
 	}
 	authorizers := &controllers.WeChatAuthorizerReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("wechat-operator"),
-		WeChat:    wechat,
-		Clock:     clock.RealClock{},
-		Random:    randomFloat,
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Scheme:           mgr.GetScheme(),
+		Recorder:         mgr.GetEventRecorder("wechat-operator"),
+		WeChat:           wechat,
+		Clock:            clock.RealClock{},
+		Random:           randomFloat,
+		MinRefreshMargin: *minMargin,
 		// The HMAC keys of spec.messages.forward go into the keyring too.
 		KeyringNamespace: *operatorNS,
 		KeyringName:      *keyringName,
