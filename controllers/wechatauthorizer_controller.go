@@ -195,8 +195,8 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 	}
 	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	r.markAuthorized(run)
+	recordTokenEvent(r.Recorder, a, "authorizer_access_token", hadToken, a.Status.FailedAttempts, token)
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
-	recordTokenEvent(r.Recorder, a, "authorizer_access_token", hadToken, token)
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)
 	return r.requeueAt(run, now), nil

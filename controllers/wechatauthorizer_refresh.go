@@ -62,8 +62,8 @@ func (r *WeChatAuthorizerReconciler) recoverRefreshToken(ctx context.Context, ru
 	return nil
 }
 
-// refreshToken calls api_authorizer_token, persisting the (possibly rotated) refresh token
-// before the new access token is served. A rejected refresh token (61023) is recovered from
+// refreshToken calls api_authorizer_token, persisting a rotated refresh token before the
+// new access token is served. A rejected refresh token (61023) is recovered from
 // api_get_authorizer_list once.
 func (r *WeChatAuthorizerReconciler) refreshToken(ctx context.Context, run *authorizerRun, now time.Time) (*issuedToken, error) {
 	a := run.a
@@ -84,12 +84,18 @@ func (r *WeChatAuthorizerReconciler) refreshToken(ctx context.Context, run *auth
 		}
 		token := &issuedToken{accessToken: answer.AccessToken, appID: a.Spec.AppID,
 			issuedAt: now.Truncate(time.Second), expiresAt: now.Add(answer.ExpiresIn).Truncate(time.Second)}
-		if answer.RefreshToken != "" {
+		rotated := answer.RefreshToken != "" && answer.RefreshToken != run.state.refreshToken
+		if rotated {
 			run.state.refreshToken = answer.RefreshToken
 		}
 		run.state.token = token
-		if err := r.saveState(ctx, run); err != nil {
-			return nil, err
+		// A new refresh token is persisted before anything else. An unchanged one is safe
+		// already, so the state Secret is not rewritten for the access token alone: a crash
+		// before the token Secret write then costs one more refresh, nothing else.
+		if rotated || run.stateSecret == nil {
+			if err := r.saveState(ctx, run); err != nil {
+				return nil, err
+			}
 		}
 		if err := r.writeTokenSecret(ctx, run, token); err != nil {
 			return nil, err
