@@ -30,6 +30,7 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/controllers"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/memlimit"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
 
@@ -37,6 +38,7 @@ func main() {
 	var (
 		metricsAddr   = flag.String("metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (\"0\" disables it)")
 		probeAddr     = flag.String("health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+		pprofAddr     = flag.String("pprof-bind-address", "0", "address of Go's /debug/pprof endpoints for profiling (\"0\" disables them; never expose them outside the pod)")
 		leaderElect   = flag.Bool("leader-elect", false, "elect a leader so that exactly one replica refreshes tokens (use it whenever more than one replica runs)")
 		leaderElectNS = flag.String("leader-election-namespace", "", "namespace of the leader-election Lease (default: the operator namespace)")
 		operatorNS    = flag.String("operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the receiver keyring Secret (default: $POD_NAMESPACE)")
@@ -50,6 +52,7 @@ func main() {
 		minMargin     = flag.Duration("min-refresh-margin", 0, "least time before expiry a token is refreshed (default 10m); lower it only to compress time in tests and benchmarks against wechat-sim with short tokens")
 		kubeQPS       = flag.Float64("kube-api-qps", 100, "largest sustained rate of requests to the Kubernetes API server per second")
 		kubeBurst     = flag.Int("kube-api-burst", 200, "burst of Kubernetes API requests above --kube-api-qps")
+		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
 		zapOptions    = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -66,6 +69,9 @@ func main() {
 	if *operatorNS == "" {
 		setupLog.Error(nil, "the operator namespace is unknown: set --operator-namespace or $POD_NAMESPACE")
 		os.Exit(2)
+	}
+	if limit, soft := memlimit.Apply("/sys/fs/cgroup", *memFraction); soft > 0 {
+		setupLog.Info("Go soft memory limit set from the container's", "containerLimitBytes", limit, "softLimitBytes", soft)
 	}
 	if *leaderElectNS == "" {
 		*leaderElectNS = *operatorNS
@@ -84,6 +90,7 @@ func main() {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress:  *probeAddr,
+		PprofBindAddress:        *pprofAddr,
 		LeaderElection:          *leaderElect,
 		LeaderElectionID:        "wechat-operator-manager",
 		LeaderElectionNamespace: *leaderElectNS,

@@ -37,7 +37,8 @@ type options struct {
 	cycles                 float64
 	senders                []int
 	pushes                 int
-	writeDoc               bool
+	writeDoc, profile      bool
+	memoryLimitMiB         int
 	managerFlags           []string
 }
 
@@ -63,6 +64,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.compression, "compression", 30, "time compression: tokens live 7200s/`k`, tickets are pushed every 600s/k, and every other WeChat and operator duration scales alike")
 	fs.Float64Var(&o.cycles, "cycles", 2, "length of the steady-state window, in refresh cycles")
 	fs.IntVar(&o.pushes, "pushes", 3000, "ticket pushes per receiver throughput run")
+	fs.IntVar(&o.memoryLimitMiB, "manager-memory-limit", 256, "container memory limit in `MiB` the manager runs as if under (config/manager sets 256Mi): GOMEMLIMIT is set to the manager's --memory-limit-fraction of it, as the manager does itself in a pod; 0 for none")
+	fs.BoolVar(&o.profile, "profile", false, "save the manager's heap profile at the end of the steady window (in --dir)")
 	fs.BoolVar(&o.writeDoc, "write-doc", false, "record the results in --doc (replacing the block of the same authorizer count)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

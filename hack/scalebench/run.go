@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -27,6 +28,7 @@ import (
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/memlimit"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 	"github.com/wechat-operator/wechat-operator/test/harness"
 )
@@ -71,6 +73,7 @@ type run struct {
 	memCtx     context.CancelFunc
 	processes  []*harness.Process
 	res        *results
+	pprofURL   string
 	scrapeAPIs func(context.Context) ([]sample, error)
 }
 
@@ -191,6 +194,7 @@ func (r *run) setup(ctx context.Context) error {
 		"--token-overlap", r.scale(realOverlap).String(),
 		"--push-interval", r.scale(realPushEvery).String(),
 		"--ticket-lifetime", r.scale(realTicketValid).String(),
+		"--push-retry-delay", r.scale(5*time.Second).String(),
 		"--push-on-start=false", "--log-level", "warn"); err != nil {
 		return err
 	}
@@ -208,8 +212,20 @@ func (r *run) setup(ctx context.Context) error {
 	} else {
 		r.res.notes = append(r.res.notes, "this manager has no --min-refresh-margin: its 10-minute floor is not compressed, so it refreshes at half the compressed lifetime and calls per day are about twice the real figure")
 	}
+	if r.o.profile && r.managerHasFlag("pprof-bind-address") {
+		port, err := harness.FreePort()
+		if err != nil {
+			return err
+		}
+		r.pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port)
+		r.mgrFlags = append(r.mgrFlags, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", port))
+	}
 	r.mgrFlags = append(r.mgrFlags, r.o.managerFlags...)
 	r.res.managerFlags = strings.Join(r.mgrFlags, " ")
+	if r.o.memoryLimitMiB > 0 {
+		r.res.goMemLimit = fmt.Sprintf("%dMiB", int(float64(r.o.memoryLimitMiB)*memlimit.DefaultFraction))
+		r.res.memoryLimitMiB = r.o.memoryLimitMiB
+	}
 	return r.startManager(ctx, "manager")
 }
 
@@ -222,6 +238,11 @@ func (r *run) managerHasFlag(name string) bool {
 
 func (r *run) startManager(ctx context.Context, name string) error {
 	step("starting the %s (%s)", name, strings.Join(r.mgrFlags, " "))
+	// No cgroup limit here: set what the manager would set itself in a pod with this limit.
+	if r.o.memoryLimitMiB > 0 {
+		os.Setenv("GOMEMLIMIT", r.res.goMemLimit)
+		defer os.Unsetenv("GOMEMLIMIT")
+	}
 	m, err := harness.StartManager(ctx, r.bins.Manager, name, r.cp, r.sim.URL, r.mgrFlags...)
 	if err != nil {
 		return err
@@ -278,15 +299,6 @@ func (r *run) components(ctx context.Context) error {
 		}
 		seen, _ := r.tokens.seen(secret)
 		r.res.componentToSecret = append(r.res.componentToSecret, seen.Sub(created[i]))
-	}
-	// Then the push path alone: the simulator's push returns once the receiver answered
-	// success, which it does only after the ticket is persisted in status.
-	for i := range r.comps * 10 {
-		start := time.Now()
-		if err := r.sim.PushTicket(ctx, componentAppID(i%r.comps)); err != nil {
-			return fmt.Errorf("ticket push to %s: %w", componentName(i%r.comps), err)
-		}
-		r.res.pushToStatus = append(r.res.pushToStatus, time.Since(start))
 	}
 	return nil
 }
@@ -422,7 +434,36 @@ func (r *run) steady(ctx context.Context) error {
 	res.peakRSS = r.mem.peakRSS()
 	res.heapInuse = sum(mgrMetrics, "go_memstats_heap_inuse_bytes", nil)
 	res.checked, res.rejected = checks.result()
+	if r.pprofURL != "" {
+		if err := r.saveHeapProfile(ctx); err != nil {
+			return err
+		}
+	}
 	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f", res.refreshes, res.authorizerCalls, res.expired.Seconds())
+	return nil
+}
+
+// saveHeapProfile writes the manager's heap profile to the run directory (go tool pprof).
+func (r *run) saveHeapProfile(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.pprofURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(r.o.dir, fmt.Sprintf("manager-heap-%d.pprof", r.n))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		return err
+	}
+	step("manager heap profile: go tool pprof -sample_index=inuse_space %s", path)
 	return nil
 }
 
