@@ -118,7 +118,7 @@ func (s *stack) launchManager(c context.Context, name, wechatURL string, extra .
 func (s *stack) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if CurrentSpecReport().Failed() {
+	if failed || CurrentSpecReport().Failed() {
 		for _, p := range s.procs {
 			GinkgoWriter.Printf("\n---- last lines of %s (%s)\n%s\n", p.Name, p.LogPath, p.Tail(60))
 		}
