@@ -69,17 +69,21 @@ func (k *keyringWriter) update(ctx context.Context, change func(data map[string]
 }
 
 // project records a component's receiver keys, and the HMAC key of its default message
-// forwarding (nil: none), in one write.
-func (k *keyringWriter) project(ctx context.Context, component types.NamespacedName, token, encodingAESKey string, forwardKey []byte) error {
-	return k.update(ctx, func(data map[string][]byte) {
-		data[keyring.TokenKey(component.Namespace, component.Name)] = []byte(token)
-		data[keyring.AESKeyKey(component.Namespace, component.Name)] = []byte(encodingAESKey)
+// forwarding (nil: none), in one write. keysChanged reports that the receiver keys were new
+// or different: receivers cannot verify the component's pushes until their caches have them.
+func (k *keyringWriter) project(ctx context.Context, component types.NamespacedName, token, encodingAESKey string, forwardKey []byte) (keysChanged bool, err error) {
+	err = k.update(ctx, func(data map[string][]byte) {
+		tokenKey, aesKey := keyring.TokenKey(component.Namespace, component.Name), keyring.AESKeyKey(component.Namespace, component.Name)
+		keysChanged = string(data[tokenKey]) != token || string(data[aesKey]) != encodingAESKey
+		data[tokenKey] = []byte(token)
+		data[aesKey] = []byte(encodingAESKey)
 		if forwardKey == nil {
 			delete(data, keyring.ForwardKeyKey(component.Namespace, component.Name))
 		} else {
 			data[keyring.ForwardKeyKey(component.Namespace, component.Name)] = forwardKey
 		}
 	})
+	return keysChanged, err
 }
 
 // prune drops the entries of components that no longer exist, and entries it cannot parse.

@@ -52,6 +52,9 @@ const (
 	msgTicketRequested   = "asked WeChat to push a component_verify_ticket (api_start_push_ticket)"
 	ticketValidity       = 12 * time.Hour
 	startPushMinInterval = 10 * time.Minute
+	// keyringSettleTime is how long new receiver keys get to reach the receivers' caches
+	// before WeChat is asked to push a ticket signed with them.
+	keyringSettleTime = 2 * time.Second
 )
 
 // AnnotationRefreshRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a refresh of
@@ -163,7 +166,8 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	if err != nil {
 		return state, reconcile.Result{}, err
 	}
-	if err := r.keyring().project(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, creds.token, creds.encodingAESKey, forwardKey); err != nil {
+	keysChanged, err := r.keyring().project(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, creds.token, creds.encodingAESKey, forwardKey)
+	if err != nil {
 		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
 	}
 	ticket, ticketOK := r.ticketState(c, state, now)
@@ -183,6 +187,11 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
 	}
 	if !ticketOK {
+		if keysChanged {
+			// A push asked for now would reach receivers that cannot verify it yet; WeChat
+			// retries only a few times, then waits for its next round, 10 minutes later.
+			return state, reconcile.Result{RequeueAfter: keyringSettleTime}, nil
+		}
 		r.requestTicketPush(ctx, c, creds)
 		// The ticket push wakes us; until then, look again when the token needs it.
 		return state, reconcile.Result{RequeueAfter: r.waitForTicket(state, now)}, nil

@@ -52,6 +52,12 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		c := w.component()
 		Expect(condition(c.Status.Conditions, wechatv1alpha1.ConditionTicketReceived).Reason).To(Equal(wechatv1alpha1.ReasonWaitingForTicket))
 		Expect(condition(c.Status.Conditions, wechatv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+		Expect(result.RequeueAfter).To(Equal(keyringSettleTime), "new keys get a moment to reach the receivers")
+		Expect(w.sim.Calls(wxapi.APIStartPushTicket, testComponentAppID)).To(Equal(0), "no push asked for before the receivers can verify it")
+
+		w.clock.Step(keyringSettleTime)
+		issuedAt := simStart.Add(keyringSettleTime)
+		result = w.reconcile()
 		Expect(result.RequeueAfter).To(BeNumerically(">", 0))
 		Expect(w.sim.Calls(wxapi.APIStartPushTicket, testComponentAppID)).To(Equal(1), "asks WeChat to push a ticket")
 		Expect(w.tokenSecret()).To(BeNil())
@@ -78,7 +84,7 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		Expect(token).NotTo(BeEmpty())
 		Expect(w.sim.TokenState(token)).To(Equal(0), "the simulator accepts the token in the Secret")
 		Expect(string(secret.Data["appid"])).To(Equal(testComponentAppID))
-		expires := simStart.Add(2 * time.Hour).UTC().Format(time.RFC3339)
+		expires := issuedAt.Add(2 * time.Hour).UTC().Format(time.RFC3339)
 		Expect(string(secret.Data["expires_at"])).To(Equal(expires))
 		Expect(secret.Annotations).To(HaveKeyWithValue(wechatv1alpha1.AnnotationExpiresAt, expires))
 		Expect(secret.Annotations).To(HaveKey(wechatv1alpha1.AnnotationTokenHash))
@@ -87,10 +93,10 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 
 		c = w.component()
 		Expect(c.Status.TokenSecretName).To(Equal("platform-component-token"))
-		Expect(c.Status.ExpiresAt.Time).To(BeTemporally("==", simStart.Add(2*time.Hour)))
-		Expect(c.Status.LastRefreshTime.Time).To(BeTemporally("==", simStart))
+		Expect(c.Status.ExpiresAt.Time).To(BeTemporally("==", issuedAt.Add(2*time.Hour)))
+		Expect(c.Status.LastRefreshTime.Time).To(BeTemporally("==", issuedAt))
 		// 7200 s: refresh 12 minutes before expiry, minus half of the 6-minute jitter.
-		Expect(c.Status.RefreshAt.Time).To(BeTemporally("==", simStart.Add(2*time.Hour-15*time.Minute)))
+		Expect(c.Status.RefreshAt.Time).To(BeTemporally("==", issuedAt.Add(2*time.Hour-15*time.Minute)))
 		Expect(result.RequeueAfter).To(Equal(2*time.Hour - 15*time.Minute))
 		ready := condition(c.Status.Conditions, wechatv1alpha1.ConditionReady)
 		Expect(ready.Status).To(Equal(metav1.ConditionTrue))
@@ -147,7 +153,7 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		// The first call was at the start; 13 or 14 more happen within the day.
 		calls := w.tokenCalls() - 1
 		Expect(calls).To(And(BeNumerically(">=", 13), BeNumerically("<=", 14)))
-		Expect(w.sim.Calls(wxapi.APIStartPushTicket, testComponentAppID)).To(Equal(1), "only before the first ticket")
+		Expect(w.sim.Calls(wxapi.APIStartPushTicket, testComponentAppID)).To(BeNumerically("<=", 1), "only before the first ticket")
 	})
 
 	It("makes no WeChat call when reconciled again with a fresh token (a restart)", func() {
