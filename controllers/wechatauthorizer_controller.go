@@ -41,7 +41,7 @@ const (
 	msgNotAuthorized         = "account %s has not authorized WeChatComponent %q (it is not in api_get_authorizer_list); send its administrator an authorization link: kubectl wechat auth-link %s -n %s --redirect-uri <your page>"
 	msgAuthorizedBy          = "authorized; refresh token kept in Secret %q"
 	msgRevoked               = "the account revoked its authorization at %s; refreshing stopped (a new authorization resumes it)"
-	msgRefreshTokenRecovered = "the refresh token was missing or rejected; recovered it from api_get_authorizer_list"
+	msgRefreshTokenRecovered = "WeChat rejected the refresh token (61023); recovered the current one from api_get_authorizer_list"
 	msgRefreshTokenImported  = "imported the refresh token from Secret %q"
 	msgImportInvalid         = "spec.refreshTokenSecretRef: Secret %q has no key %q"
 

@@ -34,15 +34,15 @@ type results struct {
 	steadyByAPI       string
 	restartByAPI      string
 
-	window                          time.Duration
-	expired                         time.Duration
-	expiredTokens, refreshes        int
-	authorizerCalls, componentCalls int
-	steadyCalls                     int
-	writes                          writes
-	steadyRSS, peakRSS              uint64
-	heapInuse                       float64
-	checked, rejected               int64
+	window                           time.Duration
+	expired                          time.Duration
+	expiredTokens, refreshes         int
+	authorizerCalls, componentCalls  int
+	steadyCalls                      int
+	writes                           writes
+	steadyRSS, peakRSS, restartedRSS uint64
+	heapInuse                        float64
+	checked, rejected                int64
 
 	restartReconciled, restartReady time.Duration
 	restartSpurious, restartDue     int
@@ -85,6 +85,7 @@ func (r *results) table() string {
 	row("expired-token-seconds (any app-facing Secret past expires_at)", fmt.Sprintf("%.1f s (%d tokens)", r.expired.Seconds(), r.expiredTokens), "0")
 	row("served tokens used as an app would (get_api_domain_ip), rejected", fmt.Sprintf("%d of %d", r.rejected, r.checked), "0")
 	row("manager RSS: peak (whole run) / steady (window mean)", fmt.Sprintf("%s / %s (Go heap in use %s)", mib(r.peakRSS), mib(r.steadyRSS), mib(uint64(r.heapInuse))), "≤ 200 MiB at 10k (stretch 150)")
+	row("restarted manager RSS, mean from its start to the end of the run", mib(r.restartedRSS), "")
 	row("restart with fresh tokens: WeChat calls not due", fmt.Sprintf("%d (plus %d due refreshes, %d component token calls)", r.restartSpurious, r.restartDue, r.restartComponentCalls), "0")
 	row("restart: every object reconciled / every CR Ready", fmt.Sprintf("%s / %s", r.restartReconciled.Round(10*time.Millisecond), r.restartReady.Round(10*time.Millisecond)), "≤ 15 s at 10k")
 	row("restart: API-server writes", r.restartWrites.String(), "Lease only")
