@@ -40,14 +40,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// newTenant declares a tenant named name (also its namespace); mutate may change the
-// WeChatComponent before it is created. Nothing is created yet: see create.
+// newTenant declares a tenant named name (also its namespace). Nothing is created yet (see
+// create), but its cleanup is registered: here, in the spec's goroutine.
 func (s *stack) newTenant(name string) *tenant {
-	return &tenant{
+	t := &tenant{
 		s: s, ns: name, component: "platform", authorizer: "shop",
 		componentAppID: "wx" + randomHex(8), authorizerAppID: "wx" + randomHex(8),
 		appSecret: randomHex(16), verifyToken: "tok" + randomHex(6), encodingAESKey: wxsim.GenerateEncodingAESKey(),
 	}
+	DeferCleanup(t.cleanup)
+	return t
 }
 
 func (t *tenant) componentSecret() string  { return t.component + "-component-token" }
@@ -72,7 +74,6 @@ func (t *tenant) create(withAuthorizer bool, mutate func(*wechatv1alpha1.WeChatC
 	Expect(err).NotTo(HaveOccurred())
 	t.tokens.Track(t.componentSecret(), harness.ComponentToken, t.componentAppID)
 	t.hist = watchHistory(t.ns)
-	DeferCleanup(t.cleanup)
 
 	Expect(k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "credentials"},
@@ -274,6 +275,9 @@ func (t *tenant) recoveredAt(kind string, since time.Time) time.Time {
 // cleanup stops the tenant's refreshes: the custom resources are deleted (the test
 // control plane has no garbage collector, so Secrets and the namespace stay, unused).
 func (t *tenant) cleanup() {
+	if t.hist == nil {
+		return // never created
+	}
 	list := &wechatv1alpha1.WeChatAuthorizerList{}
 	Expect(k8s.List(ctx, list, client.InNamespace(t.ns))).To(Succeed())
 	for i := range list.Items {
