@@ -164,20 +164,33 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 // other writer's change is already on its way through the watch.
 const conflictRetry = time.Second
 
-// writeStatusIfChanged writes obj's status, once, when the reconcile changed it. A conflict
-// means the receiver wrote to the object meanwhile (a ticket, a code, a revocation): what
-// matters is in the Secrets already, so the reconcile simply looks again.
+// statusAttempts bounds the writes of one reconcile's status when others keep writing.
+const statusAttempts = 3
+
+// writeStatusIfChanged writes obj's status when the reconcile changed it. A conflict means
+// the receiver wrote to the object meanwhile (a ticket, a code, a revocation): rebase then
+// re-reads the object into obj with this reconcile's status re-applied (statusconflict.go),
+// and the write is tried again, so what the reconcile learned (a failure and its backoff) is
+// not lost.
 func writeStatusIfChanged(ctx context.Context, c client.Client, versions *writtenVersions, obj client.Object, changed bool,
-	result reconcile.Result, err error) (reconcile.Result, error) {
+	rebase func(context.Context) error, result reconcile.Result, err error) (reconcile.Result, error) {
 	if !changed {
 		return result, err
 	}
-	if uerr := c.Status().Update(ctx, obj, fieldOwner); uerr != nil {
-		if apierrors.IsConflict(uerr) {
+	for attempt := 1; ; attempt++ {
+		uerr := c.Status().Update(ctx, obj, fieldOwner)
+		if uerr == nil {
+			versions.wrote(obj)
+			return result, err
+		}
+		if !apierrors.IsConflict(uerr) {
+			return reconcile.Result{}, errors.Join(err, uerr)
+		}
+		if attempt == statusAttempts {
 			return reconcile.Result{RequeueAfter: conflictRetry}, nil
 		}
-		return reconcile.Result{}, errors.Join(err, uerr)
+		if rerr := rebase(ctx); rerr != nil {
+			return reconcile.Result{}, errors.Join(err, rerr)
+		}
 	}
-	versions.wrote(obj)
-	return result, err
 }

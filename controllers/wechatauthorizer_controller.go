@@ -121,7 +121,16 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	run := &authorizerRun{a: a}
 	result, err := r.reconcile(ctx, run)
 	r.recordStatus(run)
-	return writeStatusIfChanged(ctx, r.Client, &r.versions, a, !equality.Semantic.DeepEqual(before, &a.Status), result, err)
+	rebase := func(ctx context.Context) error {
+		latest := &wechatv1alpha1.WeChatAuthorizer{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, latest); err != nil {
+			return err
+		}
+		latest.Status = rebaseAuthorizerStatus(before, &a.Status, &latest.Status)
+		*a = *latest
+		return nil
+	}
+	return writeStatusIfChanged(ctx, r.Client, &r.versions, a, !equality.Semantic.DeepEqual(before, &a.Status), rebase, result, err)
 }
 
 func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {

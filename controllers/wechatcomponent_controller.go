@@ -132,7 +132,16 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 	before := component.Status.DeepCopy()
 	state, result, err := r.reconcileToken(ctx, component)
 	r.recordStatus(component, state)
-	return writeStatusIfChanged(ctx, r.Client, &r.versions, component, !equality.Semantic.DeepEqual(before, &component.Status), result, err)
+	rebase := func(ctx context.Context) error {
+		latest := &wechatv1alpha1.WeChatComponent{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, latest); err != nil {
+			return err
+		}
+		latest.Status = rebaseComponentStatus(before, &component.Status, &latest.Status)
+		*component = *latest
+		return nil
+	}
+	return writeStatusIfChanged(ctx, r.Client, &r.versions, component, !equality.Semantic.DeepEqual(before, &component.Status), rebase, result, err)
 }
 
 // reconcileToken does the work and says when to come back.

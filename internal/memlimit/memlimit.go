@@ -17,9 +17,9 @@ import (
 	"strings"
 )
 
-// DefaultFraction of the container's limit is the heap's soft limit: the rest is for
+// DefaultFraction of the container's limit is the heap's soft limit: the rest is for the
 // goroutine stacks, the runtime and memory the GC has not returned yet.
-const DefaultFraction = 0.75
+const DefaultFraction = 0.70
 
 // noLimit is where cgroup v1 reports "unlimited" (a page-rounded MaxInt64).
 const noLimit = 1 << 60
