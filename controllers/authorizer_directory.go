@@ -36,14 +36,15 @@ type directorySnapshot struct {
 }
 
 // lookup returns the account's entry. A snapshot older than directoryTTL is read again, and
-// so is one whose refresh token for the account is the one WeChat just rejected.
+// so is one that, after WeChat rejected the account's refresh token, lists that same token or
+// does not list the account at all (it authorized after the snapshot was read).
 func (d *authorizerDirectory) lookup(ctx context.Context, api AuthorizerLister, now time.Time,
 	componentToken, componentAppID, authorizerAppID, rejected string) (wxapi.AuthorizerListItem, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	snap, ok := d.snapshots[componentAppID]
 	item, found := snap.items[authorizerAppID]
-	if ok && now.Sub(snap.fetched) < directoryTTL && (rejected == "" || !found || item.RefreshToken != rejected) {
+	if ok && now.Sub(snap.fetched) < directoryTTL && (rejected == "" || (found && item.RefreshToken != rejected)) {
 		return item, found, nil
 	}
 	items := map[string]wxapi.AuthorizerListItem{}
