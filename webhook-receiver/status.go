@@ -25,8 +25,9 @@ import (
 const FieldManager = "wechat-webhook-receiver"
 
 // maxPatchAttempts bounds retries on optimistic-concurrency conflicts (another replica or
-// the manager wrote status meanwhile).
-const maxPatchAttempts = 5
+// the manager wrote status meanwhile). Each lost race means another write landed, so a push
+// can lose only about as often as there are pushes in flight for the same object.
+const maxPatchAttempts = 10
 
 // applyTicket stores a ticket in status.verifyTicket unless a ticket created at the same
 // time or later is already there. It reports whether it wrote.
