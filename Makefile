@@ -8,7 +8,8 @@ GO ?= go
 CONTROLLER_GEN ?= $(GO) tool controller-gen
 # Where the control-plane binaries end up; exported to envtest as KUBEBUILDER_ASSETS.
 ENVTEST_ASSETS ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
-GO_TEST_FLAGS ?=
+# The fault matrix (test/e2e/faults) alone runs ~6 minutes; go test's default timeout is 10.
+GO_TEST_FLAGS ?= -timeout 20m
 
 export GOTOOLCHAIN ?= local
 
