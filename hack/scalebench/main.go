@@ -123,6 +123,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// One benchmark at a time per directory: each run starts by clearing it.
+	lock, err := os.OpenFile(o.dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scalebench: another benchmark is using %s (%v)\n", o.dir, err)
+		os.Exit(1)
+	}
+	defer lock.Close()
 	for _, n := range o.authorizers {
 		r, err := runOne(ctx, o, n)
 		if err != nil {
