@@ -70,8 +70,12 @@ func (r *results) table() string {
 	if r.refreshes > 0 {
 		perRefresh = float64(r.authorizerCalls+r.componentCalls) / float64(r.refreshes)
 	}
-	fmt.Fprintf(&b, "**%s authorizers** over %d components, time compressed %gx (tokens live %s for 7200 s; a %s window = %.2f days); manager flags `%s`.\n\n",
-		thousands(r.authorizers), r.components, r.compression, r.lifetime, r.window.Round(time.Second), days, r.managerFlags)
+	comps := fmt.Sprintf("%d components", r.components)
+	if r.components == 1 {
+		comps = "1 component"
+	}
+	fmt.Fprintf(&b, "**%s authorizers** over %s, time compressed %gx (tokens live %s for 7200 s; a %s window = %.2f days); manager flags `%s`.\n\n",
+		thousands(r.authorizers), comps, r.compression, r.lifetime, r.window.Round(time.Second), days, r.managerFlags)
 	if r.goMemLimit != "" {
 		fmt.Fprintf(&b, "The manager ran with GOMEMLIMIT=%s, what it sets itself in a pod with a %d MiB memory limit (`--memory-limit-fraction`).\n\n", r.goMemLimit, r.memoryLimitMiB)
 	} else {
