@@ -410,11 +410,7 @@ func (r *run) steady(ctx context.Context) error {
 	}
 	stopChecks()
 	end := time.Now()
-	counters, err := r.sim.Counters(ctx)
-	if err != nil {
-		return err
-	}
-	after, err := r.scrapeAPIs(ctx)
+	counters, after, err := r.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -565,11 +561,7 @@ func (r *run) restart(ctx context.Context) error {
 	}
 	r.res.restartReady = time.Since(start)
 	done := time.Now()
-	counters, err := r.sim.Counters(ctx)
-	if err != nil {
-		return err
-	}
-	after, err := r.scrapeAPIs(ctx)
+	counters, after, err := r.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -587,6 +579,16 @@ func (r *run) restart(ctx context.Context) error {
 	step("restarted manager reconciled everything in %s; %d calls not due, %d due refreshes meanwhile",
 		r.res.restartReconciled.Round(10*time.Millisecond), r.res.restartSpurious, r.res.restartDue)
 	return nil
+}
+
+// snapshot reads the simulator's call counters and the API server's metrics.
+func (r *run) snapshot(ctx context.Context) (harness.Counters, []sample, error) {
+	counters, err := r.sim.Counters(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	apis, err := r.scrapeAPIs(ctx)
+	return counters, apis, err
 }
 
 // quietMoment finds the first time from now, within horizon, followed by quiet seconds in
