@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,20 +175,11 @@ func FreePorts(n int) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !containsInt(ports, p) {
+		if !slices.Contains(ports, p) {
 			ports = append(ports, p)
 		}
 	}
 	return ports, nil
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // WaitHTTP polls url until it answers 200 or ctx ends; it fails early if p exits.
