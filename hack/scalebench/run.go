@@ -518,7 +518,8 @@ func (r *run) restart(ctx context.Context) error {
 	}
 	// Restart where no refresh falls due for a while, so that what the restart does is not
 	// mixed with refreshes that were due anyway.
-	if at, ok := quietMoment(refreshAt, time.Now(), r.lifetime, 30*time.Second); ok {
+	// Wait at most two minutes for one: refreshes due anyway are counted apart.
+	if at, ok := quietMoment(refreshAt, time.Now(), min(r.lifetime, 2*time.Minute), 30*time.Second); ok {
 		step("waiting %s for a moment when no refresh is due for 30 s", time.Until(at).Round(time.Second))
 		select {
 		case <-ctx.Done():
