@@ -8,7 +8,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,9 +119,4 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 		return 0
 	}
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
-}
-
-func decodeJSON(resp *http.Response, v any) error {
-	defer resp.Body.Close()
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -473,7 +472,6 @@ func (t *tokenChecks) result() (int64, int64) { return t.checked.Load(), t.rejec
 func (t *tokenChecks) run(ctx context.Context, r *run) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	hc := &http.Client{Timeout: 5 * time.Second}
 	for {
 		select {
 		case <-ctx.Done():
@@ -486,17 +484,12 @@ func (t *tokenChecks) run(ctx context.Context, r *run) {
 			if err := r.cp.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 				continue
 			}
-			u := r.sim.URL + "/cgi-bin/get_api_domain_ip?access_token=" + url.QueryEscape(string(s.Data[wechatv1alpha1.SecretKeyAccessToken]))
-			resp, err := hc.Get(u)
+			answer, err := harness.VerifyAuthorizerToken(ctx, r.sim.URL, string(s.Data[wechatv1alpha1.SecretKeyAccessToken]))
 			if err != nil {
 				continue
 			}
-			var body struct {
-				ErrCode int `json:"errcode"`
-			}
-			_ = decodeJSON(resp, &body)
 			t.checked.Add(1)
-			if body.ErrCode != 0 {
+			if !answer.OK() {
 				t.rejected.Add(1)
 			}
 		}
