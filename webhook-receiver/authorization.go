@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,11 +21,9 @@ import (
 
 // Event reasons the receiver emits on a WeChatComponent.
 const (
-	EventAuthorizerCreated         = "AuthorizerCreated"
 	EventAuthorizationNotRecorded  = "AuthorizationNotRecorded"
 	EventAuthorizationRevoked      = "AuthorizationRevoked"
 	msgAuthorizationWithoutTarget  = "account %s authorized this platform but no WeChatAuthorizer with spec.appID %s references it; create one (its refresh token is then recovered from WeChat) or set spec.authorizers.autoCreate"
-	msgAuthorizerCreated           = "created WeChatAuthorizer %s for account %s"
 	msgRevokedWithoutAuthorizer    = "account %s revoked its authorization; no WeChatAuthorizer references it"
 	msgUnauthorizedConditionReason = "the account revoked its authorization of the platform (unauthorized push at %s); refreshing stopped. A new authorization resumes it"
 )
@@ -40,50 +37,36 @@ func (s *Server) findAuthorizer(ctx context.Context, reader client.Reader, names
 	return wechatv1alpha1.PickAuthorizer(list.Items, componentName, appID), nil
 }
 
-// authorizerFor finds the account's WeChatAuthorizer, creating it when the component asks
-// for that. It returns nil (and emits an Event) when there is none to record on.
-func (s *Server) authorizerFor(ctx context.Context, component *wechatv1alpha1.WeChatComponent, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
+// recordAuthorizationCode records the code of a verified authorized / updateauthorized push:
+// on the account's WeChatAuthorizer, whose controller exchanges it; else, when the component
+// has autoCreate on, in its status.pendingAuthorizationCodes, whose controller exchanges it
+// and creates the authorizer. The receiver itself creates nothing: its credentials must not
+// be able to make an object that names a Secret or a URL. Without autoCreate an Event says
+// what to do. The same code twice is recorded once. It reports whether it wrote.
+func (s *Server) recordAuthorizationCode(ctx context.Context, component *wechatv1alpha1.WeChatComponent, appID, code string, expiresAt time.Time) (bool, error) {
 	a, err := s.findAuthorizer(ctx, s.reader, component.Namespace, component.Name, appID)
-	if err != nil || a != nil {
-		return a, err
-	}
-	// The cache may lag a creation by another replica: ask the API server before creating.
-	if a, err = s.findAuthorizer(ctx, s.apiReader, component.Namespace, component.Name, appID); err != nil || a != nil {
-		return a, err
-	}
-	if !component.Spec.Authorizers.AutoCreate {
-		s.event(component, corev1.EventTypeWarning, EventAuthorizationNotRecorded, msgAuthorizationWithoutTarget, appID, appID)
-		return nil, nil
-	}
-	a = wechatv1alpha1.NewAutoCreatedAuthorizer(component, appID)
-	err = s.client.Create(ctx, a, client.FieldOwner(FieldManager))
-	if apierrors.IsAlreadyExists(err) {
-		existing := &wechatv1alpha1.WeChatAuthorizer{}
-		err = s.apiReader.Get(ctx, client.ObjectKeyFromObject(a), existing)
-		return existing, err
+	if err == nil && a == nil {
+		// The cache may lag a creation: ask the API server before recording elsewhere.
+		a, err = s.findAuthorizer(ctx, s.apiReader, component.Namespace, component.Name, appID)
 	}
 	if err != nil {
-		return nil, err
-	}
-	s.event(component, corev1.EventTypeNormal, EventAuthorizerCreated, msgAuthorizerCreated, a.Name, appID)
-	return a, nil
-}
-
-// recordAuthorizationCode puts a pending authorization code on the account's
-// WeChatAuthorizer. The same code twice is recorded once. It reports whether it wrote.
-func (s *Server) recordAuthorizationCode(ctx context.Context, component *wechatv1alpha1.WeChatComponent, appID, code string, expiresAt time.Time) (bool, error) {
-	a, err := s.authorizerFor(ctx, component, appID)
-	if err != nil || a == nil {
 		return false, err
+	}
+	now := metav1.NewTime(s.clock.Now().UTC().Truncate(time.Second))
+	entry := wechatv1alpha1.AuthorizationCode{Code: code, ExpiresAt: metav1.NewTime(expiresAt.UTC()), ReceivedAt: &now,
+		Source: wechatv1alpha1.AuthorizationCodeFromPush}
+	if a == nil {
+		if !component.Spec.Authorizers.AutoCreate {
+			s.event(component, corev1.EventTypeWarning, EventAuthorizationNotRecorded, msgAuthorizationWithoutTarget, appID, appID)
+			return false, nil
+		}
+		return s.recordPendingCode(ctx, component, entry)
 	}
 	return s.patchAuthorizerStatus(ctx, client.ObjectKeyFromObject(a), func(st *wechatv1alpha1.WeChatAuthorizerStatus) bool {
 		if st.AuthorizationCode != nil && st.AuthorizationCode.Code == code {
 			return false
 		}
-		now := metav1.NewTime(s.clock.Now().UTC().Truncate(time.Second))
-		st.AuthorizationCode = &wechatv1alpha1.AuthorizationCode{
-			Code: code, ExpiresAt: metav1.NewTime(expiresAt.UTC()), ReceivedAt: &now,
-		}
+		st.AuthorizationCode = &entry
 		return true
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authstate"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	"github.com/wechat-operator/wechat-operator/internal/wxcrypto"
 )
@@ -30,6 +31,7 @@ type componentKeys struct {
 	component *wechatv1alpha1.WeChatComponent
 	crypter   *wxcrypto.Crypter
 	window    time.Duration
+	stateKey  []byte // checks the state of authorization links (internal/authstate)
 }
 
 // keyStore finds a component's keys. Both the component and the keyring Secret come from
@@ -47,6 +49,7 @@ type keyStore struct {
 type cachedCrypter struct {
 	appID, token, aesKey string
 	crypter              *wxcrypto.Crypter
+	stateKey             []byte
 }
 
 func (k *keyStore) lookup(ctx context.Context, namespace, name string) (*componentKeys, error) {
@@ -69,30 +72,38 @@ func (k *keyStore) lookup(ctx context.Context, namespace, name string) (*compone
 	if token == "" || aesKey == "" {
 		return nil, errUnknownComponent
 	}
-	crypter, err := k.crypter(namespace+"/"+name, component.Spec.AppID, token, aesKey)
+	cached, err := k.crypter(namespace+"/"+name, component.Spec.AppID, token, aesKey)
 	if err != nil {
 		return nil, errUnknownComponent
 	}
-	window := k.defaultWindow
+	return &componentKeys{component: component, crypter: cached.crypter, stateKey: cached.stateKey,
+		window: timestampWindow(component, k.defaultWindow)}, nil
+}
+
+// timestampWindow is the component's window, else the default; never over MaxTimestampWindow
+// (the CRD refuses more, but an object stored before that rule may say more).
+func timestampWindow(component *wechatv1alpha1.WeChatComponent, defaultWindow time.Duration) time.Duration {
+	window := defaultWindow
 	if w, err := time.ParseDuration(component.Spec.Receiver.TimestampWindow); err == nil && w > 0 {
 		window = w
 	}
-	return &componentKeys{component: component, crypter: crypter, window: window}, nil
+	return min(window, MaxTimestampWindow)
 }
 
-func (k *keyStore) crypter(key, appID, token, aesKey string) (*wxcrypto.Crypter, error) {
+func (k *keyStore) crypter(key, appID, token, aesKey string) (cachedCrypter, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if c, ok := k.crypters[key]; ok && c.appID == appID && c.token == token && c.aesKey == aesKey {
-		return c.crypter, nil
+		return c, nil
 	}
 	crypter, err := wxcrypto.NewCrypter(token, aesKey, appID)
 	if err != nil {
-		return nil, err
+		return cachedCrypter{}, err
 	}
 	if k.crypters == nil {
 		k.crypters = map[string]cachedCrypter{}
 	}
-	k.crypters[key] = cachedCrypter{appID: appID, token: token, aesKey: aesKey, crypter: crypter}
-	return crypter, nil
+	c := cachedCrypter{appID: appID, token: token, aesKey: aesKey, crypter: crypter, stateKey: authstate.Key(token)}
+	k.crypters[key] = c
+	return c, nil
 }

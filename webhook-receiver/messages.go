@@ -20,6 +20,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/wxcrypto"
 )
 
@@ -38,11 +39,14 @@ const (
 	msgAnswered     = "answered"      // verified; nothing to do but answer "success"
 )
 
-// Values of the "account" label: whether a WeChatAuthorizer exists for the URL's appid.
+// Values of the "account" label: whether a WeChatAuthorizer exists for the URL's appid, and
+// whether the message is addressed to that account.
 const (
-	accountKnown      = "known"
-	accountUnknown    = "unknown"
-	accountUnverified = "unverified"
+	accountKnown      = "known"      // a WeChatAuthorizer whose original id is the ToUserName
+	accountUnknown    = "unknown"    // no WeChatAuthorizer for the URL's appid
+	accountUnbound    = "unbound"    // a WeChatAuthorizer, but its original id (status.info.userName) is not known yet
+	accountMismatch   = "mismatch"   // the ToUserName is not the URL account's original id
+	accountUnverified = "unverified" // the message did not verify
 )
 
 // appIDPattern is the shape of the {authorizerAppID} path segment.
@@ -95,7 +99,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		"account", out.account, "result", out.result)
 	var pe *pushError
 	if errors.As(err, &pe) {
-		logger.Info("message not accepted", "status", pe.status, "reason", pe.detail)
+		s.logNotAccepted(logger, "message not accepted", pe)
 		http.Error(w, http.StatusText(pe.status), pe.status)
 		return
 	}
@@ -141,7 +145,8 @@ func (s *Server) processMessage(r *http.Request, w http.ResponseWriter, key type
 	}
 	q := r.URL.Query()
 	timestamp, nonce, signature := q.Get("timestamp"), q.Get("nonce"), q.Get("msg_signature")
-	if pe := s.checkTimestamp(timestamp, keys.window); pe != nil {
+	ts, pe := s.checkTimestamp(timestamp, keys.window)
+	if pe != nil {
 		return fail(pe.status, pe.result, pe.detail)
 	}
 	plaintext, err := keys.crypter.Open(body, timestamp, nonce, signature)
@@ -164,72 +169,123 @@ func (s *Server) processMessage(r *http.Request, w http.ResponseWriter, key type
 	if knownMsgTypes[m.MsgType] {
 		out.msgType = m.MsgType
 	}
-	component := keys.component
 	authorizer, err := s.findAuthorizer(r.Context(), s.reader, key.Namespace, key.Name, appID)
 	if err != nil {
 		return fail(http.StatusServiceUnavailable, resultPersistError, "listing authorizers: "+err.Error())
 	}
-	out.account = accountUnknown
-	if authorizer != nil {
-		out.account = accountKnown
+	out.account = accountOf(authorizer, m)
+
+	// Reserved before anything is done, released only on a 5xx: of copies sent at once, one
+	// is acted on.
+	replay := replayKey("messages", key.String(), timestamp, nonce, signature)
+	state := s.replay.reserve(replay, s.replayTTL(ts, keys.window))
+	if state == replayInFlight {
+		return fail(errInFlight.status, errInFlight.result, errInFlight.detail)
 	}
+	in := inbound{key: key, appID: appID, keys: keys, msg: m, plaintext: plaintext, authorizer: authorizer, duplicate: state == replayDone}
+	out, err = s.answerMessage(r.Context(), in, out)
+	switch {
+	case state == replayDone:
+	case err != nil:
+		s.replay.release(replay)
+	default:
+		s.replay.complete(replay)
+	}
+	return out, err
+}
 
-	replayKey := "message\x00" + key.String() + "\x00" + appID + "\x00" + timestamp + "\x00" + nonce + "\x00" + signature
-	duplicate := s.replay.seen(replayKey)
+// accountOf says whether m is for the account of the URL: WeChat puts that account's original
+// id (gh_…) in ToUserName. A message signed for one account and sent to another's URL is
+// valid all the same (one platform key signs them all), so only this binds the two.
+func accountOf(a *wechatv1alpha1.WeChatAuthorizer, m *message) string {
+	switch {
+	case a == nil:
+		return accountUnknown
+	case a.Status.Info == nil || a.Status.Info.UserName == "":
+		return accountUnbound
+	case a.Status.Info.UserName != m.ToUserName:
+		return accountMismatch
+	}
+	return accountKnown
+}
 
+// inbound is a verified message and what it was found to belong to.
+type inbound struct {
+	key        types.NamespacedName
+	appID      string
+	keys       *componentKeys
+	msg        *message
+	plaintext  []byte
+	authorizer *wechatv1alpha1.WeChatAuthorizer
+	duplicate  bool
+}
+
+// answerMessage answers a verified message: a test reply, a recorded test code, a forward,
+// or "success". Only messages bound to a known account are forwarded.
+func (s *Server) answerMessage(ctx context.Context, in inbound, out messageOutcome) (messageOutcome, error) {
+	m := in.msg
 	action, content := testNone, ""
-	if component.TestResponderOn() && IsReleaseTestAccount(appID, m.ToUserName) {
+	if in.keys.component.TestResponderOn() && IsReleaseTestAccount(in.appID, m.ToUserName) {
 		action, content = releaseTestAnswer(m)
 	}
 	switch {
 	case action == testReply:
 		// A pure function of the message: a retry gets the same answer.
-		reply, err := s.sealTextReply(keys.crypter, m, content)
+		reply, err := s.sealTextReply(in.keys.crypter, m, content)
 		if err != nil {
-			return fail(http.StatusInternalServerError, resultPersistError, "sealing the reply failed")
+			out.result = resultPersistError
+			return out, &pushError{http.StatusInternalServerError, resultPersistError, "sealing the reply failed"}
 		}
 		out.result, out.reply = msgTestReply, reply
-		if duplicate {
+		if in.duplicate {
 			out.result = resultDuplicate
 		}
 	case action == testRecordCode:
 		out.empty = true
 		out.result = resultDuplicate
-		if duplicate {
+		if in.duplicate {
 			break
 		}
 		out.result = msgAnswered
 		if !authCodePattern.MatchString(content) || !openIDPattern.MatchString(m.FromUserName) {
 			break // not a code WeChat would send: answered, not recorded
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.persistTimeout)
+		ctx, cancel := context.WithTimeout(ctx, s.persistTimeout)
 		defer cancel()
-		if _, err := s.recordTestReply(ctx, key, appID, m.FromUserName, content); err != nil {
-			return fail(http.StatusServiceUnavailable, resultPersistError, "recording the test reply: "+err.Error())
+		if _, err := s.recordTestReply(ctx, in.key, in.appID, m.FromUserName, content); err != nil {
+			out.result = resultPersistError
+			return out, &pushError{http.StatusServiceUnavailable, resultPersistError, "recording the test reply: " + err.Error()}
 		}
 		out.result = msgTestRecorded
-	case duplicate:
+	case in.duplicate:
 		// Already forwarded (or answered) once: apps never see a message twice.
 		out.result = resultDuplicate
 	default:
 		out.result = msgAnswered
-		target := s.forwardTargetFor(component, authorizer)
+		if out.account != accountKnown {
+			break // not bound to an account of the cluster: never forwarded
+		}
+		target := s.forwardTargetFor(in.keys.component, in.authorizer)
 		if target == nil {
 			break
 		}
 		out.result = msgForwarded
-		appReply, _ := s.forward(r.Context(), target, key.String(), appID, plaintext)
-		if appReply == nil {
-			break
-		}
-		reply, err := keys.crypter.SealReply(appReply, s.replyTimestamp(), newReplyNonce())
-		if err != nil {
-			break // answered "success": WeChat must not wait for an error
-		}
-		out.reply = reply
+		out.reply = s.forwardAndSeal(ctx, in, target)
 	}
-	s.replay.add(replayKey)
 	return out, nil
+}
+
+// forwardAndSeal forwards a message and returns the app's reply encrypted for WeChat, or nil.
+func (s *Server) forwardAndSeal(ctx context.Context, in inbound, target *forwardTarget) []byte {
+	appReply, _ := s.forward(ctx, target, in.key.String(), in.appID, in.plaintext)
+	if appReply == nil {
+		return nil
+	}
+	reply, err := in.keys.crypter.SealReply(appReply, s.replyTimestamp(), newReplyNonce())
+	if err != nil {
+		return nil // answered "success": WeChat must not wait for an error
+	}
+	return reply
 }
 
 // sealTextReply builds and encrypts a passive text reply to m.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,13 +23,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
@@ -79,6 +83,11 @@ type msgEnv struct {
 	reg     *prometheus.Registry
 	metrics *Metrics
 	logs    *lockedBuffer
+	// failStatusWrites makes the API server refuse status writes; apiLists counts the
+	// uncached LISTs the receiver makes.
+	failStatusWrites atomic.Bool
+	apiLists         atomic.Int32
+	recorder         *events.FakeRecorder
 }
 
 type envOption func(*wechatv1alpha1.WeChatComponent, *corev1.Secret, *Options)
@@ -119,7 +128,23 @@ func newMsgEnv(t *testing.T, opts ...envOption) *msgEnv {
 	}
 	e.client = fake.NewClientBuilder().WithScheme(s).WithObjects(component, keyringSecret).
 		WithStatusSubresource(&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}).Build()
-	o.Reader, o.Client = e.client, e.client
+	o.Reader = e.client
+	o.Client = interceptor.NewClient(e.client.(client.WithWatch), interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if e.failStatusWrites.Load() {
+				return apierrors.NewServiceUnavailable("etcd is having a moment")
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	o.APIReader = interceptor.NewClient(e.client.(client.WithWatch), interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			e.apiLists.Add(1)
+			return c.List(ctx, list, opts...)
+		},
+	})
+	e.recorder = events.NewFakeRecorder(100)
+	o.Recorder = e.recorder
 	e.server = New(o)
 	srv := httptest.NewServer(e.server.Handler())
 	t.Cleanup(srv.Close)
@@ -141,6 +166,30 @@ func withForward(target *wechatv1alpha1.MessageForwarding) envOption {
 	return func(c *wechatv1alpha1.WeChatComponent, k *corev1.Secret, _ *Options) {
 		c.Spec.Messages.Forward = target
 		k.Data[keyring.ForwardKeyKey(tNamespace, tComponent)] = []byte(tComponentKey)
+	}
+}
+
+// addAccount creates the WeChatAuthorizer name for appID, its original id userName in
+// status.info as its controller writes it ("" leaves info unset), forwarding to fw (or not).
+func (e *msgEnv) addAccount(name, appID, userName string, fw *wechatv1alpha1.MessageForwarding) {
+	e.t.Helper()
+	ctx := context.Background()
+	a := &wechatv1alpha1.WeChatAuthorizer{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: tNamespace},
+		Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+			ComponentRef: wechatv1alpha1.LocalObjectReference{Name: tComponent}, AppID: appID,
+			Messages: wechatv1alpha1.AuthorizerMessages{Forward: fw},
+		},
+	}
+	if err := e.client.Create(ctx, a); err != nil {
+		e.t.Fatal(err)
+	}
+	if userName == "" {
+		return
+	}
+	a.Status.Info = &wechatv1alpha1.AuthorizerInfo{UserName: userName}
+	if err := e.client.Status().Update(ctx, a); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
@@ -170,7 +219,7 @@ func (e *msgEnv) component() *wechatv1alpha1.WeChatComponent {
 
 func (e *msgEnv) messages(result string) float64 {
 	total := 0.0
-	for _, account := range []string{accountKnown, accountUnknown, accountUnverified} {
+	for _, account := range []string{accountKnown, accountUnknown, accountUnbound, accountMismatch, accountUnverified} {
 		for _, mt := range []string{"text", "event", "unknown", "other"} {
 			total += counterValue(e.metrics.Messages.WithLabelValues(mt, account, result))
 		}
@@ -363,6 +412,7 @@ func TestForwardingDeliversSignedPlaintextAndEncryptsTheReply(t *testing.T) {
 		_, _ = w.Write(b.Bytes())
 	})
 	e = newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL + "/wechat", Timeout: "2s"}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
 
 	reply := e.send("text", "hello ]]> world", "")
 	if reply.StatusCode != 200 || reply.Empty {
@@ -411,15 +461,9 @@ func TestAnAuthorizersTargetOverridesTheComponents(t *testing.T) {
 		func(_ *wechatv1alpha1.WeChatComponent, k *corev1.Secret, _ *Options) {
 			k.Data[keyring.AuthorizerForwardKeyKey(tNamespace, "shop")] = []byte(tAuthorizerKey)
 		})
-	if err := e.client.Create(context.Background(), &wechatv1alpha1.WeChatAuthorizer{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: tNamespace},
-		Spec: wechatv1alpha1.WeChatAuthorizerSpec{
-			ComponentRef: wechatv1alpha1.LocalObjectReference{Name: tComponent}, AppID: tAccountAppID,
-			Messages: wechatv1alpha1.AuthorizerMessages{Forward: &wechatv1alpha1.MessageForwarding{URL: authorizerApp.srv.URL}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.addAccount("shop", tAccountAppID, tAccountUser, &wechatv1alpha1.MessageForwarding{URL: authorizerApp.srv.URL})
+	const otherAppID = "wx00000000000000bb"
+	e.addAccount("cafe", otherAppID, "gh_000000000000", nil) // the simulator's original id of otherAppID
 	if r := e.send("event", "", "subscribe"); !r.Empty {
 		t.Fatalf("answer %q, want success", r.Body)
 	}
@@ -434,15 +478,26 @@ func TestAnAuthorizersTargetOverridesTheComponents(t *testing.T) {
 		t.Fatalf("forwarded events of a known account = %v", got)
 	}
 
-	// Another account of the platform, with no WeChatAuthorizer: the component's default.
-	if r := e.sendAs("wx00000000000000bb", "text", "hi", ""); !r.Empty {
+	// Another account of the platform whose WeChatAuthorizer names no target: the component's default.
+	if r := e.sendAs(otherAppID, "text", "hi", ""); !r.Empty {
 		t.Fatalf("answer %q, want success", r.Body)
 	}
 	if len(componentApp.received()) != 1 {
 		t.Fatalf("component app got %d messages, want 1", len(componentApp.received()))
 	}
-	if got := counterValue(e.metrics.Messages.WithLabelValues("text", accountUnknown, msgForwarded)); got != 1 {
-		t.Fatalf("forwarded texts of an unknown account = %v", got)
+	if got := counterValue(e.metrics.Messages.WithLabelValues("text", accountKnown, msgForwarded)); got != 1 {
+		t.Fatalf("forwarded texts of a known account = %v", got)
+	}
+
+	// An account with no WeChatAuthorizer: answered, forwarded nowhere.
+	if r := e.sendAs("wx00000000000000cc", "text", "hi", ""); !r.Empty {
+		t.Fatalf("answer %q, want success", r.Body)
+	}
+	if len(componentApp.received()) != 1 || len(authorizerApp.received()) != 1 {
+		t.Fatalf("a message of an account the cluster does not know was forwarded")
+	}
+	if got := counterValue(e.metrics.Messages.WithLabelValues("text", accountUnknown, msgAnswered)); got != 1 {
+		t.Fatalf("answered texts of an unknown account = %v", got)
 	}
 }
 
@@ -476,6 +531,7 @@ func TestSlowAndFailingAppsDoNotHoldWeChat(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: tc.url, Timeout: "300ms"}))
+			e.addAccount("shop", tAccountAppID, tAccountUser, nil)
 			start := time.Now()
 			r := e.send("text", "hello", "")
 			elapsed := time.Since(start)
@@ -520,6 +576,7 @@ func TestNoKeyNoForward(t *testing.T) {
 		func(_ *wechatv1alpha1.WeChatComponent, k *corev1.Secret, _ *Options) {
 			delete(k.Data, keyring.ForwardKeyKey(tNamespace, tComponent))
 		})
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
 	if r := e.send("text", "hello", ""); !r.Empty {
 		t.Fatalf("answer %q, want success", r.Body)
 	}
@@ -531,6 +588,7 @@ func TestNoKeyNoForward(t *testing.T) {
 func TestARepeatedMessageIsForwardedOnce(t *testing.T) {
 	a := newApp(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, "success") })
 	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
 	path, query, body := e.sealed(tAccountAppID, wxMessage(tAccountUser, "text", "hello"), tComponentAppID)
 	for i := 0; i < 2; i++ {
 		resp := e.post(path, query, body)

@@ -21,6 +21,8 @@ const (
 	resultUnknown      = "unknown"       // no such component, or no keys for it yet: 404
 	resultTooLarge     = "too_large"     // body over the cap: 413
 	resultPersistError = "persist_error" // could not write status: 5xx so WeChat retries
+	resultInFlight     = "in_flight"     // a copy of it was being processed at that moment: 503
+	resultRateLimited  = "rate_limited"  // redirect page: too many codes for the component: 429
 )
 
 // Metrics are the receiver's Prometheus metrics.
@@ -32,6 +34,8 @@ type Metrics struct {
 	// Forwards counts forwards to apps by result; ForwardDuration times them.
 	Forwards        *prometheus.CounterVec
 	ForwardDuration prometheus.Histogram
+	// RejectedLogsSuppressed counts log lines about rejected requests left out by sampling.
+	RejectedLogsSuppressed prometheus.Counter
 }
 
 // NewMetrics creates the receiver's metrics and registers them with reg.
@@ -54,8 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "How long apps took to answer forwarded messages (capped by the forward timeout).",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4},
 		}),
+		RejectedLogsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wechat_receiver_rejected_log_lines_suppressed_total",
+			Help: "Log lines about rejected requests left out by sampling (the requests themselves are counted by result in wechat_receiver_pushes_total and wechat_receiver_messages_total).",
+		}),
 	}
-	reg.MustRegister(m.Pushes, m.Messages, m.Forwards, m.ForwardDuration)
+	reg.MustRegister(m.Pushes, m.Messages, m.Forwards, m.ForwardDuration, m.RejectedLogsSuppressed)
 	return m
 }
 

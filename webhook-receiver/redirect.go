@@ -7,6 +7,7 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"html/template"
 	"net/http"
 	"regexp"
@@ -18,20 +19,24 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authstate"
 )
 
 // The redirect landing page: WeChat sends the account administrator's browser to the
-// redirect_uri of the authorization link with ?auth_code=…&expires_in=…. The code is recorded
-// (once, whichever of the page and the push comes first) and never shown back.
+// redirect_uri of the authorization link with ?auth_code=…&expires_in=… appended. Anyone can
+// open that URL, and a recorded code costs a status write and an api_query_auth (a daily
+// quota), so the page takes codes only from links the operator made: their redirect_uri
+// carries a signed, expiring state (internal/authstate, keyed by the platform's Token). It
+// reads only the informer cache, takes at most a few codes per component a minute, caps
+// their lifetime at WeChat's hour, and never lets them displace codes WeChat pushed. The
+// code is recorded once, whichever of the page and the push comes first, and never shown back.
 
 // authCodePattern bounds what is accepted as an authorization code before it is stored.
 var authCodePattern = regexp.MustCompile(`^[A-Za-z0-9@_\-.=+/]{8,256}$`)
 
-const (
-	maxCodeLifetime = 24 * time.Hour
-	// maxPendingCodes matches the CRD's MaxItems on status.pendingAuthorizationCodes.
-	maxPendingCodes = 16
-)
+// maxCodeLifetime caps the expires_in of a redirect: WeChat's codes last about an hour, and
+// the value comes from the browser, not from WeChat.
+const maxCodeLifetime = time.Hour
 
 var landingPage = template.Must(template.New("landing").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -43,10 +48,13 @@ var landingPage = template.Must(template.New("landing").Parse(`<!doctype html>
 type landing struct{ Title, Message string }
 
 var (
-	pageAuthorized  = landing{"Authorization received", "Thank you: the platform has received your authorization. You can close this page."}
-	pageBadRequest  = landing{"Authorization not received", "This page was opened without a valid authorization code. Please start the authorization again from the link you were given."}
-	pageUnknown     = landing{"Authorization not received", "This platform is not configured here. Please contact the platform's operator."}
-	pageUnavailable = landing{"Please try again", "The authorization could not be recorded just now. Reload this page in a moment; your authorization is not lost."}
+	pageAuthorized   = landing{"Authorization received", "Thank you: the platform has received your authorization. You can close this page."}
+	pageBadRequest   = landing{"Authorization not received", "This page was opened without a valid authorization code. Please start the authorization again from the link you were given."}
+	pageBadState     = landing{"Authorization link not valid", "This page was not opened from a valid authorization link of this platform (the link is incomplete, was altered, or is more than an hour old). Your authorization on WeChat's side may have succeeded all the same; if the platform does not show it, ask the platform's operator for a new link."}
+	pageUnknown      = landing{"Authorization not received", "This platform is not configured here. Please contact the platform's operator."}
+	pageUnavailable  = landing{"Please try again", "The authorization could not be recorded just now. Reload this page in a moment; your authorization is not lost."}
+	pageRateLimited  = landing{"Please try again", "This platform has received many authorizations in the last minute. Reload this page in a minute; your authorization is not lost."}
+	redirectFailures = map[string]bool{resultRejected: true, resultUnknown: true, resultRateLimited: true}
 )
 
 func (s *Server) handleAuthorized(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +63,12 @@ func (s *Server) handleAuthorized(w http.ResponseWriter, r *http.Request) {
 	if s.metrics != nil {
 		s.metrics.Pushes.WithLabelValues("redirect", result).Inc()
 	}
-	s.log.Info("authorization redirect", "component", key.String(), "result", result)
+	logger := s.log.WithValues("component", key.String(), "result", result)
+	if redirectFailures[result] {
+		s.logRejected(logger, "authorization redirect not accepted", "status", status)
+	} else {
+		logger.Info("authorization redirect", "status", status)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
@@ -70,24 +83,31 @@ func (s *Server) processRedirect(r *http.Request, key types.NamespacedName) (int
 	if !authCodePattern.MatchString(code) {
 		return http.StatusBadRequest, pageBadRequest, resultRejected
 	}
-	lifetime := defaultAuthCodeLifetime
+	lifetime := maxCodeLifetime
 	if v := q.Get("expires_in"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || time.Duration(n)*time.Second > maxCodeLifetime {
+		if err != nil || n <= 0 {
 			return http.StatusBadRequest, pageBadRequest, resultRejected
 		}
-		lifetime = time.Duration(n) * time.Second
+		lifetime = min(time.Duration(n)*time.Second, maxCodeLifetime)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.persistTimeout)
-	defer cancel()
-	component := &wechatv1alpha1.WeChatComponent{}
-	if err := s.reader.Get(ctx, key, component); err != nil {
-		if client.IgnoreNotFound(err) == nil {
+	keys, err := s.keys.lookup(r.Context(), key.Namespace, key.Name)
+	if err != nil {
+		if errors.Is(err, errUnknownComponent) {
 			return http.StatusNotFound, pageUnknown, resultUnknown
 		}
 		return http.StatusServiceUnavailable, pageUnavailable, resultPersistError
 	}
-	wrote, err := s.recordRedirectCode(ctx, component, code, s.clock.Now().Add(lifetime))
+	if _, err := authstate.Verify(keys.stateKey, key.Namespace, key.Name, q.Get(authstate.Param), s.clock.Now()); err != nil {
+		return http.StatusForbidden, pageBadState, resultRejected
+	}
+	// Limited only once the link is known to be ours: junk cannot spend a genuine link's budget.
+	if !s.redirectLimits.allow(key.String()) {
+		return http.StatusTooManyRequests, pageRateLimited, resultRateLimited
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.persistTimeout)
+	defer cancel()
+	wrote, err := s.recordRedirectCode(ctx, keys.component, code, s.clock.Now().Add(lifetime))
 	if err != nil {
 		return http.StatusServiceUnavailable, pageUnavailable, resultPersistError
 	}
@@ -98,10 +118,12 @@ func (s *Server) processRedirect(r *http.Request, key types.NamespacedName) (int
 }
 
 // recordRedirectCode records a code from the redirect page unless it is already pending,
-// on an authorizer (its push came first) or on the component. It reports whether it wrote.
+// on an authorizer (its push came first) or on the component. It reads authorizers from the
+// cache: should it lag a push, the controller skips a code it finds on an authorizer. It
+// reports whether it wrote.
 func (s *Server) recordRedirectCode(ctx context.Context, component *wechatv1alpha1.WeChatComponent, code string, expiresAt time.Time) (bool, error) {
 	list := &wechatv1alpha1.WeChatAuthorizerList{}
-	if err := s.apiReader.List(ctx, list, client.InNamespace(component.Namespace)); err != nil {
+	if err := s.reader.List(ctx, list, client.InNamespace(component.Namespace)); err != nil {
 		return false, err
 	}
 	for _, a := range list.Items {
@@ -109,21 +131,8 @@ func (s *Server) recordRedirectCode(ctx context.Context, component *wechatv1alph
 			return false, nil
 		}
 	}
-	return patchStatus(ctx, s, client.ObjectKeyFromObject(component), newComponent, func(c *wechatv1alpha1.WeChatComponent) bool {
-		pending := c.Status.PendingAuthorizationCodes
-		for _, p := range pending {
-			if p.Code == code {
-				return false
-			}
-		}
-		now := metav1.NewTime(s.clock.Now().UTC().Truncate(time.Second))
-		entry := wechatv1alpha1.AuthorizationCode{Code: code, ExpiresAt: metav1.NewTime(expiresAt.UTC().Truncate(time.Second)), ReceivedAt: &now}
-		// Keep the newest ones: the list is bounded, and old codes are the first to expire.
-		pending = append(pending, entry)
-		if len(pending) > maxPendingCodes {
-			pending = pending[len(pending)-maxPendingCodes:]
-		}
-		c.Status.PendingAuthorizationCodes = pending
-		return true
-	})
+	now := metav1.NewTime(s.clock.Now().UTC().Truncate(time.Second))
+	return s.recordPendingCode(ctx, component, wechatv1alpha1.AuthorizationCode{Code: code,
+		ExpiresAt: metav1.NewTime(expiresAt.UTC().Truncate(time.Second)), ReceivedAt: &now,
+		Source: wechatv1alpha1.AuthorizationCodeFromRedirect})
 }

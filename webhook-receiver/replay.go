@@ -7,67 +7,117 @@ package receiver
 
 import (
 	"container/list"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
 )
 
-// replayCache remembers the pushes this replica already applied, for as long as their
-// timestamp is inside the acceptance window. WeChat retries a push (same timestamp, nonce
-// and signature) when it missed our answer; a remembered push is answered "success" without
-// being applied twice, and a captured push replayed by someone else does nothing.
+// replayCache remembers the pushes this replica took on, for as long as their timestamp is
+// inside the acceptance window. WeChat retries a push (same timestamp, nonce and signature)
+// when it missed our answer; a remembered push is answered without being applied twice, and
+// a captured push replayed by someone else does nothing.
+//
+// A key is reserved before the push is processed, so that copies arriving at the same time
+// cannot all pass the check (check-then-record would let them); it is released only when
+// the push could not be processed (a 5xx answer), so that WeChat's retry is processed.
 type replayCache struct {
 	mu      sync.Mutex
 	clock   clock.PassiveClock
-	ttl     time.Duration
 	max     int
-	order   *list.List // of replayEntry, oldest first
+	order   *list.List // of *replayEntry, in the order they were reserved
 	entries map[string]*list.Element
 }
 
 type replayEntry struct {
 	key     string
 	expires time.Time
+	done    bool // processed; false while its first copy is still being processed
 }
 
-func newReplayCache(c clock.PassiveClock, ttl time.Duration, max int) *replayCache {
-	return &replayCache{clock: c, ttl: ttl, max: max, order: list.New(), entries: map[string]*list.Element{}}
+// replayState is what reserve found.
+type replayState int
+
+const (
+	replayNew      replayState = iota // reserved now: process it, then complete or release
+	replayInFlight                    // another copy is being processed right now
+	replayDone                        // already processed
+)
+
+func newReplayCache(c clock.PassiveClock, max int) *replayCache {
+	return &replayCache{clock: c, max: max, order: list.New(), entries: map[string]*list.Element{}}
 }
 
-// seen reports whether key was added and has not expired.
-func (r *replayCache) seen(key string) bool {
+// replayKey is the canonical form of a push's identity: its endpoint, its component, and
+// what its signature covers. msg_signature is accepted in either letter case, so it is
+// lowered; it is SHA-1 over the sorted (token, timestamp, nonce, ciphertext), so swapping the
+// timestamp and the nonce keeps it valid, and they are sorted too. The authorizer appid of a
+// message URL is not in it: the same message sent to another account's URL is the same push.
+func replayKey(endpoint, component, timestamp, nonce, signature string) string {
+	parts := []string{timestamp, nonce}
+	slices.Sort(parts)
+	return endpoint + "\x00" + component + "\x00" + parts[0] + "\x00" + parts[1] + "\x00" + strings.ToLower(signature)
+}
+
+// reserve claims key until ttl from now, unless it is already there. When full, the oldest
+// entry goes first: the cache's memory is bounded by max, its retention by the ttls.
+func (r *replayCache) reserve(key string, ttl time.Duration) replayState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expire()
-	_, ok := r.entries[key]
-	return ok
-}
-
-// add remembers key; when full, the oldest entry goes first.
-func (r *replayCache) add(key string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.expire()
-	if _, ok := r.entries[key]; ok {
-		return
+	if e, ok := r.entries[key]; ok {
+		if e.Value.(*replayEntry).done {
+			return replayDone
+		}
+		return replayInFlight
 	}
 	if r.order.Len() >= r.max {
 		oldest := r.order.Front()
 		r.order.Remove(oldest)
-		delete(r.entries, oldest.Value.(replayEntry).key)
+		delete(r.entries, oldest.Value.(*replayEntry).key)
 	}
-	r.entries[key] = r.order.PushBack(replayEntry{key: key, expires: r.clock.Now().Add(r.ttl)})
+	r.entries[key] = r.order.PushBack(&replayEntry{key: key, expires: r.clock.Now().Add(ttl)})
+	return replayNew
 }
 
+// complete marks a reserved key processed.
+func (r *replayCache) complete(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[key]; ok {
+		e.Value.(*replayEntry).done = true
+	}
+}
+
+// release forgets a reserved key whose processing failed, so that a retry is processed.
+func (r *replayCache) release(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[key]; ok {
+		r.order.Remove(e)
+		delete(r.entries, key)
+	}
+}
+
+// expire drops the entries at the front whose time has come. Entries are in reservation
+// order and ttls differ by component, so one may outlive its ttl behind a longer one: that
+// only remembers it longer, which is harmless (its timestamp is refused by then anyway).
 func (r *replayCache) expire() {
 	now := r.clock.Now()
 	for e := r.order.Front(); e != nil; e = r.order.Front() {
-		entry := e.Value.(replayEntry)
+		entry := e.Value.(*replayEntry)
 		if now.Before(entry.expires) {
 			return
 		}
 		r.order.Remove(e)
 		delete(r.entries, entry.key)
 	}
+}
+
+func (r *replayCache) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.order.Len()
 }

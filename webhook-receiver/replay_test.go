@@ -6,6 +6,7 @@ SPDX-License-Identifier: Apache-2.0
 package receiver
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -14,39 +15,76 @@ import (
 
 func TestReplayCacheRemembersUntilExpiry(t *testing.T) {
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
-	cache := newReplayCache(clock, time.Minute, 10)
-	if cache.seen("a") {
-		t.Fatal("an empty cache has seen a push")
+	cache := newReplayCache(clock, 10)
+	if got := cache.reserve("a", time.Minute); got != replayNew {
+		t.Fatalf("an empty cache answered %v", got)
 	}
-	cache.add("a")
-	if !cache.seen("a") {
-		t.Fatal("a push just added is not remembered")
+	if got := cache.reserve("a", time.Minute); got != replayInFlight {
+		t.Fatalf("a key being processed answered %v, want in flight", got)
+	}
+	cache.complete("a")
+	if got := cache.reserve("a", time.Minute); got != replayDone {
+		t.Fatalf("a processed key answered %v, want done", got)
 	}
 	clock.SetTime(clock.Now().Add(59 * time.Second))
-	if !cache.seen("a") {
+	if got := cache.reserve("a", time.Minute); got != replayDone {
 		t.Fatal("a push is forgotten before its time")
 	}
 	clock.SetTime(clock.Now().Add(time.Second))
-	if cache.seen("a") {
+	if got := cache.reserve("a", time.Minute); got != replayNew {
 		t.Fatal("a push is remembered after its time")
+	}
+}
+
+func TestAReleasedKeyIsProcessedAgain(t *testing.T) {
+	cache := newReplayCache(clocktesting.NewFakePassiveClock(time.Now()), 10)
+	cache.reserve("a", time.Minute)
+	cache.release("a")
+	if got := cache.reserve("a", time.Minute); got != replayNew {
+		t.Fatalf("after a release the key answered %v, want new (WeChat's retry is processed)", got)
 	}
 }
 
 func TestReplayCacheIsBounded(t *testing.T) {
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
-	cache := newReplayCache(clock, time.Hour, 3)
+	cache := newReplayCache(clock, 3)
 	for _, k := range []string{"a", "b", "c", "d"} {
-		cache.add(k)
+		cache.reserve(k, time.Hour)
+		cache.complete(k)
 	}
-	if cache.seen("a") {
-		t.Error("the oldest entry survived past the bound")
+	if n := cache.len(); n != 3 {
+		t.Errorf("cache holds %d entries, want 3", n)
 	}
 	for _, k := range []string{"b", "c", "d"} {
-		if !cache.seen(k) {
+		if cache.reserve(k, time.Hour) != replayDone {
 			t.Errorf("entry %q was dropped", k)
 		}
 	}
-	if n := cache.order.Len(); n != 3 {
-		t.Errorf("cache holds %d entries, want 3", n)
+	if cache.reserve("a", time.Hour) != replayNew {
+		t.Error("the oldest entry survived past the bound")
+	}
+}
+
+func TestTheReplayKeyIsCanonical(t *testing.T) {
+	const sig = "0123456789abcdef0123456789abcdef01234567"
+	base := replayKey("events", "ns/c", "1700000000", "1700000001", sig)
+	same := map[string]string{
+		"an upper-case signature":                    replayKey("events", "ns/c", "1700000000", "1700000001", strings.ToUpper(sig)),
+		"timestamp and nonce swapped (still signed)": replayKey("events", "ns/c", "1700000001", "1700000000", sig),
+	}
+	for name, k := range same {
+		if k != base {
+			t.Errorf("%s gives another key", name)
+		}
+	}
+	other := map[string]string{
+		"another component": replayKey("events", "ns/d", "1700000000", "1700000001", sig),
+		"another endpoint":  replayKey("messages", "ns/c", "1700000000", "1700000001", sig),
+		"another nonce":     replayKey("events", "ns/c", "1700000000", "1700000002", sig),
+	}
+	for name, k := range other {
+		if k == base {
+			t.Errorf("%s gives the same key", name)
+		}
 	}
 }

@@ -36,9 +36,14 @@ import (
 const (
 	DefaultMaxBodyBytes    = 64 << 10
 	DefaultTimestampWindow = 5 * time.Minute
+	// MaxTimestampWindow caps the window (the CRD's spec.receiver.timestampWindow says the
+	// same): the replay cache remembers a push until its timestamp leaves the window.
+	MaxTimestampWindow = time.Hour
 	// DefaultPersistTimeout leaves WeChat's 5-second deadline room for the network.
 	DefaultPersistTimeout = 4 * time.Second
-	defaultReplayEntries  = 100_000
+	// defaultReplayEntries bounds the replay cache's memory (about 200 bytes an entry):
+	// 100,000 pushes inside the window, 333 a second with the default 5 minutes.
+	defaultReplayEntries = 100_000
 	// defaultAuthCodeLifetime applies when a push lacks AuthorizationCodeExpiredTime.
 	defaultAuthCodeLifetime = time.Hour
 )
@@ -58,7 +63,7 @@ type Options struct {
 	// MaxBodyBytes caps a push body; larger ones get 413. DefaultMaxBodyBytes if 0.
 	MaxBodyBytes int64
 	// TimestampWindow is how far a push's timestamp may be from now, unless the component
-	// says otherwise. DefaultTimestampWindow if 0.
+	// says otherwise. DefaultTimestampWindow if 0; at most MaxTimestampWindow.
 	TimestampWindow time.Duration
 	// PersistTimeout bounds the status write of one push. DefaultPersistTimeout if 0.
 	PersistTimeout time.Duration
@@ -72,8 +77,13 @@ type Options struct {
 	ForwardTimeout time.Duration
 	// ForwardClient sends forwarded messages; one that follows no redirects if nil.
 	ForwardClient *http.Client
-	// Logger receives one line per push: component, InfoType, result. Never a secret.
+	// Logger receives one line per push: component, InfoType, result. Never a secret. Lines
+	// about rejected requests are sampled (logsample.go).
 	Logger logr.Logger
+	// RedirectRate and RedirectBurst bound how many codes the redirect landing page records
+	// per component (DefaultRedirectRate, DefaultRedirectBurst if 0).
+	RedirectRate  time.Duration
+	RedirectBurst int
 }
 
 // Server handles WeChat's pushes.
@@ -90,6 +100,8 @@ type Server struct {
 	log               logr.Logger
 	forwardTimeout    time.Duration
 	forwardClient     *http.Client
+	rejectLog         *rejectLogSampler
+	redirectLimits    *componentLimiter
 }
 
 // New returns a Server.
@@ -103,6 +115,7 @@ func New(opts Options) *Server {
 	if opts.TimestampWindow <= 0 {
 		opts.TimestampWindow = DefaultTimestampWindow
 	}
+	opts.TimestampWindow = min(opts.TimestampWindow, MaxTimestampWindow)
 	if opts.PersistTimeout <= 0 {
 		opts.PersistTimeout = DefaultPersistTimeout
 	}
@@ -123,10 +136,8 @@ func New(opts Options) *Server {
 		apiReader: opts.APIReader,
 		client:    opts.Client,
 		clock:     opts.Clock,
-		keys:      &keyStore{reader: opts.Reader, keyring: opts.Keyring, defaultWindow: opts.TimestampWindow},
-		// A push is accepted only inside the window on either side of now, so remembering it
-		// for twice the largest window covers every retry and replay.
-		replay:         newReplayCache(opts.Clock, 2*max(opts.TimestampWindow, time.Hour), defaultReplayEntries),
+		keys:           &keyStore{reader: opts.Reader, keyring: opts.Keyring, defaultWindow: opts.TimestampWindow},
+		replay:         newReplayCache(opts.Clock, defaultReplayEntries),
 		maxBody:        opts.MaxBodyBytes,
 		persistTimeout: opts.PersistTimeout,
 		metrics:        opts.Metrics,
@@ -134,6 +145,8 @@ func New(opts Options) *Server {
 		log:            opts.Logger,
 		forwardTimeout: min(opts.ForwardTimeout, MaxForwardTimeout),
 		forwardClient:  opts.ForwardClient,
+		rejectLog:      newRejectLogSampler(opts.Clock),
+		redirectLimits: newComponentLimiter(opts.Clock, opts.RedirectRate, opts.RedirectBurst),
 	}
 }
 
@@ -186,6 +199,14 @@ type pushError struct {
 
 func (e *pushError) Error() string { return e.detail }
 
+// ours reports a failure on our side (the API server did not take a write), as opposed to
+// a request refused because of what it is, which anyone can send.
+func (e *pushError) ours() bool { return e.status >= 500 && e.result != resultInFlight }
+
+// errInFlight answers a copy of a push that is being processed right now. If the first copy
+// fails, WeChat's next retry is processed; if it succeeds, the retry is a duplicate.
+var errInFlight = &pushError{http.StatusServiceUnavailable, resultInFlight, "a copy of this push is being processed right now"}
+
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	key := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("component")}
 	infoType, result, err := s.processEvent(r, w, key)
@@ -195,7 +216,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	logger := s.log.WithValues("component", key.String(), "infoType", infoType, "result", result)
 	var pe *pushError
 	if errors.As(err, &pe) {
-		logger.Info("push not accepted", "status", pe.status, "reason", pe.detail)
+		s.logNotAccepted(logger, "push not accepted", pe)
 		http.Error(w, http.StatusText(pe.status), pe.status)
 		return
 	}
@@ -225,10 +246,10 @@ func (s *Server) processEvent(r *http.Request, w http.ResponseWriter, key types.
 	}
 	q := r.URL.Query()
 	timestamp, nonce, signature := q.Get("timestamp"), q.Get("nonce"), q.Get("msg_signature")
-	if pe := s.checkTimestamp(timestamp, keys.window); pe != nil {
+	ts, pe := s.checkTimestamp(timestamp, keys.window)
+	if pe != nil {
 		return infoType, pe.result, pe
 	}
-	replayKey := key.String() + "\x00" + timestamp + "\x00" + nonce + "\x00" + signature
 	push, err := keys.crypter.OpenPush(body, timestamp, nonce, signature)
 	if err != nil {
 		// The crypto errors are typed and carry no key, token or plaintext.
@@ -239,62 +260,75 @@ func (s *Server) processEvent(r *http.Request, w http.ResponseWriter, key types.
 		return infoType, resultRejected, &pushError{status, resultRejected, err.Error()}
 	}
 	infoType = push.InfoType()
-	if s.replay.seen(replayKey) {
+	// Reserved only once verified: junk cannot fill the cache.
+	replay := replayKey("events", key.String(), timestamp, nonce, signature)
+	switch s.replay.reserve(replay, s.replayTTL(ts, keys.window)) {
+	case replayDone:
 		return infoType, resultDuplicate, nil
+	case replayInFlight:
+		return infoType, resultInFlight, errInFlight
 	}
+	result, err := s.applyPush(r.Context(), key, keys, push)
+	if err != nil {
+		s.replay.release(replay) // answered 5xx: WeChat's retry must be processed
+		return infoType, result, err
+	}
+	s.replay.complete(replay)
+	return infoType, result, nil
+}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.persistTimeout)
+// applyPush records what a verified push carries. It returns the result for the metrics,
+// and a *pushError (5xx) when it could not.
+func (s *Server) applyPush(ctx context.Context, key types.NamespacedName, keys *componentKeys, push wxcrypto.Push) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.persistTimeout)
 	defer cancel()
-	result := resultIgnored
+	var wrote bool
+	var err error
+	var what string
 	switch p := push.(type) {
 	case wxcrypto.TicketPush:
-		wrote, err := s.applyTicket(ctx, key, p)
-		if err != nil {
-			return infoType, resultPersistError, &pushError{http.StatusServiceUnavailable, resultPersistError, "storing the ticket: " + err.Error()}
-		}
-		result = resultStale
-		if wrote {
-			result = resultApplied
-		}
+		what = "storing the ticket: "
+		wrote, err = s.applyTicket(ctx, key, p)
 	case wxcrypto.AuthorizedPush:
 		expires := time.Unix(p.AuthorizationCodeExpiredTime, 0)
 		if p.AuthorizationCodeExpiredTime == 0 {
 			expires = time.Unix(p.Created, 0).Add(defaultAuthCodeLifetime)
 		}
-		wrote, err := s.recordAuthorizationCode(ctx, keys.component, p.AuthorizerAppID, p.AuthorizationCode, expires)
-		if err != nil {
-			return infoType, resultPersistError, &pushError{http.StatusServiceUnavailable, resultPersistError, "recording the authorization: " + err.Error()}
-		}
-		result = resultStale
-		if wrote {
-			result = resultApplied
-		}
+		what = "recording the authorization: "
+		wrote, err = s.recordAuthorizationCode(ctx, keys.component, p.AuthorizerAppID, p.AuthorizationCode, expires)
 	case wxcrypto.UnauthorizedPush:
-		wrote, err := s.recordRevocation(ctx, keys.component, p.AuthorizerAppID, time.Unix(p.Created, 0))
-		if err != nil {
-			return infoType, resultPersistError, &pushError{http.StatusServiceUnavailable, resultPersistError, "recording the revocation: " + err.Error()}
-		}
-		result = resultStale
-		if wrote {
-			result = resultApplied
-		}
+		what = "recording the revocation: "
+		wrote, err = s.recordRevocation(ctx, keys.component, p.AuthorizerAppID, time.Unix(p.Created, 0))
 	default:
 		// Other pushes are accepted and answered, so WeChat does not retry them.
+		return resultIgnored, nil
 	}
-	s.replay.add(replayKey)
-	return infoType, result, nil
+	switch {
+	case err != nil:
+		return resultPersistError, &pushError{http.StatusServiceUnavailable, resultPersistError, what + err.Error()}
+	case wrote:
+		return resultApplied, nil
+	}
+	return resultStale, nil
+}
+
+// replayTTL is how long a push with timestamp ts must be remembered: until its timestamp
+// leaves the window, after which checkTimestamp refuses it anyway. At most twice the window
+// (a timestamp up to a window ahead of now), so the window bounds the cache's retention.
+func (s *Server) replayTTL(ts int64, window time.Duration) time.Duration {
+	return time.Unix(ts, 0).Add(window).Sub(s.clock.Now()) + time.Second
 }
 
 // checkTimestamp rejects pushes whose timestamp is missing or outside the window.
-func (s *Server) checkTimestamp(timestamp string, window time.Duration) *pushError {
+func (s *Server) checkTimestamp(timestamp string, window time.Duration) (int64, *pushError) {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
-		return &pushError{http.StatusBadRequest, resultRejected, "missing or malformed timestamp"}
+		return 0, &pushError{http.StatusBadRequest, resultRejected, "missing or malformed timestamp"}
 	}
 	skew := s.clock.Now().Sub(time.Unix(ts, 0))
 	if skew > window || skew < -window {
-		return &pushError{http.StatusBadRequest, resultRejected,
+		return 0, &pushError{http.StatusBadRequest, resultRejected,
 			fmt.Sprintf("timestamp is %s away from now, outside the %s window", skew.Round(time.Second), window)}
 	}
-	return nil
+	return ts, nil
 }

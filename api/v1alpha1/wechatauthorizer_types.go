@@ -72,7 +72,25 @@ type AuthorizationCode struct {
 	// ReceivedAt is when the receiver recorded the code.
 	// +optional
 	ReceivedAt *metav1.Time `json:"receivedAt,omitempty"`
+
+	// Source is where the code came from: "Push", WeChat's signed authorized or
+	// updateauthorized push (verified), or "Redirect", the redirect landing page (anyone
+	// holding a valid authorization link can open it, so not verified). A bounded list
+	// never drops a Push code for a Redirect one. Unset on codes recorded before this field.
+	// +optional
+	// +kubebuilder:validation:Enum=Push;Redirect
+	Source AuthorizationCodeSource `json:"source,omitempty"`
 }
+
+// AuthorizationCodeSource says where an authorization code came from.
+type AuthorizationCodeSource string
+
+const (
+	// AuthorizationCodeFromPush: WeChat's signed authorized / updateauthorized push.
+	AuthorizationCodeFromPush AuthorizationCodeSource = "Push"
+	// AuthorizationCodeFromRedirect: the redirect landing page; not signed by WeChat.
+	AuthorizationCodeFromRedirect AuthorizationCodeSource = "Redirect"
+)
 
 // AuthorizerInfo is what api_get_authorizer_info says about the account.
 type AuthorizerInfo struct {

@@ -78,8 +78,10 @@ type CredentialsSecretReference struct {
 
 // AuthorizersPolicy says how authorizations pushed by WeChat become WeChatAuthorizers.
 type AuthorizersPolicy struct {
-	// AutoCreate makes the receiver create a WeChatAuthorizer named
-	// "<component>-<authorizer appid>" when an account authorizes this platform.
+	// AutoCreate makes the manager create a WeChatAuthorizer named
+	// "<component>-<authorizer appid>" when an account authorizes this platform (the
+	// receiver only records the pushed code in status.pendingAuthorizationCodes; it
+	// creates nothing).
 	// When false, authorizations are recorded only on WeChatAuthorizers that already
 	// exist, and an Event on the component tells about the others.
 	// +optional
@@ -109,9 +111,13 @@ type AuthorizerTemplate struct {
 // ReceiverOptions tunes the webhook receiver for one platform.
 type ReceiverOptions struct {
 	// TimestampWindow is how far a push's timestamp may differ from the receiver's clock
-	// before the push is rejected as a replay. Defaults to "5m".
+	// before the push is rejected as a replay. Defaults to "5m", at most "1h": the replay
+	// cache remembers each push until its timestamp leaves the window, so the window bounds
+	// its memory.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="timestampWindow must be at most 1h"
 	TimestampWindow string `json:"timestampWindow,omitempty"`
 }
 
@@ -159,9 +165,12 @@ type WeChatComponentStatus struct {
 	// +optional
 	VerifyTicket *VerifyTicket `json:"verifyTicket,omitempty"`
 
-	// PendingAuthorizationCodes are authorization codes that reached the receiver's redirect
-	// page (…/authorized?auth_code=) before the matching push named their account. The
-	// controller exchanges each once and clears it; the account is learnt from the exchange.
+	// PendingAuthorizationCodes are authorization codes waiting for the controller: codes that
+	// reached the receiver's redirect page (…/authorized?auth_code=&state=) before the
+	// matching push named their account, and codes pushed by WeChat for an account that has
+	// no WeChatAuthorizer yet (with authorizers.autoCreate on; the controller creates it).
+	// The controller exchanges each once and clears it; the account is learnt from the
+	// exchange. When the list is full, Redirect codes give way before Push codes do.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16

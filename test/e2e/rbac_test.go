@@ -180,12 +180,11 @@ var (
 		perms("coordination.k8s.io", list("leases"), list("create", "delete", "get", "list", "patch", "update", "watch")),
 	)
 
-	// receiver: read the CRs, patch their status, create WeChatAuthorizers (autoCreate),
-	// create Events, and read exactly one Secret: the keyring.
+	// receiver: read the CRs, patch their status, create Events, and read exactly one
+	// Secret: the keyring. It creates no WeChatAuthorizer (the manager does autoCreate).
 	receiverEverywhere = slices.Concat(
 		perms(group, list("wechatcomponents", "wechatauthorizers"), list("get", "list", "watch")),
 		perms(group, list("wechatcomponents/status", "wechatauthorizers/status"), list("get", "patch")),
-		perms(group, list("wechatauthorizers"), list("create")),
 		perms("", list("events"), list("create", "patch")),
 		perms("events.k8s.io", list("events"), list("create", "patch")),
 	)
@@ -250,7 +249,7 @@ var _ = Describe("RBAC of config/default", func() {
 		Entry("can patch a WeChatComponent's status (tickets)", true, access{"patch", group, "wechatcomponents", "status", appNS, "demo-platform"}),
 		Entry("can patch a WeChatAuthorizer's status (authorization codes)", true, access{"patch", group, "wechatauthorizers", "status", appNS, ""}),
 		Entry("cannot replace a status wholesale (update)", false, access{"update", group, "wechatcomponents", "status", appNS, ""}),
-		Entry("can create WeChatAuthorizers (authorizers.autoCreate)", true, access{"create", group, "wechatauthorizers", "", appNS, ""}),
+		Entry("cannot create WeChatAuthorizers (the manager does authorizers.autoCreate)", false, access{"create", group, "wechatauthorizers", "", appNS, ""}),
 		Entry("can create Events", true, access{"create", "", "events", "", appNS, ""}),
 
 		Entry("cannot touch the leader-election Lease", false, access{"update", "coordination.k8s.io", "leases", "", operatorNamespace, "wechat-operator-manager"}),
