@@ -132,10 +132,10 @@ func New(opts Options) *Server {
 		opts.ForwardClient = newForwardClient()
 	}
 	return &Server{
-		reader:    opts.Reader,
-		apiReader: opts.APIReader,
-		client:    opts.Client,
-		clock:     opts.Clock,
+		reader:         opts.Reader,
+		apiReader:      opts.APIReader,
+		client:         opts.Client,
+		clock:          opts.Clock,
 		keys:           &keyStore{reader: opts.Reader, keyring: opts.Keyring, defaultWindow: opts.TimestampWindow},
 		replay:         newReplayCache(opts.Clock, defaultReplayEntries),
 		maxBody:        opts.MaxBodyBytes,
