@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authstate"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
 
@@ -41,14 +42,21 @@ The link carries a single-use pre_auth_code that expires in about 10 minutes: gi
 the administrator who will authorize. Nothing else secret is printed.
 
 How it works: it reads the component's token Secret (status.tokenSecretName, by default
-COMPONENT-component-token) with your kubeconfig, so you need "get" on that Secret, and calls
-WeChat's api_create_preauthcode from this machine. WeChat accepts the call only from an IP
-in the platform's IP whitelist (errcode 61004 otherwise).
+COMPONENT-component-token) and its credentials Secret (spec.credentialsSecretRef) with your
+kubeconfig, so you need "get" on both, and calls WeChat's api_create_preauthcode from this
+machine. WeChat accepts the call only from an IP in the platform's IP whitelist (errcode
+61004 otherwise).
 
 --redirect-uri is where WeChat sends the administrator's browser after the authorization,
 with auth_code and expires_in appended. Its domain must be the platform's authorization
 domain. The operator's receiver serves that page at
   https://RECEIVER-HOST/wechat/NAMESPACE/COMPONENT/authorized
+The command adds state=… to the redirect_uri: an HMAC, keyed by a key derived from the
+platform's message-verification Token (the credentials Secret's token), over the namespace,
+the component and an expiry an hour away. The receiver records codes only from redirects that
+carry a valid state, and shows "Authorization link not valid" to any other; so make links with
+this command (or sign the state the same way, see docs/authorization.md), and make a new one
+after an hour or after changing the Token.
 
 Examples:
   kubectl wechat auth-link my-platform -n wechat --redirect-uri https://wx.example.com/wechat/wechat/my-platform/authorized
@@ -132,8 +140,12 @@ func (o *authLinkOptions) complete(pos []string, getenv func(string) string) err
 	if o.redirectURI == "" {
 		return usageErrorf("--redirect-uri is required (see kubectl-wechat auth-link --help)")
 	}
-	if u, err := url.Parse(o.redirectURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(o.redirectURI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usageErrorf("--redirect-uri must be an absolute http or https URL")
+	}
+	if u.Query().Has(authstate.Param) || u.Fragment != "" {
+		return usageErrorf("--redirect-uri must carry neither %s= (the command adds it) nor a #fragment", authstate.Param)
 	}
 	if o.authType < 1 || o.authType > 3 {
 		return usageErrorf("--auth-type must be 1 (official accounts), 2 (mini programs) or 3 (both)")
@@ -158,9 +170,10 @@ func (o *authLinkOptions) complete(pos []string, getenv func(string) string) err
 
 // authLinkResult is a freshly created authorization link.
 type authLinkResult struct {
-	link      wxapi.AuthorizationLink
-	expiresIn time.Duration
-	expiresAt time.Time
+	link           wxapi.AuthorizationLink
+	expiresIn      time.Duration
+	expiresAt      time.Time
+	stateExpiresAt time.Time
 }
 
 // componentTokenSecretName is where the component's token is: the name the controller
@@ -203,6 +216,13 @@ func createAuthLink(ctx context.Context, c client.Client, ns string, o authLinkO
 		return authLinkResult{}, fmt.Errorf("the token in Secret %q belongs to appid %s, not to the component's %s; wait for the operator to refresh it and %s", secretName, tokenAppID, appID, check)
 	}
 
+	// Signed before WeChat is asked, so that a missing Token spends no pre_auth_code.
+	stateExpires := now().Add(authstate.DefaultLifetime).Truncate(time.Second)
+	redirectURI, err := signedRedirectURI(ctx, c, &comp, o.redirectURI, stateExpires)
+	if err != nil {
+		return authLinkResult{}, err
+	}
+
 	wx := wxapi.New(wxapi.Options{BaseURL: o.apiURL, Timeout: o.timeout, UserAgent: "kubectl-wechat"})
 	pac, err := wx.CreatePreAuthCode(ctx, token, appID)
 	if err != nil {
@@ -212,13 +232,48 @@ func createAuthLink(ctx context.Context, c client.Client, ns string, o authLinkO
 		link: wxapi.AuthorizationLink{
 			ComponentAppID: appID,
 			PreAuthCode:    pac.Code,
-			RedirectURI:    o.redirectURI,
+			RedirectURI:    redirectURI,
 			AuthType:       wxapi.AuthType(o.authType),
 			BizAppID:       o.bizAppID,
 		},
-		expiresIn: pac.ExpiresIn,
-		expiresAt: now().Add(pac.ExpiresIn),
+		expiresIn:      pac.ExpiresIn,
+		expiresAt:      now().Add(pac.ExpiresIn),
+		stateExpiresAt: stateExpires,
 	}, nil
+}
+
+// signedRedirectURI appends the state the receiver's landing page checks (internal/authstate)
+// to redirectURI, signed with the key derived from the platform's Token. The other query
+// parameters keep their order.
+func signedRedirectURI(ctx context.Context, c client.Client, comp *wechatv1alpha1.WeChatComponent, redirectURI string, expires time.Time) (string, error) {
+	ref := comp.Spec.CredentialsSecretRef
+	tokenKey := ref.TokenKey
+	if tokenKey == "" {
+		tokenKey = wechatv1alpha1.DefaultTokenKey
+	}
+	var sec corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: comp.Namespace, Name: ref.Name}, &sec); err != nil {
+		return "", kubeError(err, fmt.Sprintf("Secret %q in namespace %q (the credentials, whose Token signs the link's state)", ref.Name, comp.Namespace))
+	}
+	token := string(sec.Data[tokenKey])
+	if token == "" {
+		return "", fmt.Errorf("the credentials Secret %q has no %s: the link's state is signed with the platform's Token", ref.Name, tokenKey)
+	}
+	state, err := authstate.Sign(authstate.Key(token), comp.Namespace, comp.Name, expires)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return "", err
+	}
+	param := authstate.Param + "=" + url.QueryEscape(state)
+	if u.RawQuery == "" {
+		u.RawQuery = param
+	} else {
+		u.RawQuery += "&" + param
+	}
+	return u.String(), nil
 }
 
 // weChatError adds what to do to the errors a user can do something about. wxapi errors
@@ -256,6 +311,8 @@ func (r authLinkResult) print(stdout, stderr io.Writer, o authLinkOptions) error
 	}
 	fmt.Fprintf(stderr, "The pre_auth_code in the link is single use and expires in %s (at %s).\n",
 		humanDuration(r.expiresIn), r.expiresAt.Local().Format(time.TimeOnly))
+	fmt.Fprintf(stderr, "The receiver's landing page accepts the link's state until %s.\n",
+		r.stateExpiresAt.Local().Format(time.TimeOnly))
 	return nil
 }
 

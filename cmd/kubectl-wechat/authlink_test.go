@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authstate"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 )
@@ -122,6 +123,38 @@ func tokenSecret(ns, name, token string, expiresAt time.Time) *corev1.Secret {
 	}
 }
 
+// simMsgToken is the platform's message-verification Token, in its credentials Secret.
+const simMsgToken = "msgtoken"
+
+func credentialsSecret(ns, name string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Data:       map[string][]byte{"appSecret": []byte(simAppSecret), "token": []byte(simMsgToken)},
+	}
+}
+
+// checkRedirectURI checks that got is redirectURI with a state the receiver accepts for
+// namespace/name until an hour from fixedNow, and not after.
+func checkRedirectURI(t *testing.T, got, namespace, name string) {
+	t.Helper()
+	prefix := redirectURI + "&" + authstate.Param + "="
+	if !strings.HasPrefix(got, prefix) {
+		t.Fatalf("redirect_uri %q is not %q with a state appended", got, redirectURI)
+	}
+	u, _ := url.Parse(got)
+	state := u.Query().Get(authstate.Param)
+	key := authstate.Key(simMsgToken)
+	if exp, err := authstate.Verify(key, namespace, name, state, fixedNow); err != nil || !exp.Equal(fixedNow.Add(authstate.DefaultLifetime)) {
+		t.Fatalf("the receiver refuses the link's state: %v (expires %s)", err, exp)
+	}
+	if _, err := authstate.Verify(key, namespace, name, state, fixedNow.Add(authstate.DefaultLifetime)); err == nil {
+		t.Fatal("the state is still accepted after its hour")
+	}
+	if _, err := authstate.Verify(key, namespace, name+"x", state, fixedNow); err == nil {
+		t.Fatal("the state is accepted for another component")
+	}
+}
+
 func runCLI(f *fakeCluster, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = runWith(args, strings.NewReader(""), &out, &errOut, noEnv, f.deps())
@@ -146,13 +179,15 @@ func TestAuthLink(t *testing.T) {
 	objs := []client.Object{
 		component("wechat", "platform", ""), // no status yet: the default Secret name
 		tokenSecret("wechat", "platform-component-token", env.token, fixedNow.Add(time.Hour)),
+		credentialsSecret("wechat", "platform-credentials"),
 		component("other", "renamed", "renamed-token"),
 		tokenSecret("other", "renamed-token", env.token, fixedNow.Add(time.Hour)),
+		credentialsSecret("other", "renamed-credentials"),
 	}
 	noLeak := func(t *testing.T, outputs ...string) {
 		t.Helper()
 		for _, o := range outputs {
-			for _, secret := range []string{env.token, simAppSecret} {
+			for _, secret := range []string{env.token, simAppSecret, simMsgToken} {
 				if strings.Contains(o, secret) {
 					t.Fatalf("output leaks a secret: %q", o)
 				}
@@ -176,9 +211,10 @@ func TestAuthLink(t *testing.T) {
 			t.Fatalf("stdout is not one link: %q", stdout)
 		}
 		q := parseLink(t, lines[0], "/cgi-bin/componentloginpage")
-		if q.Get("component_appid") != simAppID || q.Get("redirect_uri") != redirectURI || q.Get("auth_type") != "3" || q.Has("biz_appid") {
+		if q.Get("component_appid") != simAppID || q.Get("auth_type") != "3" || q.Has("biz_appid") {
 			t.Fatalf("link parameters %v", q)
 		}
+		checkRedirectURI(t, q.Get("redirect_uri"), "wechat", "platform")
 		if got := env.sim.Calls(wxapi.APICreatePreAuthCode, simAppID) - before; got != 1 {
 			t.Fatalf("%d api_create_preauthcode calls, want 1", got)
 		}
@@ -213,13 +249,14 @@ func TestAuthLink(t *testing.T) {
 		}
 		m := parseLink(t, lines[1], "/safe/bindcomponent")
 		for k, want := range map[string]string{
-			"action": "bindcomponent", "no_scan": "1", "component_appid": simAppID, "redirect_uri": redirectURI,
+			"action": "bindcomponent", "no_scan": "1", "component_appid": simAppID, "redirect_uri": pc.Get("redirect_uri"),
 			"auth_type": "2", "biz_appid": simAuthorizerID, "pre_auth_code": pc.Get("pre_auth_code"),
 		} {
 			if m.Get(k) != want {
 				t.Fatalf("mobile link %s = %q, want %q", k, m.Get(k), want)
 			}
 		}
+		checkRedirectURI(t, m.Get("redirect_uri"), "other", "renamed")
 		if pc.Get("auth_type") != "2" || pc.Get("biz_appid") != simAuthorizerID {
 			t.Fatalf("PC link parameters %v", pc)
 		}
@@ -248,7 +285,7 @@ func TestAuthLink(t *testing.T) {
 			t.Fatalf("the QR code part holds text: %q", art)
 		}
 		mobile := wxapi.AuthorizationLink{
-			ComponentAppID: simAppID, PreAuthCode: pc.Get("pre_auth_code"), RedirectURI: redirectURI, AuthType: wxapi.AuthTypeBoth,
+			ComponentAppID: simAppID, PreAuthCode: pc.Get("pre_auth_code"), RedirectURI: pc.Get("redirect_uri"), AuthType: wxapi.AuthTypeBoth,
 		}.MobileURL()
 		checkQR(t, art, mobile)
 		if !strings.Contains(stderr, "scan it with WeChat") {
@@ -323,13 +360,18 @@ func TestAuthLinkErrors(t *testing.T) {
 		return []client.Object{
 			component("wechat", "platform", "platform-component-token"),
 			tokenSecret("wechat", "platform-component-token", env.token, fixedNow.Add(time.Hour)),
+			credentialsSecret("wechat", "platform-credentials"),
 		}
 	}
 	base := []string{"auth-link", "platform", "--redirect-uri", redirectURI, "--wechat-api-url", env.url}
 	noTokenSecret := good()[:1]
 	emptyToken := append(good()[:1], tokenSecret("wechat", "platform-component-token", "", fixedNow.Add(time.Hour)))
 	expired := append(good()[:1], tokenSecret("wechat", "platform-component-token", env.token, fixedNow.Add(-3*time.Minute)))
-	unknownToken := append(good()[:1], tokenSecret("wechat", "platform-component-token", strings.Repeat("x", 96), fixedNow.Add(time.Hour)))
+	unknownToken := append(good()[:1], tokenSecret("wechat", "platform-component-token", strings.Repeat("x", 96), fixedNow.Add(time.Hour)),
+		credentialsSecret("wechat", "platform-credentials"))
+	noCredentials := good()[:2]
+	noMsgToken := append(good()[:2], &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "wechat", Name: "platform-credentials"},
+		Data: map[string][]byte{"appSecret": []byte(simAppSecret)}})
 	noCRD := &interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 		return &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: wechatv1alpha1.GroupVersion.Group, Kind: "WeChatComponent"}}
 	}}
@@ -363,6 +405,12 @@ func TestAuthLinkErrors(t *testing.T) {
 			want: []string{"token expired 3m ago", "kubectl get wxc platform"}, connect: true},
 		{name: "token unknown to WeChat", args: base, objs: unknownToken, code: 1,
 			want: []string{"api_create_preauthcode", "errcode 4", "retry in a minute"}, connect: true},
+		{name: "credentials Secret missing (the Token signs the state)", args: base, objs: noCredentials, code: 1,
+			want: []string{`Secret "platform-credentials" in namespace "wechat" (the credentials, whose Token signs the link's state) not found`}, connect: true},
+		{name: "no Token in the credentials", args: base, objs: noMsgToken, code: 1,
+			want: []string{`the credentials Secret "platform-credentials" has no token`}, connect: true},
+		{name: "redirect uri that already carries a state", args: []string{"auth-link", "platform", "--redirect-uri", redirectURI + "&state=mine"},
+			code: 2, want: []string{"must carry neither state="}},
 		{name: "IP not whitelisted", args: base, objs: good(), fault: &wxsim.Fault{API: wxapi.APICreatePreAuthCode, ErrCode: wxapi.CodeIPNotWhitelisted},
 			code: 1, want: []string{"errcode 61004", "IP whitelist"}, connect: true},
 		{name: "quota", args: base, objs: good(), fault: &wxsim.Fault{API: wxapi.APICreatePreAuthCode, ErrCode: wxapi.CodeQuotaReached},

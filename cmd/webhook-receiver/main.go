@@ -43,7 +43,7 @@ func main() {
 		internalAddr = flag.String("internal-address", ":9090", "address of /healthz, /readyz and /metrics; keep it off the internet")
 		operatorNS   = flag.String("operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the keyring Secret (default: $POD_NAMESPACE)")
 		keyringName  = flag.String("keyring-secret", keyring.DefaultSecretName, "name of the keyring Secret the manager writes")
-		window       = flag.Duration("timestamp-window", receiver.DefaultTimestampWindow, "largest accepted difference between a push's timestamp and now (a component's spec.receiver.timestampWindow overrides it)")
+		window       = flag.Duration("timestamp-window", receiver.DefaultTimestampWindow, "largest accepted difference between a push's timestamp and now (a component's spec.receiver.timestampWindow overrides it); at most 1h, which bounds the replay cache's memory")
 		maxBody      = flag.Int64("max-body-bytes", receiver.DefaultMaxBodyBytes, "largest accepted push body; larger ones get 413")
 		fwdTimeout   = flag.Duration("forward-timeout", receiver.DefaultForwardTimeout, "how long an app may take to answer a forwarded message before WeChat gets \"success\" (a target's spec.messages.forward.timeout may say less; at most 4s)")
 		zapOptions   = zap.Options{}
@@ -56,7 +56,8 @@ func main() {
 			"Set the platform's 授权事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/events\n"+
 			"and its 消息与事件接收URL to https://<your host>/wechat/<namespace>/<WeChatComponent name>/messages/$APPID$.\n"+
 			"Authorization links may redirect to GET /wechat/{namespace}/{component}/authorized (a landing page\n"+
-			"that records the authorization code and never shows it).\n"+
+			"that records the authorization code and never shows it); it takes codes only from links whose\n"+
+			"redirect_uri carries the signed state that `kubectl wechat auth-link` adds (docs/authorization.md).\n"+
 			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", filepath.Base(os.Args[0]))
 		flag.PrintDefaults()
 	}
@@ -65,6 +66,10 @@ func main() {
 	log := ctrl.Log.WithName("webhook-receiver")
 	if *operatorNS == "" {
 		log.Error(nil, "the operator namespace is unknown: set --operator-namespace or $POD_NAMESPACE")
+		os.Exit(2)
+	}
+	if *window <= 0 || *window > receiver.MaxTimestampWindow {
+		log.Error(nil, "--timestamp-window must be positive and at most "+receiver.MaxTimestampWindow.String())
 		os.Exit(2)
 	}
 
