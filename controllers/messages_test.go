@@ -98,6 +98,20 @@ var _ = Describe("Messages of authorized accounts", func() {
 		}
 		return strings.Join(recorded, "\n")
 	}
+	// bindAccount gives the authorizer name the original id of appID that its controller reads
+	// from api_get_authorizer_info (unless it already has one): the receiver forwards only
+	// messages whose ToUserName is the URL account's original id.
+	bindAccount := func(name, appID string) {
+		a := w.authorizer(name)
+		if a.Status.Info != nil && a.Status.Info.UserName != "" {
+			return
+		}
+		userName := "gh_" + strings.TrimPrefix(appID, "wx")
+		userName = userName[:min(len(userName), 15)] // the simulator's default for an account it was not told about
+		patch := client.MergeFrom(a.DeepCopy())
+		a.Status.Info = &wechatv1alpha1.AuthorizerInfo{UserName: userName}
+		Expect(k8sClient.Status().Patch(ctx, a, patch)).To(Succeed())
+	}
 	officialAccount := func() wxsim.ReleaseTestAccount {
 		for _, a := range receiver.ReleaseTestAccounts {
 			if a.AppID == "wx570bc396a51b8ff8" {
@@ -227,8 +241,10 @@ var _ = Describe("Messages of authorized accounts", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(res.Push.Delivered).To(BeTrue())
 			name := wechatv1alpha1.AutoCreatedAuthorizerName(w.key.Name, account.AppID)
+			w.reconcile() // the manager exchanges the pushed code and creates the authorizer
+			Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty(), "the manager exchanged the code")
 			w.reconcileAuthorizer(name)
-			Expect(w.authorizer(name).Status.AuthorizationCode).To(BeNil(), "the authorizer controller exchanged the code")
+			Expect(w.authorizer(name).Status.AuthorizationCode).To(BeNil())
 
 			reply, err := w.sim.SendMessage(ctx, wxsim.MessageRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: account.AppID,
 				FromUser: "oTestUser0123456789abcdefghi", MsgType: "text", Content: "QUERY_AUTH_CODE:" + res.AuthCode})
@@ -337,6 +353,7 @@ var _ = Describe("Messages of authorized accounts", func() {
 				},
 			})).To(Succeed())
 			w.reconcileAuthorizer("shop")
+			bindAccount("shop", testAuthorizerAppID)
 			Expect(string(keyringData()[keyring.AuthorizerForwardKeyKey(w.ns, "shop")])).To(Equal(authorizerKey))
 
 			By("the shop's message reaching the shop's app, signed, and its reply WeChat, encrypted")
@@ -353,6 +370,13 @@ var _ = Describe("Messages of authorized accounts", func() {
 			Expect(defaultApp.messages()).To(BeEmpty())
 
 			By("another account's message reaching the component's default app")
+			Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{
+				ObjectMeta: metav1.ObjectMeta{Name: "cafe", Namespace: w.ns},
+				Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+					ComponentRef: wechatv1alpha1.LocalObjectReference{Name: w.key.Name}, AppID: "wx00000000000000cc",
+				},
+			})).To(Succeed())
+			bindAccount("cafe", "wx00000000000000cc")
 			_, err = w.sim.SendMessage(ctx, wxsim.MessageRequest{ComponentAppID: testComponentAppID,
 				AuthorizerAppID: "wx00000000000000cc", MsgType: "event", Event: "subscribe"})
 			Expect(err).NotTo(HaveOccurred())
@@ -360,6 +384,13 @@ var _ = Describe("Messages of authorized accounts", func() {
 			d := defaultApp.messages()[0]
 			Expect(receiver.VerifyForwardSignature([]byte(componentKey), d.header.Get(receiver.HeaderTimestamp),
 				"wx00000000000000cc", d.body, d.header.Get(receiver.HeaderSignature))).To(BeTrue())
+
+			By("an account without a WeChatAuthorizer reaching no app")
+			_, err = w.sim.SendMessage(ctx, wxsim.MessageRequest{ComponentAppID: testComponentAppID,
+				AuthorizerAppID: "wx00000000000000dd", MsgType: "text", Content: "hi"})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(defaultApp.messages()).To(HaveLen(1))
+			Expect(shopApp.messages()).To(HaveLen(1))
 
 			By("the keys leaving the keyring with the authorizer and with the component's spec")
 			Expect(k8sClient.Delete(ctx, w.authorizer("shop"))).To(Succeed())
@@ -427,6 +458,13 @@ var _ = Describe("Messages of authorized accounts", func() {
 			})
 			hmacSecret("default-hmac", componentKey)
 			w.reconcile()
+			Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{
+				ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
+				Spec: wechatv1alpha1.WeChatAuthorizerSpec{
+					ComponentRef: wechatv1alpha1.LocalObjectReference{Name: w.key.Name}, AppID: testAuthorizerAppID,
+				},
+			})).To(Succeed())
+			bindAccount("shop", testAuthorizerAppID)
 
 			start := time.Now()
 			reply, err := w.sim.SendMessage(ctx, wxsim.MessageRequest{ComponentAppID: testComponentAppID,

@@ -101,7 +101,7 @@ var _ = Describe("two receiver replicas", func() {
 		}
 	})
 
-	It("create one WeChatAuthorizer when both get the same authorization", func() {
+	It("record the same authorization once when both get it, and the manager creates one WeChatAuthorizer", func() {
 		push := func(string) (string, []byte) {
 			return seal(wxcrypto.AuthorizedPush{AppID: testComponentAppID, Created: w.clock.Now().Unix(),
 				Type: wxcrypto.InfoTypeAuthorized, AuthorizerAppID: testAuthorizerAppID, AuthorizationCode: "queryauthcode@@@race",
@@ -110,9 +110,11 @@ var _ = Describe("two receiver replicas", func() {
 		Expect(race(push, push)).To(Equal([]int{200, 200}))
 		list := &wechatv1alpha1.WeChatAuthorizerList{}
 		Expect(k8sClient.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
-		Expect(list.Items).To(HaveLen(1))
-		Expect(list.Items[0].Name).To(Equal(autoName))
-		Expect(list.Items[0].Status.AuthorizationCode.Code).To(Equal("queryauthcode@@@race"))
+		Expect(list.Items).To(BeEmpty(), "the receivers create nothing")
+		pending := w.component().Status.PendingAuthorizationCodes
+		Expect(pending).To(HaveLen(1))
+		Expect(pending[0].Code).To(Equal("queryauthcode@@@race"))
+		Expect(pending[0].Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
 	})
 
 	It("keep accepting valid pushes while flooded with bad ones", func() {

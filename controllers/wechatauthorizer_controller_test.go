@@ -20,8 +20,10 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authstate"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 	"github.com/wechat-operator/wechat-operator/internal/wxcrypto"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
@@ -85,18 +87,27 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Push.Delivered).To(BeTrue())
 
-		By("the receiver creating the authorizer and recording the code")
+		By("the receiver recording the code for the manager, creating nothing")
+		list := &wechatv1alpha1.WeChatAuthorizerList{}
+		Expect(k8sClient.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
+		Expect(list.Items).To(BeEmpty(), "the receiver creates no WeChatAuthorizer")
+		pending := w.component().Status.PendingAuthorizationCodes
+		Expect(pending).To(HaveLen(1))
+		Expect(pending[0].Code).To(Equal(res.AuthCode))
+		Expect(pending[0].Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
+
+		By("the component controller exchanging it and creating the authorizer")
+		w.reconcile()
+		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty(), "the code is cleared once exchanged")
 		a := w.authorizer(autoName)
 		Expect(a.Spec.AppID).To(Equal(testAuthorizerAppID))
 		Expect(a.Spec.ComponentRef.Name).To(Equal("platform"))
 		Expect(a.Labels).To(HaveKeyWithValue(wechatv1alpha1.LabelComponent, "platform"))
-		Expect(a.Status.AuthorizationCode).NotTo(BeNil())
-		Expect(a.Status.AuthorizationCode.Code).To(Equal(res.AuthCode))
+		Expect(a.Status.AuthorizationCode).To(BeNil())
 
-		By("the controller exchanging it")
+		By("the authorizer controller taking the tokens from its state Secret")
 		result := w.reconcileAuthorizer(autoName)
 		a = w.authorizer(autoName)
-		Expect(a.Status.AuthorizationCode).To(BeNil(), "the code is cleared once exchanged")
 		state := w.secret(autoName + "-state")
 		refreshToken, ok := w.sim.RefreshToken(testComponentAppID, testAuthorizerAppID)
 		Expect(ok).To(BeTrue())
@@ -142,15 +153,21 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 	It("records the same authorization pushed twice once", func() {
 		platformReady(true)
 		res := authorize()
-		version := w.authorizer(autoName).ResourceVersion
-		// WeChat pushes updateauthorized with a new code when the account authorizes again.
-		res2 := authorize()
-		Expect(res2.AuthCode).NotTo(Equal(res.AuthCode))
-		Expect(w.authorizer(autoName).Status.AuthorizationCode.Code).To(Equal(res2.AuthCode))
-		Expect(w.authorizer(autoName).ResourceVersion).NotTo(Equal(version))
+		version := w.component().ResourceVersion
+		postAuthorizedPush(w, res.AuthCode) // WeChat's retry of the push, with another nonce
+		Expect(w.component().ResourceVersion).To(Equal(version), "nothing was written twice")
+		Expect(w.component().Status.PendingAuthorizationCodes).To(HaveLen(1))
+		w.reconcile()
 		w.reconcileAuthorizer(autoName)
 		Expect(ready(autoName).Status).To(Equal(metav1.ConditionTrue))
 		Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(1))
+
+		// WeChat pushes updateauthorized with a new code when the account authorizes again:
+		// the authorizer exists now, so the code goes on it.
+		res2 := authorize()
+		Expect(res2.AuthCode).NotTo(Equal(res.AuthCode))
+		Expect(w.authorizer(autoName).Status.AuthorizationCode.Code).To(Equal(res2.AuthCode))
+		Expect(w.authorizer(autoName).Status.AuthorizationCode.Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
 	})
 
 	It("records an authorization only on an existing authorizer when autoCreate is off, and says so", func() {
@@ -161,6 +178,7 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		for _, a := range list.Items {
 			Expect(a.Namespace).NotTo(Equal(w.ns), "no authorizer was created")
 		}
+		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty(), "nothing to exchange the code for")
 		var recorded []string
 		for len(w.recorder.Events) > 0 {
 			recorded = append(recorded, <-w.recorder.Events)
@@ -392,7 +410,13 @@ var _ = Describe("the authorization redirect page", func() {
 		w.pushTicket()
 		w.reconcile()
 	}
-	redirectURI := func() string { return fmt.Sprintf("%s/wechat/%s/platform/authorized", w.recvServer.URL, w.ns) }
+	// redirectURI is what `kubectl wechat auth-link` puts in its links: the landing page, with a
+	// state signed by the key derived from the platform's Token.
+	redirectURI := func() string {
+		state, err := authstate.Sign(authstate.Key(testVerifyToken), w.ns, "platform", w.clock.Now().Add(authstate.DefaultLifetime))
+		Expect(err).NotTo(HaveOccurred())
+		return fmt.Sprintf("%s/wechat/%s/platform/authorized?%s", w.recvServer.URL, w.ns, url.Values{authstate.Param: {state}}.Encode())
+	}
 	visit := func(url string) (int, string) {
 		resp, err := http.Get(url)
 		Expect(err).NotTo(HaveOccurred())
@@ -450,18 +474,23 @@ var _ = Describe("the authorization redirect page", func() {
 			status, _ := visit(res.RedirectURL)
 			Expect(status).To(Equal(http.StatusOK))
 		}
-		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty(), "the push already recorded the code")
+		pending := w.component().Status.PendingAuthorizationCodes
+		Expect(pending).To(HaveLen(1), "the push already recorded the code, verified")
+		Expect(pending[0].Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
 		w.reconcile()
 		w.reconcileAuthorizer(autoName)
 		Expect(queryAuthCalls()).To(Equal(1))
 		Expect(condition(w.authorizer(autoName).Status.Conditions, wechatv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 	})
 
-	It("turns away a visit without a valid code, and one for an unknown platform", func() {
+	It("turns away a visit without a valid code, one without the link's state, and one for an unknown platform", func() {
 		setup()
-		status, page := visit(redirectURI() + "?auth_code=%3Cscript%3E")
+		status, page := visit(redirectURI() + "&auth_code=%3Cscript%3E")
 		Expect(status).To(Equal(http.StatusBadRequest))
 		Expect(page).NotTo(ContainSubstring("<script>"))
+		status, page = visit(fmt.Sprintf("%s/wechat/%s/platform/authorized?auth_code=queryauthcode@@@abcdefgh&expires_in=3600", w.recvServer.URL, w.ns))
+		Expect(status).To(Equal(http.StatusForbidden))
+		Expect(page).To(ContainSubstring("Authorization link not valid"))
 		status, _ = visit(fmt.Sprintf("%s/wechat/%s/nobody/authorized?auth_code=queryauthcode@@@abcdefgh", w.recvServer.URL, w.ns))
 		Expect(status).To(Equal(http.StatusNotFound))
 		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty())
