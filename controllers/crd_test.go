@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -114,7 +115,31 @@ var _ = Describe("the generated CRDs on a real API server", func() {
 			c.Spec.Refresh.Before = "soon"
 			return c
 		}, "spec.refresh.before", "should match"),
+		Entry("a receiver timestamp window over an hour (the replay cache's memory is sized by it)", func(ns string) client.Object {
+			c := validComponent(ns)
+			c.Spec.Receiver.TimestampWindow = "1h0m1s"
+			return c
+		}, "spec.receiver.timestampWindow", "timestampWindow must be at most 1h"),
 	)
+
+	It("accepts a timestamp window of up to an hour", func() {
+		for _, window := range []string{"1h", "59m59s", "90s", "0.5h"} {
+			c := validComponent(ns)
+			c.Name = "window-" + strings.NewReplacer(".", "-").Replace(window)
+			c.Spec.Receiver.TimestampWindow = window
+			Expect(k8sClient.Create(ctx, c)).To(Succeed(), window)
+		}
+	})
+
+	It("refuses an authorization code of an unknown source in status", func() {
+		c := validComponent(ns)
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+		c.Status.PendingAuthorizationCodes = []wechatv1alpha1.AuthorizationCode{{Code: "queryauthcode@@@x",
+			ExpiresAt: metav1.Now(), Source: "Someone"}}
+		err := k8sClient.Status().Update(ctx, c)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring(`Unsupported value: "Someone"`))
+	})
 
 	It("rejects a component whose credentialsSecretRef is missing altogether", func() {
 		raw := []byte(`{"apiVersion":"platform.wechat-operator.dev/v1alpha1","kind":"WeChatComponent",

@@ -115,6 +115,15 @@ var _ = Describe("two receiver replicas", func() {
 		Expect(pending).To(HaveLen(1))
 		Expect(pending[0].Code).To(Equal("queryauthcode@@@race"))
 		Expect(pending[0].Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
+
+		By("the manager, once it has a token, creating the one authorizer")
+		w.pushTicket()
+		w.reconcile()
+		Expect(k8sClient.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
+		Expect(list.Items).To(HaveLen(1))
+		Expect(list.Items[0].Name).To(Equal(autoName))
+		Expect(list.Items[0].Status.AuthorizationCode.Code).To(Equal("queryauthcode@@@race"))
+		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty())
 	})
 
 	It("keep accepting valid pushes while flooded with bad ones", func() {

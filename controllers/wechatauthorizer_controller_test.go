@@ -66,10 +66,17 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		w.reconcile()
 		Expect(w.tokenSecret()).NotTo(BeNil())
 	}
-	authorize := func() wxsim.AuthorizeResult {
+	// push is an authorization as WeChat pushes it; authorize is that, then the manager, which
+	// runs all along, taking the code (creating the authorizer with autoCreate).
+	push := func() wxsim.AuthorizeResult {
 		res, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Push.Delivered).To(BeTrue(), "the receiver answered success")
+		return res
+	}
+	authorize := func() wxsim.AuthorizeResult {
+		res := push()
+		w.reconcile()
 		return res
 	}
 	authorizerCalls := func() int { return w.sim.Calls(wxapi.APIAuthorizerToken, testAuthorizerAppID) }
@@ -96,18 +103,23 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		Expect(pending[0].Code).To(Equal(res.AuthCode))
 		Expect(pending[0].Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
 
-		By("the component controller exchanging it and creating the authorizer")
+		Expect(pending[0].AuthorizerAppID).To(Equal(testAuthorizerAppID))
+
+		By("the component controller creating the authorizer and handing it the code")
 		w.reconcile()
-		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty(), "the code is cleared once exchanged")
+		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty())
 		a := w.authorizer(autoName)
 		Expect(a.Spec.AppID).To(Equal(testAuthorizerAppID))
 		Expect(a.Spec.ComponentRef.Name).To(Equal("platform"))
 		Expect(a.Labels).To(HaveKeyWithValue(wechatv1alpha1.LabelComponent, "platform"))
-		Expect(a.Status.AuthorizationCode).To(BeNil())
+		Expect(a.Status.AuthorizationCode).NotTo(BeNil())
+		Expect(a.Status.AuthorizationCode.Code).To(Equal(res.AuthCode))
+		Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(0), "the authorizer's controller exchanges it")
 
-		By("the authorizer controller taking the tokens from its state Secret")
+		By("the authorizer controller exchanging it")
 		result := w.reconcileAuthorizer(autoName)
 		a = w.authorizer(autoName)
+		Expect(a.Status.AuthorizationCode).To(BeNil(), "the code is cleared once exchanged")
 		state := w.secret(autoName + "-state")
 		refreshToken, ok := w.sim.RefreshToken(testComponentAppID, testAuthorizerAppID)
 		Expect(ok).To(BeTrue())
@@ -152,19 +164,20 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 
 	It("records the same authorization pushed twice once", func() {
 		platformReady(true)
-		res := authorize()
+		res := push()
 		version := w.component().ResourceVersion
 		postAuthorizedPush(w, res.AuthCode) // WeChat's retry of the push, with another nonce
 		Expect(w.component().ResourceVersion).To(Equal(version), "nothing was written twice")
 		Expect(w.component().Status.PendingAuthorizationCodes).To(HaveLen(1))
 		w.reconcile()
+		Expect(w.authorizer(autoName).Status.AuthorizationCode.Code).To(Equal(res.AuthCode))
 		w.reconcileAuthorizer(autoName)
 		Expect(ready(autoName).Status).To(Equal(metav1.ConditionTrue))
 		Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(1))
 
 		// WeChat pushes updateauthorized with a new code when the account authorizes again:
 		// the authorizer exists now, so the code goes on it.
-		res2 := authorize()
+		res2 := push()
 		Expect(res2.AuthCode).NotTo(Equal(res.AuthCode))
 		Expect(w.authorizer(autoName).Status.AuthorizationCode.Code).To(Equal(res2.AuthCode))
 		Expect(w.authorizer(autoName).Status.AuthorizationCode.Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))

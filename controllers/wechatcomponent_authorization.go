@@ -54,6 +54,15 @@ func (r *WeChatComponentReconciler) exchangePendingCodes(ctx context.Context, c 
 		if !now.Before(pending.ExpiresAt.Time) || recordedOnAuthorizer(authorizers.Items, c.Name, pending.Code) {
 			continue // expired, or the push put it on its authorizer, whose controller exchanges it
 		}
+		if pending.AuthorizerAppID != "" {
+			// Pushed by WeChat for an account without a WeChatAuthorizer: the receiver creates
+			// nothing, so the manager does, and its controller exchanges the code as usual.
+			if err := r.handToAuthorizer(ctx, c, authorizers.Items, pending); err != nil {
+				logger.Info("handing an authorization code to its authorizer failed; it stays pending", "error", err.Error())
+				keep = append(keep, pending)
+			}
+			continue
+		}
 		info, err := exchanger.QueryAuth(ctx, componentToken, c.Spec.AppID, pending.Code)
 		switch {
 		case wxapi.IsAuthCodeInvalid(err):
@@ -106,7 +115,30 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	return err
 }
 
-// createAuthorizer creates the WeChatAuthorizer autoCreate asks for, as the receiver would.
+// handToAuthorizer puts a pushed code on its account's WeChatAuthorizer, creating the
+// authorizer when autoCreate is on (the receiver records such codes only then).
+func (r *WeChatComponentReconciler) handToAuthorizer(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
+	items []wechatv1alpha1.WeChatAuthorizer, code wechatv1alpha1.AuthorizationCode) error {
+	target := wechatv1alpha1.PickAuthorizer(items, c.Name, code.AuthorizerAppID)
+	if target == nil {
+		if !c.Spec.Authorizers.AutoCreate {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventAuthorizationNotRecorded, "ExchangeCode",
+				msgRedirectWithoutAuthorizer, code.AuthorizerAppID, code.AuthorizerAppID)
+			return nil
+		}
+		created, err := r.createAuthorizer(ctx, c, code.AuthorizerAppID)
+		if err != nil {
+			return err
+		}
+		target = created
+	}
+	patch := client.MergeFrom(target.DeepCopy())
+	target.Status.AuthorizationCode = &code
+	return r.Status().Patch(ctx, target, patch, fieldOwner)
+}
+
+// createAuthorizer creates the WeChatAuthorizer autoCreate asks for. Only the manager creates
+// authorizers: the internet-facing receiver may not.
 func (r *WeChatComponentReconciler) createAuthorizer(ctx context.Context, c *wechatv1alpha1.WeChatComponent, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
 	a := wechatv1alpha1.NewAutoCreatedAuthorizer(c, appID)
 	err := r.Create(ctx, a, fieldOwner)

@@ -60,6 +60,7 @@ func (s *Server) recordAuthorizationCode(ctx context.Context, component *wechatv
 			s.event(component, corev1.EventTypeWarning, EventAuthorizationNotRecorded, msgAuthorizationWithoutTarget, appID, appID)
 			return false, nil
 		}
+		entry.AuthorizerAppID = appID // the manager creates the authorizer and hands it the code
 		return s.recordPendingCode(ctx, component, entry)
 	}
 	return s.patchAuthorizerStatus(ctx, client.ObjectKeyFromObject(a), func(st *wechatv1alpha1.WeChatAuthorizerStatus) bool {

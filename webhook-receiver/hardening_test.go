@@ -329,7 +329,7 @@ func TestAnAuthorizationWithoutAuthorizerIsLeftToTheManager(t *testing.T) {
 			}
 			pending := e.component().Status.PendingAuthorizationCodes
 			if tc.wantPending {
-				if len(pending) != 1 || pending[0].Code != "queryauthcode@@@pushed" || pending[0].Source != wechatv1alpha1.AuthorizationCodeFromPush ||
+				if len(pending) != 1 || pending[0].Code != "queryauthcode@@@pushed" || pending[0].Source != wechatv1alpha1.AuthorizationCodeFromPush || pending[0].AuthorizerAppID != tAccountAppID ||
 					!pending[0].ExpiresAt.Time.Equal(e.clock.Now().Add(time.Hour)) {
 					t.Fatalf("pending = %+v, want the pushed code, verified", pending)
 				}

@@ -43,7 +43,7 @@ func addPendingCode(pending []wechatv1alpha1.AuthorizationCode, entry wechatv1al
 			return pending, false, nil
 		}
 		out := append([]wechatv1alpha1.AuthorizationCode(nil), pending...)
-		out[i].Source, out[i].ExpiresAt = entry.Source, entry.ExpiresAt
+		out[i].Source, out[i].ExpiresAt, out[i].AuthorizerAppID = entry.Source, entry.ExpiresAt, entry.AuthorizerAppID
 		return out, true, nil
 	}
 	out := make([]wechatv1alpha1.AuthorizationCode, 0, len(pending)+1)

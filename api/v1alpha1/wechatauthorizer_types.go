@@ -80,6 +80,13 @@ type AuthorizationCode struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Push;Redirect
 	Source AuthorizationCodeSource `json:"source,omitempty"`
+
+	// AuthorizerAppID is the account the code belongs to, when WeChat's push said so (a
+	// redirect does not). The WeChatComponent controller hands such a code to the account's
+	// WeChatAuthorizer (creating it with autoCreate) instead of exchanging it itself.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^wx[0-9a-f]{16}$`
+	AuthorizerAppID string `json:"authorizerAppID,omitempty"`
 }
 
 // AuthorizationCodeSource says where an authorization code came from.
