@@ -122,6 +122,8 @@ func newWorld(opts ...worldOption) *world {
 		Metrics:  receiver.NewMetrics(w.registry),
 		Recorder: w.recorder,
 		Logger:   w.logger.WithName("receiver"),
+		// The test apps are httptest servers on loopback, not in-cluster Services.
+		ForwardAllowedHosts: []string{"127.0.0.1"},
 	})
 	w.recvServer = httptest.NewServer(w.recv.Handler())
 

@@ -72,6 +72,12 @@ type Options struct {
 	ForwardTimeout time.Duration
 	// ForwardClient sends forwarded messages; one that follows no redirects if nil.
 	ForwardClient *http.Client
+	// ForwardAllowedHosts are hosts a forwarding URL may name besides in-cluster Services
+	// (<service>.<namespace>.svc[.<ClusterDomain>]): host names, IP literals, or domain
+	// suffixes starting with "." (forwardpolicy.go).
+	ForwardAllowedHosts []string
+	// ClusterDomain is the cluster's DNS domain; DefaultClusterDomain if empty.
+	ClusterDomain string
 	// Logger receives one line per push: component, InfoType, result. Never a secret.
 	Logger logr.Logger
 }
@@ -90,6 +96,7 @@ type Server struct {
 	log               logr.Logger
 	forwardTimeout    time.Duration
 	forwardClient     *http.Client
+	forwardPolicy     *forwardPolicy
 }
 
 // New returns a Server.
@@ -115,8 +122,9 @@ func New(opts Options) *Server {
 	if opts.ForwardTimeout <= 0 {
 		opts.ForwardTimeout = DefaultForwardTimeout
 	}
+	policy := newForwardPolicy(opts.ClusterDomain, opts.ForwardAllowedHosts)
 	if opts.ForwardClient == nil {
-		opts.ForwardClient = newForwardClient()
+		opts.ForwardClient = newForwardClient(policy.allowsLoopback())
 	}
 	return &Server{
 		reader:    opts.Reader,
@@ -134,6 +142,7 @@ func New(opts Options) *Server {
 		log:            opts.Logger,
 		forwardTimeout: min(opts.ForwardTimeout, MaxForwardTimeout),
 		forwardClient:  opts.ForwardClient,
+		forwardPolicy:  policy,
 	}
 }
 
