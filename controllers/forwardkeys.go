@@ -146,7 +146,9 @@ func (r *WeChatAuthorizerReconciler) pruneForwardKeys(ctx context.Context) error
 		}
 		a := &wechatv1alpha1.WeChatAuthorizer{}
 		err := r.APIReader.Get(ctx, n, a)
-		if apierrors.IsNotFound(err) {
+		// Forbidden: a namespace outside --watch-namespaces, which this manager (the keyring's
+		// only writer) no longer serves.
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 			return true
 		}
 		if err != nil {

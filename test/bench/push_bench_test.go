@@ -99,7 +99,7 @@ func newStack(b *testing.B, components int, withManager bool) *stack {
 	s.simServer = httptest.NewServer(s.sim)
 
 	if withManager {
-		cacheOptions := controllers.CacheOptions()
+		cacheOptions := controllers.CacheOptions("", nil)
 		cacheOptions.DefaultNamespaces = map[string]cache.Config{s.ns: {}}
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme: scheme, Cache: cacheOptions,
