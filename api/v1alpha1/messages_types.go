@@ -63,7 +63,7 @@ type MessageForwarding struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s/?#@]+([/?#]\S*)?$`
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != ''",message="must be an absolute http or https URL with a host, e.g. http://shop.team-a.svc:8080/wechat"
-	// +kubebuilder:validation:XValidation:rule="!isURL(self) || !isIP(url(self).getHostname()) || !(ip(url(self).getHostname()).isLinkLocalUnicast() || ip(url(self).getHostname()).isLinkLocalMulticast() || ip(url(self).getHostname()).isUnspecified())",message="must not name a link-local or unspecified address (cloud metadata endpoints); forward to a Service: http://<service>.<namespace>.svc:<port>/<path>"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(?i)^https?://(169\\.254\\.|0+\\.0+\\.0+\\.0+([:/?#]|$)|\\[(fe[89ab][0-9a-f]:|::\\]|::ffff:169\\.254\\.))')",message="must not name a link-local or unspecified address (cloud metadata endpoints); forward to a Service: http://<service>.<namespace>.svc:<port>/<path>"
 	URL string `json:"url"`
 
 	// HMACKeySecretRef names the Secret (in this resource's namespace) and key holding the
