@@ -6,21 +6,29 @@ SPDX-License-Identifier: Apache-2.0
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/wxsim"
+	receivercode "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
 
 // The admission policy of config/admission (applied with config/default in BeforeSuite),
@@ -68,7 +76,7 @@ var _ = Describe("the admission policy on the webhook receiver's writes", Ordere
 		// A new policy takes effect once the API server has compiled it: wait for the first refusal.
 		Eventually(func() error {
 			return patch(asReceiver, component, map[string]any{"failedAttempts": 7})
-		}).Should(MatchError(ContainSubstring("status.failedAttempts")))
+		}).WithTimeout(30 * time.Second).Should(MatchError(ContainSubstring("status.failedAttempts")))
 	})
 
 	DescribeTable("lets the receiver write its own status fields",
@@ -152,3 +160,72 @@ func typedVAP() *admissionregistrationv1.ValidatingAdmissionPolicy {
 	GinkgoHelper()
 	return typed("ValidatingAdmissionPolicy", "wechat-operator-receiver-status-fields", &admissionregistrationv1.ValidatingAdmissionPolicy{})
 }
+
+// The real receiver, running as its ServiceAccount under config/default's RBAC and
+// admission policy, still does its job: its ticket write passes the policy.
+var _ = Describe("the webhook receiver under config/default's RBAC and admission policy", func() {
+	It("records a pushed ticket", func() {
+		const (
+			appID  = "wx00112233445566aa"
+			token  = "e2e-verify-token"
+			aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+			name   = "admission-ticket-platform"
+		)
+		Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatComponent{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS},
+			Spec: wechatv1alpha1.WeChatComponentSpec{AppID: appID,
+				CredentialsSecretRef: wechatv1alpha1.CredentialsSecretReference{Name: "creds"}},
+		})).To(Succeed())
+		// The manager's part: the keyring entries (written here as admin).
+		ringKey := types.NamespacedName{Namespace: operatorNamespace, Name: keyName}
+		ring := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: keyName, Namespace: operatorNamespace}}
+		_, err := controllerutil.CreateOrUpdate(ctx, k8sClient, ring, func() error {
+			if ring.Data == nil {
+				ring.Data = map[string][]byte{}
+			}
+			ring.Data[keyring.TokenKey(appNS, name)] = []byte(token)
+			ring.Data[keyring.AESKeyKey(appNS, name)] = []byte(aesKey)
+			return nil
+		})
+		Expect(err).NotTo(HaveOccurred())
+
+		asReceiver := rest.CopyConfig(cfg)
+		asReceiver.Impersonate = rest.ImpersonationConfig{UserName: receiver.user(), Groups: receiver.groups()}
+		options := receivercode.CacheOptions(ringKey)
+		options.Scheme = scheme
+		recvCache, err := cache.New(asReceiver, options)
+		Expect(err).NotTo(HaveOccurred())
+		for _, obj := range []client.Object{&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}, &corev1.Secret{}} {
+			_, err := recvCache.GetInformer(ctx, obj)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		cacheCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() { _ = recvCache.Start(cacheCtx) }()
+		Expect(recvCache.WaitForCacheSync(cacheCtx)).To(BeTrue())
+		Eventually(func() map[string][]byte {
+			s := &corev1.Secret{}
+			_ = recvCache.Get(ctx, ringKey, s)
+			return s.Data
+		}).Should(HaveKey(keyring.TokenKey(appNS, name)))
+		direct, err := client.New(asReceiver, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+		By("the policy in force (a field the receiver does not own is refused)")
+		Eventually(func() error {
+			c := &wechatv1alpha1.WeChatComponent{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS}}
+			return direct.Status().Patch(ctx, c, client.RawPatch(types.MergePatchType, []byte(`{"status":{"failedAttempts":1}}`)))
+		}).WithTimeout(30 * time.Second).Should(MatchError(ContainSubstring("status.failedAttempts")))
+		server := httptest.NewServer(receivercode.New(receivercode.Options{Reader: recvCache, APIReader: direct, Client: direct, Keyring: ringKey}).Handler())
+		defer server.Close()
+
+		sim := wxsim.MustNew(wxsim.Options{Components: []wxsim.ComponentSeed{{AppID: appID, AppSecret: "s", Token: token,
+			EncodingAESKey: aesKey, ReceiverURL: fmt.Sprintf("%s/wechat/%s/%s/events", server.URL, appNS, name)}}, PushRetries: -1})
+		defer sim.Close()
+		ticket, err := sim.PushTicket(ctx, appID)
+		Expect(err).NotTo(HaveOccurred())
+		got := &wechatv1alpha1.WeChatComponent{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: appNS, Name: name}, got)).To(Succeed())
+		Expect(got.Status.VerifyTicket).NotTo(BeNil(), "the receiver's status write was refused")
+		Expect(got.Status.VerifyTicket.Ticket).To(Equal(ticket))
+	})
+})
