@@ -170,9 +170,10 @@ var (
 	managerEverywhere = slices.Concat(
 		// Token Secrets, authorizer state Secrets, the keyring: written, never deleted
 		// (owner references let the garbage collector delete them with their CR).
-		// Credentials Secrets are only read. RBAC cannot narrow a ClusterRole to labelled
-		// Secrets; the manager's cache and watches are narrowed to them instead.
-		perms("", list("secrets"), list("create", "get", "list", "patch", "update", "watch")),
+		// Credentials Secrets are only read, and only when they opt in (usable-by). RBAC
+		// cannot narrow a ClusterRole to labelled Secrets; the manager's cache and watches
+		// are narrowed to them instead (config/namespaced narrows it to namespaces).
+		perms("", list("secrets"), list("create", "get", "list", "update", "watch")),
 		perms("", list("events"), list("create", "patch")),
 		perms("events.k8s.io", list("events"), list("create", "patch")),
 		perms(group, list("wechatcomponents"), list("get", "list", "patch", "update", "watch")),
@@ -276,7 +277,8 @@ var _ = Describe("RBAC of config/default", func() {
 		Entry("can read a credentials Secret", true, access{"get", "", "secrets", "", appNS, "demo-platform-credentials"}),
 		Entry("can create token Secrets", true, access{"create", "", "secrets", "", appNS, ""}),
 		Entry("can update token Secrets", true, access{"update", "", "secrets", "", appNS, "demo-platform-component-token"}),
-		Entry("can patch the keyring", true, access{"patch", "", "secrets", "", operatorNamespace, keyName}),
+		Entry("can update the keyring", true, access{"update", "", "secrets", "", operatorNamespace, keyName}),
+		Entry("cannot patch Secrets (it writes whole objects, guarded by resourceVersion)", false, access{"patch", "", "secrets", "", appNS, "demo-platform-credentials"}),
 		Entry("cannot delete Secrets", false, access{"delete", "", "secrets", "", appNS, "demo-platform-credentials"}),
 		Entry("cannot delete an authorizer state Secret (the refresh token)", false, access{"delete", "", "secrets", "", appNS, "demo-platform-wx1a2b3c4d5e6f7a8b-state"}),
 		Entry("cannot delete the keyring", false, access{"delete", "", "secrets", "", operatorNamespace, keyName}),
