@@ -50,6 +50,14 @@ func validAuthorizer(ns string) *wechatv1alpha1.WeChatAuthorizer {
 	}
 }
 
+// forwardingTo is a valid authorizer that forwards its messages to url.
+func forwardingTo(ns, url string) *wechatv1alpha1.WeChatAuthorizer {
+	a := validAuthorizer(ns)
+	a.Spec.Messages.Forward = &wechatv1alpha1.MessageForwarding{URL: url,
+		HMACKeySecretRef: wechatv1alpha1.HMACKeySecretReference{Name: "hmac"}}
+	return a
+}
+
 var _ = Describe("the generated CRDs on a real API server", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
@@ -120,6 +128,18 @@ var _ = Describe("the generated CRDs on a real API server", func() {
 			c.Spec.Receiver.TimestampWindow = "1h0m1s"
 			return c
 		}, "spec.receiver.timestampWindow", "timestampWindow must be at most 1h"),
+		Entry("forward.url naming a cloud metadata endpoint", func(ns string) client.Object {
+			return forwardingTo(ns, "http://169.254.169.254/latest/meta-data/")
+		}, "spec.messages.forward.url", "must not name a link-local or unspecified address"),
+		Entry("forward.url naming a link-local IPv6 address", func(ns string) client.Object {
+			return forwardingTo(ns, "http://[fe80::1]:8080/")
+		}, "spec.messages.forward.url", "must not name a link-local"),
+		Entry("forward.url naming the unspecified address", func(ns string) client.Object {
+			return forwardingTo(ns, "http://0.0.0.0:8080/")
+		}, "spec.messages.forward.url", "must not name a link-local or unspecified address"),
+		Entry("forward.url with user information", func(ns string) client.Object {
+			return forwardingTo(ns, "http://user:secret@shop.team-a.svc/")
+		}, "spec.messages.forward.url", "should match"),
 	)
 
 	It("accepts a timestamp window of up to an hour", func() {
@@ -139,6 +159,16 @@ var _ = Describe("the generated CRDs on a real API server", func() {
 		err := k8sClient.Status().Update(ctx, c)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring(`Unsupported value: "Someone"`))
+	})
+
+
+	It("accepts a forward.url naming an in-cluster Service", func() {
+		for _, u := range []string{"http://shop.team-a.svc:8080/wechat", "https://shop.team-a.svc.cluster.local/wechat?x=1"} {
+			a := forwardingTo(ns, u)
+			a.Name = ""
+			a.GenerateName = "forwarding-"
+			Expect(k8sClient.Create(ctx, a)).To(Succeed(), u)
+		}
 	})
 
 	It("rejects a component whose credentialsSecretRef is missing altogether", func() {

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,9 +25,15 @@ import (
 // the manager copies the key there: "<ns>.<component>.forwardKey" for a component's default,
 // "<ns>.<authorizer>.authorizerForwardKey" for an authorizer's own target. Without forwarding
 // in spec, or without a usable key, the entry is removed and the receiver does not forward.
+// The Secret must be released to the resource (usable-by annotation, secretaccess.go):
+// whatever it holds ends up in the keyring, which an internet-facing process reads.
 
 const (
 	EventForwardKeyMissing = "ForwardKeyMissing"
+	// EventForwardKeyNotOptedIn: the Secret lacks the usable-by entry naming the resource.
+	EventForwardKeyNotOptedIn = wechatv1alpha1.ReasonSecretNotOptedIn
+
+	fieldForwardKey = "spec.messages.forward.hmacKeySecretRef"
 
 	msgForwardKeyMissing = "spec.messages.forward.hmacKeySecretRef: Secret %q has no non-empty key %q; " +
 		"messages are not forwarded until it does (then touch an annotation of this resource to apply it at once)"
@@ -37,51 +42,59 @@ const (
 		"messages are not forwarded until it is longer (then touch an annotation of this resource to apply it at once)"
 )
 
-// readForwardKey reads the HMAC key fw names, in namespace, uncached (the user's Secret is
-// outside the manager's cache). It returns nil and a message safe to show when the key is
-// missing or too short; an error only when the Secret could not be read.
-func readForwardKey(ctx context.Context, reader client.Reader, namespace string, fw *wechatv1alpha1.MessageForwarding) ([]byte, string, error) {
+// forwardKeyProblem is why a forwarding key is not used: an Event reason and a message safe to show.
+type forwardKeyProblem struct{ reason, message string }
+
+// readForwardKey reads the HMAC key that the forwarding of obj (kind/name) names, in obj's
+// namespace, uncached (the user's Secret is outside the manager's cache). It returns nil and
+// the problem when the Secret is not released to obj or the key is missing or too short; an
+// error only when the Secret could not be read.
+func readForwardKey(ctx context.Context, reader client.Reader, namespace, kind, name string,
+	fw *wechatv1alpha1.MessageForwarding) ([]byte, *forwardKeyProblem, error) {
 	ref := fw.HMACKeySecretRef
 	key := keyOr(ref.Key, wechatv1alpha1.DefaultHMACKeyKey)
+	missing := &forwardKeyProblem{EventForwardKeyMissing, fmt.Sprintf(msgForwardKeyMissing, ref.Name, key)}
 	secret := &corev1.Secret{}
 	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Sprintf(msgForwardKeyMissing, ref.Name, key), nil
+		return nil, missing, nil
 	case err != nil:
-		return nil, "", err
+		return nil, nil, err
+	case !usableBy(secret, kind, name):
+		return nil, &forwardKeyProblem{EventForwardKeyNotOptedIn, notOptedIn(fieldForwardKey, secret, kind, name)}, nil
 	}
 	value := secret.Data[key]
 	switch {
 	case len(value) == 0:
-		return nil, fmt.Sprintf(msgForwardKeyMissing, ref.Name, key), nil
+		return nil, missing, nil
 	case len(value) < minForwardKeyBytes:
-		return nil, fmt.Sprintf(msgForwardKeyShort, key, ref.Name, minForwardKeyBytes), nil
+		return nil, &forwardKeyProblem{EventForwardKeyMissing, fmt.Sprintf(msgForwardKeyShort, key, ref.Name, minForwardKeyBytes)}, nil
 	}
-	return value, "", nil
+	return value, nil, nil
 }
 
 // forwardKey is the keyring value for obj's forwarding: the HMAC key, or nil (no forwarding
 // in spec, or no usable key, which is reported with a Warning Event rather than an error).
 func forwardKey(ctx context.Context, reader client.Reader, recorder events.EventRecorder,
-	obj runtime.Object, namespace string, fw *wechatv1alpha1.MessageForwarding) ([]byte, error) {
+	obj client.Object, kind string, fw *wechatv1alpha1.MessageForwarding) ([]byte, error) {
 	if fw == nil {
 		return nil, nil
 	}
-	key, problem, err := readForwardKey(ctx, reader, namespace, fw)
+	key, problem, err := readForwardKey(ctx, reader, obj.GetNamespace(), kind, obj.GetName(), fw)
 	if err != nil {
 		return nil, fmt.Errorf("reading the forwarding HMAC key: %w", err)
 	}
-	if problem != "" {
-		recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventForwardKeyMissing, "ProjectForwardKey", "%s", problem)
-		log.FromContext(ctx).Info("forwarding HMAC key unusable; messages are not forwarded", "problem", problem)
+	if problem != nil {
+		recorder.Eventf(obj, nil, corev1.EventTypeWarning, problem.reason, "ProjectForwardKey", "%s", problem.message)
+		log.FromContext(ctx).Info("forwarding HMAC key unusable; messages are not forwarded", "problem", problem.message)
 	}
 	return key, nil
 }
 
 // forwardKey is the component's default forwarding key, projected with its other keys.
 func (r *WeChatComponentReconciler) forwardKey(ctx context.Context, c *wechatv1alpha1.WeChatComponent) ([]byte, error) {
-	return forwardKey(ctx, r.APIReader, r.Recorder, c, c.Namespace, c.Spec.Messages.Forward)
+	return forwardKey(ctx, r.APIReader, r.Recorder, c, wechatv1alpha1.KindWeChatComponent, c.Spec.Messages.Forward)
 }
 
 // keyring is the receiver keyring, or nil when the reconciler has none configured.
@@ -98,7 +111,7 @@ func (r *WeChatAuthorizerReconciler) projectForwardKey(ctx context.Context, a *w
 	if k == nil {
 		return nil
 	}
-	value, err := forwardKey(ctx, r.APIReader, r.Recorder, a, a.Namespace, a.Spec.Messages.Forward)
+	value, err := forwardKey(ctx, r.APIReader, r.Recorder, a, wechatv1alpha1.KindWeChatAuthorizer, a.Spec.Messages.Forward)
 	if err != nil {
 		return err
 	}
@@ -133,7 +146,9 @@ func (r *WeChatAuthorizerReconciler) pruneForwardKeys(ctx context.Context) error
 		}
 		a := &wechatv1alpha1.WeChatAuthorizer{}
 		err := r.APIReader.Get(ctx, n, a)
-		if apierrors.IsNotFound(err) {
+		// Forbidden: a namespace outside --watch-namespaces, which this manager (the keyring's
+		// only writer) no longer serves.
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 			return true
 		}
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +122,8 @@ func newWorld(opts ...worldOption) *world {
 		Metrics:  receiver.NewMetrics(w.registry),
 		Recorder: w.recorder,
 		Logger:   w.logger.WithName("receiver"),
+		// The test apps are httptest servers on loopback, not in-cluster Services.
+		ForwardAllowedHosts: []string{"127.0.0.1"},
 	})
 	w.recvServer = httptest.NewServer(w.recv.Handler())
 
@@ -164,6 +167,12 @@ func newWorld(opts ...worldOption) *world {
 	return w
 }
 
+// releasedTo is the annotation that releases a Secret to the resources entries name
+// ("WeChatComponent/platform", "WeChatAuthorizer/*").
+func releasedTo(entries ...string) map[string]string {
+	return map[string]string{wechatv1alpha1.AnnotationUsableBy: strings.Join(entries, ", ")}
+}
+
 func (w *world) close() {
 	w.sim.Close()
 	w.simServer.Close()
@@ -173,7 +182,8 @@ func (w *world) close() {
 // createComponent creates the credentials Secret and the WeChatComponent.
 func (w *world) createComponent(mutate ...func(*wechatv1alpha1.WeChatComponent)) *wechatv1alpha1.WeChatComponent {
 	Expect(k8sClient.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: w.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: w.ns,
+			Annotations: releasedTo(wechatv1alpha1.KindWeChatComponent + "/" + w.key.Name)},
 		StringData: map[string]string{
 			"appSecret": testAppSecret, "token": testVerifyToken, "encodingAESKey": testEncodingAESKey,
 		},

@@ -75,7 +75,7 @@ var _ = Describe("the manager wiring (real manager, real clock, informer cache)"
 
 		startManager := func() (*countingReconciler, context.CancelFunc) {
 			// Other specs' components live in the same API server; this manager sees only its namespace.
-			cacheOptions := CacheOptions()
+			cacheOptions := CacheOptions("", nil)
 			cacheOptions.DefaultNamespaces = map[string]cache.Config{ns: {}}
 			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 				Scheme:  scheme,

@@ -320,7 +320,8 @@ var _ = Describe("Messages of authorized accounts", func() {
 		}
 		hmacSecret := func(name, value string) {
 			Expect(k8sClient.Create(ctx, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.ns},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.ns,
+					Annotations: releasedTo(wechatv1alpha1.KindWeChatComponent+"/*", wechatv1alpha1.KindWeChatAuthorizer+"/*")},
 				StringData: map[string]string{"hmacKey": value},
 			})).To(Succeed())
 		}
@@ -414,13 +415,18 @@ var _ = Describe("Messages of authorized accounts", func() {
 			hmacSecret("good", componentKey)
 			hmacSecret("short", "too-short")
 			Expect(k8sClient.Create(ctx, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: "custom", Namespace: w.ns},
+				ObjectMeta: metav1.ObjectMeta{Name: "custom", Namespace: w.ns,
+					Annotations: releasedTo(wechatv1alpha1.KindWeChatAuthorizer + "/shop")},
 				StringData: map[string]string{"signing": authorizerKey},
 			})).To(Succeed())
 			read := func(ref wechatv1alpha1.HMACKeySecretReference) (string, string) {
-				key, problem, err := readForwardKey(ctx, k8sClient, w.ns, &wechatv1alpha1.MessageForwarding{HMACKeySecretRef: ref})
+				key, problem, err := readForwardKey(ctx, k8sClient, w.ns, wechatv1alpha1.KindWeChatAuthorizer, "shop",
+					&wechatv1alpha1.MessageForwarding{HMACKeySecretRef: ref})
 				Expect(err).NotTo(HaveOccurred())
-				return string(key), problem
+				if problem == nil {
+					return string(key), ""
+				}
+				return string(key), problem.message
 			}
 			key, problem := read(wechatv1alpha1.HMACKeySecretReference{Name: "good"})
 			Expect(key).To(Equal(componentKey))
@@ -433,6 +439,13 @@ var _ = Describe("Messages of authorized accounts", func() {
 				Expect(problem).To(ContainSubstring(ref.Name))
 				Expect(problem).NotTo(ContainSubstring("too-short"), "a problem never quotes the key")
 			}
+			By("a Secret released to another authorizer only")
+			other, refused, err := readForwardKey(ctx, k8sClient, w.ns, wechatv1alpha1.KindWeChatAuthorizer, "other",
+				&wechatv1alpha1.MessageForwarding{HMACKeySecretRef: wechatv1alpha1.HMACKeySecretReference{Name: "custom", Key: "signing"}})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(other).To(BeNil())
+			Expect(refused.reason).To(Equal(wechatv1alpha1.ReasonSecretNotOptedIn))
+			Expect(refused.message).To(ContainSubstring(wechatv1alpha1.AnnotationUsableBy + "=WeChatAuthorizer/other"))
 
 			k := &keyringWriter{client: k8sClient, namespace: w.ns, name: testKeyringName}
 			Expect(k.setEntry(ctx, keyring.AuthorizerForwardKeyKey(w.ns, "shop"), []byte(authorizerKey))).To(Succeed())

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -95,6 +96,11 @@ var _ = Describe("the webhook receiver running as its own ServiceAccount", func(
 		By("being refused every other Secret and every spec write")
 		err = direct.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: "creds"}, &corev1.Secret{})
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "reading the credentials Secret: %v", err)
+		// usable-by releases a Secret to the manager's use for one resource, never to the receiver.
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hmac", Namespace: w.ns,
+			Annotations: releasedTo(wechatv1alpha1.KindWeChatAuthorizer + "/*")}, StringData: map[string]string{"hmacKey": "0123456789abcdef0123"}})).To(Succeed())
+		err = direct.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: "hmac"}, &corev1.Secret{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "reading an opted-in forwarding key Secret: %v", err)
 		err = direct.List(ctx, &corev1.SecretList{}, client.InNamespace(w.ns))
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "listing Secrets: %v", err)
 		c := w.component()

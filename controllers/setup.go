@@ -30,18 +30,28 @@ import (
 )
 
 // CacheOptions limits the manager's Secret cache to the Secrets it manages, so a cluster's
-// other Secrets are neither held in memory nor watched.
-func CacheOptions() cache.Options {
-	return cache.Options{
+// other Secrets are neither held in memory nor watched. With watchNamespaces, everything is
+// cached from those namespaces only (the manager then needs Roles there, no ClusterRole),
+// and Secrets also from the operator namespace, where the receiver keyring is.
+func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue})
+	o := cache.Options{
 		// managedFields are never read here and are a third of a small object's size; an
 		// update without them leaves the server's untouched.
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
-				wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue,
-			})},
-		},
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}},
 	}
+	if len(watchNamespaces) == 0 {
+		return o
+	}
+	o.DefaultNamespaces = map[string]cache.Config{}
+	secrets := map[string]cache.Config{operatorNamespace: {LabelSelector: managed}}
+	for _, ns := range watchNamespaces {
+		o.DefaultNamespaces[ns] = cache.Config{}
+		secrets[ns] = cache.Config{LabelSelector: managed}
+	}
+	o.ByObject[&corev1.Secret{}] = cache.ByObject{Label: managed, Namespaces: secrets}
+	return o
 }
 
 // rateLimiter is gentler than the default (5 ms doubling to 1000 s): failures are backed off

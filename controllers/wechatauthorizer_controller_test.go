@@ -254,7 +254,8 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		authorize()
 		refreshToken, _ := w.sim.RefreshToken(testComponentAppID, testAuthorizerAppID)
 		Expect(k8sClient.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: w.ns},
+			ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: w.ns,
+				Annotations: releasedTo(wechatv1alpha1.KindWeChatAuthorizer + "/shop")},
 			StringData: map[string]string{"token": refreshToken},
 		})).To(Succeed())
 		Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{

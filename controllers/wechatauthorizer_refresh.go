@@ -32,6 +32,11 @@ func (r *WeChatAuthorizerReconciler) findRefreshToken(ctx context.Context, run *
 			}
 			return configurationFailure(wechatv1alpha1.ReasonRefreshTokenSecretInvalid, fmt.Sprintf(msgImportInvalid, ref.Name, key))
 		}
+		// The value goes to WeChat and into the state Secret: only from a Secret released to us.
+		if !usableBy(secret, wechatv1alpha1.KindWeChatAuthorizer, a.Name) {
+			return configurationFailure(wechatv1alpha1.ReasonSecretNotOptedIn,
+				notOptedIn("spec.refreshTokenSecretRef", secret, wechatv1alpha1.KindWeChatAuthorizer, a.Name))
+		}
 		run.state.refreshToken = string(secret.Data[key])
 		if err := r.saveState(ctx, run); err != nil {
 			return err

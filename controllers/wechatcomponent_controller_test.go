@@ -190,7 +190,8 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 			w = newWorld()
 			if data != nil {
 				Expect(k8sClient.Create(ctx, &corev1.Secret{
-					ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: w.ns}, StringData: data,
+					ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: w.ns,
+						Annotations: releasedTo(wechatv1alpha1.KindWeChatComponent + "/platform")}, StringData: data,
 				})).To(Succeed())
 			}
 			Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatComponent{

@@ -25,7 +25,9 @@ type credentials struct {
 }
 
 // loadCredentials reads and validates the credentials Secret. It is read uncached: it is the
-// user's Secret, outside the manager's label-filtered cache.
+// user's Secret, outside the manager's label-filtered cache. Its token and encodingAESKey go
+// to the receiver keyring and its key names are free, so it must be released to the
+// component (secretaccess.go).
 func (r *WeChatComponentReconciler) loadCredentials(ctx context.Context, c *wechatv1alpha1.WeChatComponent) (credentials, error) {
 	ref := c.Spec.CredentialsSecretRef
 	secret := &corev1.Secret{}
@@ -39,6 +41,10 @@ func (r *WeChatComponentReconciler) loadCredentials(ctx context.Context, c *wech
 	}
 	if err != nil {
 		return credentials{}, err
+	}
+	if !usableBy(secret, wechatv1alpha1.KindWeChatComponent, c.Name) {
+		return credentials{}, configurationFailure(wechatv1alpha1.ReasonSecretNotOptedIn,
+			notOptedIn("spec.credentialsSecretRef", secret, wechatv1alpha1.KindWeChatComponent, c.Name))
 	}
 	var missing []string
 	value := func(key, def string) string {

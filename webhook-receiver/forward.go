@@ -57,6 +57,7 @@ const (
 	forwardError    = "error"     // connection failed or the app answered non-2xx
 	forwardBadReply = "bad_reply" // the app's answer is not a reply message, or too large
 	forwardNoKey    = "no_key"    // the HMAC key is not in the keyring (yet): not forwarded
+	forwardRefused  = "refused"   // the URL is not an in-cluster Service or allowed host (forwardpolicy.go)
 )
 
 // ForwardSignature is the value of the X-WeChat-Operator-Signature header: "sha256=" and the
@@ -83,6 +84,7 @@ type forwardTarget struct {
 	url      string
 	keyEntry string // keyring data key of the HMAC key
 	timeout  time.Duration
+	refused  error // why the forwarding policy refuses url, or nil
 }
 
 // forwardTargetFor picks the authorizer's forwarding target, else the component's, else none.
@@ -101,7 +103,7 @@ func (s *Server) forwardTargetFor(component *wechatv1alpha1.WeChatComponent, a *
 	if d, err := time.ParseDuration(fw.Timeout); err == nil && d > 0 {
 		timeout = d
 	}
-	return &forwardTarget{url: fw.URL, keyEntry: entry, timeout: min(timeout, MaxForwardTimeout)}
+	return &forwardTarget{url: fw.URL, keyEntry: entry, timeout: min(timeout, MaxForwardTimeout), refused: s.forwardPolicy.check(fw.URL)}
 }
 
 // forward delivers plaintext to the target and returns the app's reply message (nil for no
@@ -117,6 +119,11 @@ func (s *Server) forward(ctx context.Context, t *forwardTarget, component, autho
 }
 
 func (s *Server) doForward(ctx context.Context, t *forwardTarget, component, authorizerAppID string, plaintext []byte) ([]byte, string) {
+	if t.refused != nil {
+		s.log.Info("forwarding URL refused; the message is not forwarded", "component", component,
+			"authorizerAppID", authorizerAppID, "url", t.url, "reason", t.refused.Error())
+		return nil, forwardRefused
+	}
 	key, err := s.keys.entry(ctx, t.keyEntry)
 	if err != nil || len(key) == 0 {
 		return nil, forwardNoKey
@@ -163,10 +170,15 @@ func (s *Server) doForward(ctx context.Context, t *forwardTarget, component, aut
 }
 
 // newForwardClient is the default client for forwards: its own connection pool, no
-// redirects (a forward goes where spec says, nowhere else).
-func newForwardClient() *http.Client {
+// redirects (a forward goes where spec says, nowhere else), no proxy from the environment
+// (it would see every message), and a dialer that refuses metadata and other special
+// addresses (forwardpolicy.go).
+func newForwardClient(allowLoopback bool) *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.DialContext = forwardDialer(allowLoopback)
 	return &http.Client{
-		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

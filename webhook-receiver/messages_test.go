@@ -120,6 +120,8 @@ func newMsgEnv(t *testing.T, opts ...envOption) *msgEnv {
 		Keyring: types.NamespacedName{Namespace: "operator", Name: keyring.DefaultSecretName},
 		Clock:   e.clock,
 		Metrics: e.metrics,
+		// The test apps are httptest servers on loopback, not in-cluster Services.
+		ForwardAllowedHosts: []string{"127.0.0.1"},
 		Logger: funcr.New(func(prefix, args string) { e.logs.add(prefix + " " + args) },
 			funcr.Options{Verbosity: 5}),
 	}

@@ -77,6 +77,12 @@ type Options struct {
 	ForwardTimeout time.Duration
 	// ForwardClient sends forwarded messages; one that follows no redirects if nil.
 	ForwardClient *http.Client
+	// ForwardAllowedHosts are hosts a forwarding URL may name besides in-cluster Services
+	// (<service>.<namespace>.svc[.<ClusterDomain>]): host names, IP literals, or domain
+	// suffixes starting with "." (forwardpolicy.go).
+	ForwardAllowedHosts []string
+	// ClusterDomain is the cluster's DNS domain; DefaultClusterDomain if empty.
+	ClusterDomain string
 	// Logger receives one line per push: component, InfoType, result. Never a secret. Lines
 	// about rejected requests are sampled (logsample.go).
 	Logger logr.Logger
@@ -102,6 +108,7 @@ type Server struct {
 	forwardClient     *http.Client
 	rejectLog         *rejectLogSampler
 	redirectLimits    *componentLimiter
+	forwardPolicy     *forwardPolicy
 }
 
 // New returns a Server.
@@ -128,8 +135,9 @@ func New(opts Options) *Server {
 	if opts.ForwardTimeout <= 0 {
 		opts.ForwardTimeout = DefaultForwardTimeout
 	}
+	policy := newForwardPolicy(opts.ClusterDomain, opts.ForwardAllowedHosts)
 	if opts.ForwardClient == nil {
-		opts.ForwardClient = newForwardClient()
+		opts.ForwardClient = newForwardClient(policy.allowsLoopback())
 	}
 	return &Server{
 		reader:         opts.Reader,
@@ -147,6 +155,7 @@ func New(opts Options) *Server {
 		forwardClient:  opts.ForwardClient,
 		rejectLog:      newRejectLogSampler(opts.Clock),
 		redirectLimits: newComponentLimiter(opts.Clock, opts.RedirectRate, opts.RedirectBurst),
+		forwardPolicy:  policy,
 	}
 }
 

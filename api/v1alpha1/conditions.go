@@ -31,6 +31,9 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonSecretConflict: the token Secret's name is taken by a Secret the operator does not manage.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonSecretNotOptedIn: a Secret that spec names lacks the AnnotationUsableBy entry
+	// naming this resource, so the manager does not read it.
+	ReasonSecretNotOptedIn = "SecretNotOptedIn"
 
 	// ReasonWaitingForTicket: no usable component_verify_ticket has been pushed yet.
 	ReasonWaitingForTicket = "WaitingForTicket"

@@ -55,10 +55,15 @@ type AuthorizerMessages struct {
 // decrypted message, signed with HMAC-SHA256, and may answer with a passive reply. Apps never
 // need the platform's Token or EncodingAESKey.
 type MessageForwarding struct {
-	// URL the receiver POSTs the decrypted message XML to, for example
-	// http://shop.team-a.svc:8080/wechat/messages. Redirects are not followed.
+	// URL the receiver POSTs the decrypted message XML to: an in-cluster Service,
+	// http://<service>.<namespace>.svc[.cluster.local][:port]/path, for example
+	// http://shop.team-a.svc:8080/wechat/messages. Other hosts are forwarded to only if the
+	// receiver's --forward-allowed-hosts lists them; link-local addresses (cloud metadata
+	// endpoints) never. Redirects are not followed; user information is refused.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^https?://[^\s/?#]+([/?#]\S*)?$`
+	// +kubebuilder:validation:Pattern=`^https?://[^\s/?#@]+([/?#]\S*)?$`
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHostname() != ''",message="must be an absolute http or https URL with a host, e.g. http://shop.team-a.svc:8080/wechat"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(?i)^https?://(169\\.254\\.|0+\\.0+\\.0+\\.0+([:/?#]|$)|\\[(fe[89ab][0-9a-f]:|::\\]|::ffff:169\\.254\\.))')",message="must not name a link-local or unspecified address (cloud metadata endpoints); forward to a Service: http://<service>.<namespace>.svc:<port>/<path>"
 	URL string `json:"url"`
 
 	// HMACKeySecretRef names the Secret (in this resource's namespace) and key holding the

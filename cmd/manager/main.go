@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -25,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/controllers"
@@ -36,7 +36,10 @@ import (
 
 func main() {
 	var (
-		metricsAddr   = flag.String("metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (\"0\" disables it)")
+		metricsAddr   = flag.String("metrics-bind-address", ":8443", "address of the Prometheus /metrics endpoint (\"0\" disables it)")
+		metricsSecure = flag.Bool("metrics-secure", true, "serve /metrics over HTTPS to callers the API server authenticates and authorizes (get on the non-resource URL /metrics, e.g. the metrics-reader ClusterRole); false serves plain HTTP to anyone, for local runs on loopback only")
+		metricsCerts  = flag.String("metrics-cert-dir", "", "directory with tls.crt and tls.key for the HTTPS /metrics endpoint (default: a self-signed certificate)")
+		watchNS       = flag.String("watch-namespaces", "", "comma-separated namespaces whose WeChatComponents and WeChatAuthorizers this manager serves (default: all). With it the manager needs Roles in those namespaces and the operator namespace only (config/namespaced)")
 		probeAddr     = flag.String("health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 		pprofAddr     = flag.String("pprof-bind-address", "0", "address of Go's /debug/pprof endpoints for profiling (\"0\" disables them; never expose them outside the pod)")
 		leaderElect   = flag.Bool("leader-elect", false, "elect a leader so that exactly one replica refreshes tokens (use it whenever more than one replica runs)")
@@ -77,6 +80,8 @@ func main() {
 		*leaderElectNS = *operatorNS
 	}
 
+	namespaces := splitList(*watchNS)
+
 	scheme := runtime.NewScheme()
 	must(clientgoscheme.AddToScheme(scheme))
 	must(wechatv1alpha1.AddToScheme(scheme))
@@ -87,8 +92,8 @@ func main() {
 	restConfig.QPS, restConfig.Burst = float32(*kubeQPS), *kubeBurst
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   controllers.CacheOptions(),
-		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
+		Cache:                   controllers.CacheOptions(*operatorNS, namespaces),
+		Metrics:                 controllers.MetricsServerOptions(*metricsAddr, *metricsSecure, *metricsCerts),
 		HealthProbeBindAddress:  *probeAddr,
 		PprofBindAddress:        *pprofAddr,
 		LeaderElection:          *leaderElect,
@@ -150,7 +155,8 @@ func main() {
 	must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
-	setupLog.Info("starting manager", "wechatAPI", *apiURL, "operatorNamespace", *operatorNS, "leaderElection", *leaderElect)
+	setupLog.Info("starting manager", "wechatAPI", *apiURL, "operatorNamespace", *operatorNS, "leaderElection", *leaderElect,
+		"watchNamespaces", namespaces, "metricsSecure", *metricsSecure)
 	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "manager stopped with an error")
 		os.Exit(1)
@@ -165,6 +171,17 @@ func randomFloat() float64 {
 		return 0.5
 	}
 	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func must(err error) {

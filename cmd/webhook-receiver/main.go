@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,6 +47,8 @@ func main() {
 		window       = flag.Duration("timestamp-window", receiver.DefaultTimestampWindow, "largest accepted difference between a push's timestamp and now (a component's spec.receiver.timestampWindow overrides it); at most 1h, which bounds the replay cache's memory")
 		maxBody      = flag.Int64("max-body-bytes", receiver.DefaultMaxBodyBytes, "largest accepted push body; larger ones get 413")
 		fwdTimeout   = flag.Duration("forward-timeout", receiver.DefaultForwardTimeout, "how long an app may take to answer a forwarded message before WeChat gets \"success\" (a target's spec.messages.forward.timeout may say less; at most 4s)")
+		fwdHosts     = flag.String("forward-allowed-hosts", "", "comma-separated hosts that spec.messages.forward.url may name besides in-cluster Services (<service>.<namespace>.svc); an entry starting with \".\" allows a domain (\".apps.internal\"). Messages to other hosts are not forwarded")
+		clusterDom   = flag.String("cluster-domain", receiver.DefaultClusterDomain, "the cluster's DNS domain: forwarding URLs may name <service>.<namespace>.svc.<cluster-domain>")
 		zapOptions   = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -88,16 +91,18 @@ func main() {
 	}
 
 	srv := receiver.New(receiver.Options{
-		Reader:          c.GetCache(),
-		APIReader:       c.GetAPIReader(),
-		Client:          c.GetClient(),
-		Keyring:         keyringKey,
-		TimestampWindow: *window,
-		MaxBodyBytes:    *maxBody,
-		ForwardTimeout:  *fwdTimeout,
-		Metrics:         receiver.DefaultMetrics(metrics.Registry),
-		Recorder:        c.GetEventRecorder("wechat-webhook-receiver"),
-		Logger:          log,
+		Reader:              c.GetCache(),
+		APIReader:           c.GetAPIReader(),
+		Client:              c.GetClient(),
+		Keyring:             keyringKey,
+		TimestampWindow:     *window,
+		MaxBodyBytes:        *maxBody,
+		ForwardTimeout:      *fwdTimeout,
+		ForwardAllowedHosts: strings.Split(*fwdHosts, ","),
+		ClusterDomain:       *clusterDom,
+		Metrics:             receiver.DefaultMetrics(metrics.Registry),
+		Recorder:            c.GetEventRecorder("wechat-webhook-receiver"),
+		Logger:              log,
 	})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -184,6 +184,8 @@ func (d *demo) startProcesses(ctx context.Context) error {
 		"--operator-namespace", o.operatorNS,
 		"--leader-elect",
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", mgrMetrics),
+		// Plain HTTP on loopback: the demo and tests scrape it without a token.
+		"--metrics-secure=false",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", mgrProbe),
 	)
 	if err != nil {

@@ -163,7 +163,8 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 	if err := r.cp.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: credsName, Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: credsName, Namespace: namespace,
+			Annotations: map[string]string{wechatv1alpha1.AnnotationUsableBy: wechatv1alpha1.KindWeChatComponent + "/*"}},
 		StringData: map[string]string{"appSecret": appSecret, "token": verifyToken, "encodingAESKey": encodingAESKey},
 	}); err != nil {
 		return err

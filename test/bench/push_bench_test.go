@@ -77,7 +77,8 @@ func newStack(b *testing.B, components int, withManager bool) *stack {
 
 	var seeds []wxsim.ComponentSeed
 	must(k8sClient.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: s.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: s.ns,
+			Annotations: map[string]string{wechatv1alpha1.AnnotationUsableBy: wechatv1alpha1.KindWeChatComponent + "/*"}},
 		StringData: map[string]string{"appSecret": appSecret, "token": verifyToken, "encodingAESKey": encodingAESKey},
 	}))
 	for i := range components {
@@ -98,7 +99,7 @@ func newStack(b *testing.B, components int, withManager bool) *stack {
 	s.simServer = httptest.NewServer(s.sim)
 
 	if withManager {
-		cacheOptions := controllers.CacheOptions()
+		cacheOptions := controllers.CacheOptions("", nil)
 		cacheOptions.DefaultNamespaces = map[string]cache.Config{s.ns: {}}
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme: scheme, Cache: cacheOptions,

@@ -176,6 +176,28 @@ var _ = Describe("config/default", func() {
 			Expect(ingressPorts(p)).To(Equal([]int32{containerPort(m, "metrics")}))
 		})
 
+		It("lets the receiver and the manager out only on the API ports (never to link-local addresses) and to opted-in pods", func() {
+			for _, name := range []string{"wechat-operator-webhook-receiver", "wechat-operator-manager"} {
+				for _, rule := range policy(name).Spec.Egress {
+					Expect(rule.To).NotTo(BeEmpty(), "%s: an egress rule to anywhere", name)
+					for _, peer := range rule.To {
+						if peer.IPBlock == nil {
+							Expect(peer.PodSelector).NotTo(BeNil(), "%s: a peer that is neither an address block nor selected pods", name)
+							Expect(peer.PodSelector.MatchLabels).To(HaveKeyWithValue("platform.wechat-operator.dev/message-forwarding", "allowed"))
+							continue
+						}
+						var ports []int32
+						for _, p := range rule.Ports {
+							ports = append(ports, p.Port.IntVal)
+						}
+						Expect(ports).To(ConsistOf(int32(443), int32(6443)), "%s: %s", name, peer.IPBlock.CIDR)
+						Expect(peer.IPBlock.Except).To(ContainElement(BeElementOf("169.254.0.0/16", "fe80::/10")),
+							"%s: %s must exclude link-local (metadata) addresses", name, peer.IPBlock.CIDR)
+					}
+				}
+			}
+		})
+
 		It("exposes only the receiver's push port through the example Ingress", func() {
 			ing := typed("Ingress", "wechat-operator-webhook-receiver", &networkingv1.Ingress{})
 			svc := typed("Service", "wechat-operator-webhook-receiver", &corev1.Service{})

@@ -7,17 +7,23 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/test/kustomize"
 )
 
 // The API server decides every question here: SubjectAccessReviews ask "may this
@@ -164,9 +170,10 @@ var (
 	managerEverywhere = slices.Concat(
 		// Token Secrets, authorizer state Secrets, the keyring: written, never deleted
 		// (owner references let the garbage collector delete them with their CR).
-		// Credentials Secrets are only read. RBAC cannot narrow a ClusterRole to labelled
-		// Secrets; the manager's cache and watches are narrowed to them instead.
-		perms("", list("secrets"), list("create", "get", "list", "patch", "update", "watch")),
+		// Credentials Secrets are only read, and only when they opt in (usable-by). RBAC
+		// cannot narrow a ClusterRole to labelled Secrets; the manager's cache and watches
+		// are narrowed to them instead (config/namespaced narrows it to namespaces).
+		perms("", list("secrets"), list("create", "get", "list", "update", "watch")),
 		perms("", list("events"), list("create", "patch")),
 		perms("events.k8s.io", list("events"), list("create", "patch")),
 		perms(group, list("wechatcomponents"), list("get", "list", "patch", "update", "watch")),
@@ -175,6 +182,9 @@ var (
 		perms(group, list("wechatauthorizers"), list("create", "get", "list", "patch", "update", "watch")),
 		perms(group, list("wechatcomponents/status", "wechatauthorizers/status"), list("get", "patch", "update")),
 		perms(group, list("wechatcomponents/finalizers", "wechatauthorizers/finalizers"), list("update")),
+		// The HTTPS /metrics ask the API server who a scraper is and whether it may read them.
+		perms("authentication.k8s.io", list("tokenreviews"), list("create")),
+		perms("authorization.k8s.io", list("subjectaccessreviews"), list("create")),
 	)
 	managerInOperatorNamespace = slices.Concat(managerEverywhere,
 		perms("coordination.k8s.io", list("leases"), list("create", "delete", "get", "list", "patch", "update", "watch")),
@@ -266,7 +276,8 @@ var _ = Describe("RBAC of config/default", func() {
 		Entry("can read a credentials Secret", true, access{"get", "", "secrets", "", appNS, "demo-platform-credentials"}),
 		Entry("can create token Secrets", true, access{"create", "", "secrets", "", appNS, ""}),
 		Entry("can update token Secrets", true, access{"update", "", "secrets", "", appNS, "demo-platform-component-token"}),
-		Entry("can patch the keyring", true, access{"patch", "", "secrets", "", operatorNamespace, keyName}),
+		Entry("can update the keyring", true, access{"update", "", "secrets", "", operatorNamespace, keyName}),
+		Entry("cannot patch Secrets (it writes whole objects, guarded by resourceVersion)", false, access{"patch", "", "secrets", "", appNS, "demo-platform-credentials"}),
 		Entry("cannot delete Secrets", false, access{"delete", "", "secrets", "", appNS, "demo-platform-credentials"}),
 		Entry("cannot delete an authorizer state Secret (the refresh token)", false, access{"delete", "", "secrets", "", appNS, "demo-platform-wx1a2b3c4d5e6f7a8b-state"}),
 		Entry("cannot delete the keyring", false, access{"delete", "", "secrets", "", operatorNamespace, keyName}),
@@ -282,6 +293,8 @@ var _ = Describe("RBAC of config/default", func() {
 		Entry("cannot touch Leases in other namespaces", false, access{"update", "coordination.k8s.io", "leases", "", "kube-system", "kube-controller-manager"}),
 		Entry("can create Events", true, access{"create", "events.k8s.io", "events", "", appNS, ""}),
 
+		Entry("can review a scraper's token (HTTPS /metrics)", true, access{"create", "authentication.k8s.io", "tokenreviews", "", "", ""}),
+		Entry("can ask whether a scraper may read /metrics", true, access{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", ""}),
 		Entry("cannot read ConfigMaps", false, access{"get", "", "configmaps", "", appNS, ""}),
 		Entry("cannot list Pods", false, access{"list", "", "pods", "", appNS, ""}),
 		Entry("cannot exec into Pods", false, access{"create", "", "pods", "exec", appNS, ""}),
@@ -292,4 +305,44 @@ var _ = Describe("RBAC of config/default", func() {
 		Entry("cannot create RoleBindings", false, access{"create", "rbac.authorization.k8s.io", "rolebindings", "", appNS, ""}),
 		Entry("cannot change the CRDs", false, access{"update", "apiextensions.k8s.io", "customresourcedefinitions", "", "", "wechatcomponents." + group}),
 	)
+})
+
+var _ = Describe("RBAC of config/namespaced (the manager with --watch-namespaces)", func() {
+	var objs []*unstructured.Unstructured
+	BeforeEach(func() {
+		var err error
+		objs, err = kustomize.Render(filepath.Join("..", "..", "config", "namespaced"))
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("binds the manager by RoleBindings in its namespaces, and cluster-wide only to review scrapers", func() {
+		var inNamespaces []string
+		for _, u := range kustomize.OfKind(objs, "RoleBinding", "ClusterRoleBinding") {
+			var b rbacv1.RoleBinding
+			Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b)).To(Succeed())
+			if b.Subjects[0].Name != managerSA {
+				continue
+			}
+			if u.GetKind() == "RoleBinding" {
+				inNamespaces = append(inNamespaces, b.Namespace+"/"+b.RoleRef.Name)
+				continue
+			}
+			var role rbacv1.ClusterRole
+			Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(kustomize.Find(objs, "ClusterRole", b.RoleRef.Name).Object, &role)).To(Succeed())
+			for _, r := range role.Rules {
+				Expect(r.Verbs).To(Equal([]string{"create"}), "ClusterRoleBinding %s: %v", b.Name, r)
+				Expect(r.Resources).To(HaveEach(BeElementOf("tokenreviews", "subjectaccessreviews")), "ClusterRoleBinding %s: %v", b.Name, r)
+			}
+		}
+		Expect(inNamespaces).To(ConsistOf("wechat-apps/wechat-operator-manager-role",
+			operatorNamespace+"/wechat-operator-manager-role", operatorNamespace+"/wechat-operator-leader-election-role"))
+	})
+
+	It("runs the manager with --watch-namespaces naming the namespaces it has RoleBindings in", func() {
+		u := kustomize.Find(objs, "Deployment", managerDeployment)
+		Expect(u).NotTo(BeNil())
+		var d appsv1.Deployment
+		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d)).To(Succeed())
+		Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--watch-namespaces=wechat-apps"))
+	})
 })

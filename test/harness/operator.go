@@ -98,6 +98,8 @@ func StartManager(ctx context.Context, bin, name string, cp *ControlPlane, wecha
 		"--wechat-api-url", wechatURL,
 		"--operator-namespace", OperatorNamespace,
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		// Plain HTTP on loopback: the demo and tests scrape it without a token.
+		"--metrics-secure=false",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 	}, extra...)
 	p, err := Start(name, bin, filepath.Join(cp.LogDir, name+".log"), args...)

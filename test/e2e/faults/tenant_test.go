@@ -76,7 +76,8 @@ func (t *tenant) create(withAuthorizer bool, mutate func(*wechatv1alpha1.WeChatC
 	t.hist = watchHistory(t.ns)
 
 	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "credentials"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "credentials",
+			Annotations: map[string]string{wechatv1alpha1.AnnotationUsableBy: wechatv1alpha1.KindWeChatComponent + "/" + t.component}},
 		StringData: map[string]string{"appSecret": t.appSecret, "token": t.verifyToken, "encodingAESKey": t.encodingAESKey},
 	})).To(Succeed())
 	c := &wechatv1alpha1.WeChatComponent{
