@@ -161,7 +161,6 @@ var _ = Describe("the generated CRDs on a real API server", func() {
 		Expect(err.Error()).To(ContainSubstring(`Unsupported value: "Someone"`))
 	})
 
-
 	It("accepts a forward.url naming an in-cluster Service", func() {
 		for _, u := range []string{"http://shop.team-a.svc:8080/wechat", "https://shop.team-a.svc.cluster.local/wechat?x=1"} {
 			a := forwardingTo(ns, u)
