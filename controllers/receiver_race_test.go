@@ -22,7 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 	"github.com/wechat-operator/wechat-operator/internal/wxcrypto"
+	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
 
@@ -102,9 +104,17 @@ var _ = Describe("two receiver replicas", func() {
 	})
 
 	It("record the same authorization once when both get it, and the manager creates one WeChatAuthorizer", func() {
+		// A code WeChat knows (the manager creates an authorizer only for the account its
+		// exchange names), whose own push is held back so that the race below delivers it.
+		receiverURL := fmt.Sprintf("%s/wechat/%s/platform/events", w.recvServer.URL, w.ns)
+		Expect(w.sim.SetReceiverURL(testComponentAppID, "http://127.0.0.1:1/unreachable")).To(Succeed())
+		res, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(w.sim.SetReceiverURL(testComponentAppID, receiverURL)).To(Succeed())
+		code := res.AuthCode
 		push := func(string) (string, []byte) {
 			return seal(wxcrypto.AuthorizedPush{AppID: testComponentAppID, Created: w.clock.Now().Unix(),
-				Type: wxcrypto.InfoTypeAuthorized, AuthorizerAppID: testAuthorizerAppID, AuthorizationCode: "queryauthcode@@@race",
+				Type: wxcrypto.InfoTypeAuthorized, AuthorizerAppID: testAuthorizerAppID, AuthorizationCode: code,
 				AuthorizationCodeExpiredTime: w.clock.Now().Add(time.Hour).Unix()}.XML(), "7")
 		}
 		Expect(race(push, push)).To(Equal([]int{200, 200}))
@@ -113,7 +123,7 @@ var _ = Describe("two receiver replicas", func() {
 		Expect(list.Items).To(BeEmpty(), "the receivers create nothing")
 		pending := w.component().Status.PendingAuthorizationCodes
 		Expect(pending).To(HaveLen(1))
-		Expect(pending[0].Code).To(Equal("queryauthcode@@@race"))
+		Expect(pending[0].Code).To(Equal(code))
 		Expect(pending[0].Source).To(Equal(wechatv1alpha1.AuthorizationCodeFromPush))
 
 		By("the manager, once it has a token, creating the one authorizer")
@@ -122,7 +132,7 @@ var _ = Describe("two receiver replicas", func() {
 		Expect(k8sClient.List(ctx, list, client.InNamespace(w.ns))).To(Succeed())
 		Expect(list.Items).To(HaveLen(1))
 		Expect(list.Items[0].Name).To(Equal(autoName))
-		Expect(list.Items[0].Status.AuthorizationCode.Code).To(Equal("queryauthcode@@@race"))
+		Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(1), "exchanged once")
 		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty())
 	})
 

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -55,13 +56,19 @@ func (r *WeChatComponentReconciler) exchangePendingCodes(ctx context.Context, c 
 			continue // expired, or the push put it on its authorizer, whose controller exchanges it
 		}
 		if pending.AuthorizerAppID != "" {
-			// Pushed by WeChat for an account without a WeChatAuthorizer: the receiver creates
-			// nothing, so the manager does, and its controller exchanges the code as usual.
-			if err := r.handToAuthorizer(ctx, c, authorizers.Items, pending); err != nil {
+			// Pushed for an account that had no WeChatAuthorizer when the receiver looked: if
+			// it has one now, its controller exchanges the code as usual.
+			handed, err := r.handToAuthorizer(ctx, c, authorizers.Items, pending)
+			if err != nil {
 				logger.Info("handing an authorization code to its authorizer failed; it stays pending", "error", err.Error())
 				keep = append(keep, pending)
 			}
-			continue
+			if handed || err != nil {
+				continue
+			}
+			// Otherwise exchange it here, like a redirect code: whoever holds the receiver's
+			// credentials can write any authorizerAppID, so an authorizer is created only for
+			// the account api_query_auth names.
 		}
 		info, err := exchanger.QueryAuth(ctx, componentToken, c.Spec.AppID, pending.Code)
 		switch {
@@ -111,30 +118,34 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	}
 	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
 		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
-	_, err = writeState(ctx, r.Client, r.APIReader, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token})
-	return err
+	if _, err = writeState(ctx, r.Client, r.APIReader, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token}); err != nil {
+		return err
+	}
+	// As the authorizer's own exchange does: say when the account authorized (a revoked one
+	// resumes on it).
+	patch := client.MergeFrom(target.DeepCopy())
+	authorizedAt := metav1.NewTime(now.UTC().Truncate(time.Second))
+	target.Status.AuthorizedAt = &authorizedAt
+	if err := r.Status().Patch(ctx, target, patch, fieldOwner); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(target, nil, corev1.EventTypeNormal, EventAuthorized, "ExchangeCode",
+		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(target))
+	return nil
 }
 
-// handToAuthorizer puts a pushed code on its account's WeChatAuthorizer, creating the
-// authorizer when autoCreate is on (the receiver records such codes only then).
+// handToAuthorizer puts a pushed code on its account's WeChatAuthorizer, if one exists (its
+// controller checks the code's account in the exchange). It creates nothing: the appid is
+// not verified. It reports whether it handed the code over.
 func (r *WeChatComponentReconciler) handToAuthorizer(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
-	items []wechatv1alpha1.WeChatAuthorizer, code wechatv1alpha1.AuthorizationCode) error {
+	items []wechatv1alpha1.WeChatAuthorizer, code wechatv1alpha1.AuthorizationCode) (bool, error) {
 	target := wechatv1alpha1.PickAuthorizer(items, c.Name, code.AuthorizerAppID)
 	if target == nil {
-		if !c.Spec.Authorizers.AutoCreate {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventAuthorizationNotRecorded, "ExchangeCode",
-				msgRedirectWithoutAuthorizer, code.AuthorizerAppID, code.AuthorizerAppID)
-			return nil
-		}
-		created, err := r.createAuthorizer(ctx, c, code.AuthorizerAppID)
-		if err != nil {
-			return err
-		}
-		target = created
+		return false, nil
 	}
 	patch := client.MergeFrom(target.DeepCopy())
 	target.Status.AuthorizationCode = &code
-	return r.Status().Patch(ctx, target, patch, fieldOwner)
+	return true, r.Status().Patch(ctx, target, patch, fieldOwner)
 }
 
 // createAuthorizer creates the WeChatAuthorizer autoCreate asks for. Only the manager creates

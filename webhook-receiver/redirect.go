@@ -89,7 +89,8 @@ func (s *Server) processRedirect(r *http.Request, key types.NamespacedName) (int
 		if err != nil || n <= 0 {
 			return http.StatusBadRequest, pageBadRequest, resultRejected
 		}
-		lifetime = min(time.Duration(n)*time.Second, maxCodeLifetime)
+		// Capped in seconds, before the multiplication could overflow into a negative lifetime.
+		lifetime = time.Duration(min(n, int(maxCodeLifetime/time.Second))) * time.Second
 	}
 	keys, err := s.keys.lookup(r.Context(), key.Namespace, key.Name)
 	if err != nil {
