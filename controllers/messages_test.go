@@ -241,10 +241,10 @@ var _ = Describe("Messages of authorized accounts", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(res.Push.Delivered).To(BeTrue())
 			name := wechatv1alpha1.AutoCreatedAuthorizerName(w.key.Name, account.AppID)
-			w.reconcile() // the manager creates the authorizer and hands it the pushed code
+			w.reconcile() // the manager exchanges the pushed code and creates the account's authorizer
 			Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty())
+			Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(1), "the code is spent")
 			w.reconcileAuthorizer(name)
-			Expect(w.authorizer(name).Status.AuthorizationCode).To(BeNil(), "the authorizer controller exchanged the code")
 
 			reply, err := w.sim.SendMessage(ctx, wxsim.MessageRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: account.AppID,
 				FromUser: "oTestUser0123456789abcdefghi", MsgType: "text", Content: "QUERY_AUTH_CODE:" + res.AuthCode})

@@ -88,4 +88,24 @@ var _ = Describe("pending codes written by someone holding the receiver's creden
 		Expect(a.Status.AuthorizedAt).NotTo(BeNil())
 		Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(1))
 	})
+
+	It("sends no customer-service message from a production account for a test reply it did not get from WeChat", func() {
+		platformReady()
+		res, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Push.Delivered).To(BeTrue())
+		w.reconcile() // the account's authorizer, with a valid access token in its state Secret
+		w.reconcileAuthorizer(autoName)
+		Expect(condition(w.authorizer(autoName).Status.Conditions, wechatv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+
+		By("status.pendingTestReplies naming the production account, a follower and a text of the writer's choosing")
+		c := w.component()
+		now := metav1.NewTime(w.clock.Now().Truncate(time.Second))
+		c.Status.PendingTestReplies = []wechatv1alpha1.TestReply{{AuthorizerAppID: testAuthorizerAppID,
+			ToUser: "oVictim0123456789abcdefghijk", Code: "Your account is locked, log in again at https://evil.example/",
+			ReceivedAt: now, ExpiresAt: metav1.NewTime(now.Add(time.Hour))}}
+		Expect(k8sClient.Status().Update(ctx, c)).To(Succeed())
+		w.reconcile()
+		Expect(w.sim.CustomMessages()).To(BeEmpty(), "the account's token was used to message a follower")
+	})
 })

@@ -425,7 +425,7 @@ var _ = Describe("the authorization redirect page", func() {
 	// redirectURI is what `kubectl wechat auth-link` puts in its links: the landing page, with a
 	// state signed by the key derived from the platform's Token.
 	redirectURI := func() string {
-		state, err := authstate.Sign(authstate.Key(testVerifyToken), w.ns, "platform", w.clock.Now().Add(authstate.DefaultLifetime))
+		state, err := authstate.Sign(authstate.Key(testVerifyToken, testEncodingAESKey), w.ns, "platform", w.clock.Now().Add(authstate.DefaultLifetime))
 		Expect(err).NotTo(HaveOccurred())
 		return fmt.Sprintf("%s/wechat/%s/platform/authorized?%s", w.recvServer.URL, w.ns, url.Values{authstate.Param: {state}}.Encode())
 	}

@@ -17,6 +17,7 @@ import (
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
+	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
 
 // The last case of WeChat's 全网发布 test: a test account sent QUERY_AUTH_CODE:<code> to the
@@ -143,7 +144,9 @@ func (r *WeChatComponentReconciler) testReplyToken(ctx context.Context, sender T
 	}
 	info, err := sender.QueryAuth(ctx, componentToken, c.Spec.AppID, p.Code)
 	if wxapi.IsAuthCodeInvalid(err) {
-		if a := wechatv1alpha1.PickAuthorizer(authorizers.Items, c.Name, p.AuthorizerAppID); a != nil {
+		// Only a test account's stored token: whoever holds the receiver's credentials can
+		// write any entry, recipient and text included, into status.pendingTestReplies.
+		if a := wechatv1alpha1.PickAuthorizer(authorizers.Items, c.Name, p.AuthorizerAppID); a != nil && receiver.IsReleaseTestAccount(a.Spec.AppID, "") {
 			secret, serr := getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a))
 			if st := readState(secret, a.Spec.AppID); serr == nil && st.token.validAt(now) {
 				return st.token, nil

@@ -103,7 +103,7 @@ func (k *keyStore) crypter(key, appID, token, aesKey string) (cachedCrypter, err
 	if k.crypters == nil {
 		k.crypters = map[string]cachedCrypter{}
 	}
-	c := cachedCrypter{appID: appID, token: token, aesKey: aesKey, crypter: crypter, stateKey: authstate.Key(token)}
+	c := cachedCrypter{appID: appID, token: token, aesKey: aesKey, crypter: crypter, stateKey: authstate.Key(token, aesKey)}
 	k.crypters[key] = c
 	return c, nil
 }

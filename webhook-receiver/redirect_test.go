@@ -27,7 +27,7 @@ const redirectPath = "/wechat/" + tNamespace + "/" + tComponent + "/authorized"
 // state is what `kubectl wechat auth-link` puts in the redirect_uri of its links.
 func (e *msgEnv) state(token, component string, expires time.Time) string {
 	e.t.Helper()
-	s, err := authstate.Sign(authstate.Key(token), tNamespace, component, expires)
+	s, err := authstate.Sign(authstate.Key(token, tAESKey), tNamespace, component, expires)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -52,11 +52,12 @@ with auth_code and expires_in appended. Its domain must be the platform's author
 domain. The operator's receiver serves that page at
   https://RECEIVER-HOST/wechat/NAMESPACE/COMPONENT/authorized
 The command adds state=… to the redirect_uri: an HMAC, keyed by a key derived from the
-platform's message-verification Token (the credentials Secret's token), over the namespace,
+platform's message-verification Token and EncodingAESKey (the credentials Secret's token and
+encodingAESKey), over the namespace,
 the component and an expiry an hour away. The receiver records codes only from redirects that
 carry a valid state, and shows "Authorization link not valid" to any other; so make links with
 this command (or sign the state the same way, see docs/authorization.md), and make a new one
-after an hour or after changing the Token.
+after an hour or after changing the Token or the EncodingAESKey.
 
 Examples:
   kubectl wechat auth-link my-platform -n wechat --redirect-uri https://wx.example.com/wechat/wechat/my-platform/authorized
@@ -243,7 +244,7 @@ func createAuthLink(ctx context.Context, c client.Client, ns string, o authLinkO
 }
 
 // signedRedirectURI appends the state the receiver's landing page checks (internal/authstate)
-// to redirectURI, signed with the key derived from the platform's Token. The other query
+// to redirectURI, signed with the key derived from the platform's Token and EncodingAESKey. The other query
 // parameters keep their order.
 func signedRedirectURI(ctx context.Context, c client.Client, comp *wechatv1alpha1.WeChatComponent, redirectURI string, expires time.Time) (string, error) {
 	ref := comp.Spec.CredentialsSecretRef
@@ -253,13 +254,17 @@ func signedRedirectURI(ctx context.Context, c client.Client, comp *wechatv1alpha
 	}
 	var sec corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: comp.Namespace, Name: ref.Name}, &sec); err != nil {
-		return "", kubeError(err, fmt.Sprintf("Secret %q in namespace %q (the credentials, whose Token signs the link's state)", ref.Name, comp.Namespace))
+		return "", kubeError(err, fmt.Sprintf("Secret %q in namespace %q (the credentials, whose Token and EncodingAESKey sign the link's state)", ref.Name, comp.Namespace))
 	}
-	token := string(sec.Data[tokenKey])
-	if token == "" {
-		return "", fmt.Errorf("the credentials Secret %q has no %s: the link's state is signed with the platform's Token", ref.Name, tokenKey)
+	aesKeyKey := ref.EncodingAESKeyKey
+	if aesKeyKey == "" {
+		aesKeyKey = wechatv1alpha1.DefaultEncodingAESKeyKey
 	}
-	state, err := authstate.Sign(authstate.Key(token), comp.Namespace, comp.Name, expires)
+	token, aesKey := string(sec.Data[tokenKey]), string(sec.Data[aesKeyKey])
+	if token == "" || aesKey == "" {
+		return "", fmt.Errorf("the credentials Secret %q lacks %s or %s: the link's state is signed with the platform's Token and EncodingAESKey", ref.Name, tokenKey, aesKeyKey)
+	}
+	state, err := authstate.Sign(authstate.Key(token, aesKey), comp.Namespace, comp.Name, expires)
 	if err != nil {
 		return "", err
 	}

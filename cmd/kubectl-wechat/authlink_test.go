@@ -123,13 +123,18 @@ func tokenSecret(ns, name, token string, expiresAt time.Time) *corev1.Secret {
 	}
 }
 
-// simMsgToken is the platform's message-verification Token, in its credentials Secret.
-const simMsgToken = "msgtoken"
+// simMsgToken and simAESKey are the platform's message-verification Token and EncodingAESKey,
+// in its credentials Secret.
+const (
+	simMsgToken = "msgtoken"
+	simAESKey   = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+)
 
 func credentialsSecret(ns, name string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Data:       map[string][]byte{"appSecret": []byte(simAppSecret), "token": []byte(simMsgToken)},
+		Data: map[string][]byte{"appSecret": []byte(simAppSecret), "token": []byte(simMsgToken),
+			"encodingAESKey": []byte(simAESKey)},
 	}
 }
 
@@ -143,7 +148,7 @@ func checkRedirectURI(t *testing.T, got, namespace, name string) {
 	}
 	u, _ := url.Parse(got)
 	state := u.Query().Get(authstate.Param)
-	key := authstate.Key(simMsgToken)
+	key := authstate.Key(simMsgToken, simAESKey)
 	if exp, err := authstate.Verify(key, namespace, name, state, fixedNow); err != nil || !exp.Equal(fixedNow.Add(authstate.DefaultLifetime)) {
 		t.Fatalf("the receiver refuses the link's state: %v (expires %s)", err, exp)
 	}
@@ -187,7 +192,7 @@ func TestAuthLink(t *testing.T) {
 	noLeak := func(t *testing.T, outputs ...string) {
 		t.Helper()
 		for _, o := range outputs {
-			for _, secret := range []string{env.token, simAppSecret, simMsgToken} {
+			for _, secret := range []string{env.token, simAppSecret, simMsgToken, simAESKey} {
 				if strings.Contains(o, secret) {
 					t.Fatalf("output leaks a secret: %q", o)
 				}
@@ -371,7 +376,7 @@ func TestAuthLinkErrors(t *testing.T) {
 		credentialsSecret("wechat", "platform-credentials"))
 	noCredentials := good()[:2]
 	noMsgToken := append(good()[:2], &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "wechat", Name: "platform-credentials"},
-		Data: map[string][]byte{"appSecret": []byte(simAppSecret)}})
+		Data: map[string][]byte{"appSecret": []byte(simAppSecret), "token": []byte(simMsgToken)}})
 	noCRD := &interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 		return &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: wechatv1alpha1.GroupVersion.Group, Kind: "WeChatComponent"}}
 	}}
@@ -406,9 +411,9 @@ func TestAuthLinkErrors(t *testing.T) {
 		{name: "token unknown to WeChat", args: base, objs: unknownToken, code: 1,
 			want: []string{"api_create_preauthcode", "errcode 4", "retry in a minute"}, connect: true},
 		{name: "credentials Secret missing (the Token signs the state)", args: base, objs: noCredentials, code: 1,
-			want: []string{`Secret "platform-credentials" in namespace "wechat" (the credentials, whose Token signs the link's state) not found`}, connect: true},
-		{name: "no Token in the credentials", args: base, objs: noMsgToken, code: 1,
-			want: []string{`the credentials Secret "platform-credentials" has no token`}, connect: true},
+			want: []string{`Secret "platform-credentials" in namespace "wechat" (the credentials, whose Token and EncodingAESKey sign the link's state) not found`}, connect: true},
+		{name: "no EncodingAESKey in the credentials", args: base, objs: noMsgToken, code: 1,
+			want: []string{`the credentials Secret "platform-credentials" lacks token or encodingAESKey`}, connect: true},
 		{name: "redirect uri that already carries a state", args: []string{"auth-link", "platform", "--redirect-uri", redirectURI + "&state=mine"},
 			code: 2, want: []string{"must carry neither state="}},
 		{name: "IP not whitelisted", args: base, objs: good(), fault: &wxsim.Fault{API: wxapi.APICreatePreAuthCode, ErrCode: wxapi.CodeIPNotWhitelisted},

@@ -20,8 +20,8 @@ SPDX-License-Identifier: Apache-2.0
 //
 // auth-link creates a pre_auth_code with the component's token (read from its token Secret
 // through the user's kubeconfig) and prints the authorization link, optionally as a QR code;
-// its redirect_uri carries a state signed with a key derived from the platform's Token (read
-// from the credentials Secret), without which the receiver's landing page records nothing.
+// its redirect_uri carries a state signed with a key derived from the platform's Token and
+// EncodingAESKey (read from the credentials Secret), without which the receiver's landing page records nothing.
 // status lists components and authorizers with readiness, expiry and last error; it reads
 // no Secret. Both exit 1 on failure and 2 on usage errors, with one line on stderr.
 package main

@@ -11,12 +11,14 @@ SPDX-License-Identifier: Apache-2.0
 // component's namespace and name. WeChat keeps redirect_uri's query when it appends auth_code
 // and expires_in.
 //
-// The HMAC key is derived from the platform's message-verification Token (消息校验Token): the
-// receiver already holds it (the keyring), and whoever makes links can read it from the
-// component's credentials Secret. Nothing new is given to the receiver, no new Secret has to
-// be managed, and changing the Token (on WeChat's settings page and in the Secret) revokes
-// every outstanding link. The derivation separates this use of the Token from WeChat's
-// signatures, which hash it with SHA-1 and never key an HMAC with it.
+// The HMAC key is derived from the platform's message-verification Token (消息校验Token) and
+// its EncodingAESKey: the receiver already holds both (the keyring), and whoever makes links
+// can read them from the component's credentials Secret. Nothing new is given to the
+// receiver, no new Secret has to be managed, and changing either (on WeChat's settings page
+// and in the Secret) revokes every outstanding link. The EncodingAESKey (43 characters, 256
+// bits) is what makes the key unguessable: states are handed to people outside the cluster,
+// and a Token (3 to 32 letters and digits) alone could be guessed offline from one of them.
+// The derivation separates this use of the keys from WeChat's, which never key an HMAC.
 //
 // A state reads "v1.<expires, unix seconds>.<nonce>.<mac>", nonce and mac in unpadded
 // base64url, mac = HMAC-SHA256(key, "v1\n<namespace>/<name>\n<expires>\n<nonce>").
@@ -46,7 +48,7 @@ const (
 	MaxLength = 128
 
 	version  = "v1"
-	keyLabel = "wechat-operator authorization-link state key v1"
+	keyLabel = "wechat-operator authorization-link state key v2"
 	nonceLen = 12
 	macLen   = sha256.Size
 )
@@ -60,10 +62,11 @@ var (
 
 var b64 = base64.RawURLEncoding
 
-// Key derives the state key of a platform from its message-verification Token.
-func Key(token string) []byte {
-	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write([]byte(keyLabel))
+// Key derives the state key of a platform from its message-verification Token and its
+// EncodingAESKey.
+func Key(token, encodingAESKey string) []byte {
+	mac := hmac.New(sha256.New, []byte(encodingAESKey))
+	mac.Write([]byte(keyLabel + "\n" + token))
 	return mac.Sum(nil)
 }
 

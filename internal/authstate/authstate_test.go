@@ -14,8 +14,10 @@ import (
 
 var now = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 
+const testAESKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
 func TestAStateVerifiesOnlyForItsPlatformAndUntilItExpires(t *testing.T) {
-	key := Key("platform-token")
+	key := Key("platform-token", testAESKey)
 	state, err := Sign(key, "team-a", "platform", now.Add(DefaultLifetime))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +42,7 @@ func TestAStateVerifiesOnlyForItsPlatformAndUntilItExpires(t *testing.T) {
 		at              time.Time
 		want            error
 	}{
-		"another platform's token":         {Key("other-token"), "team-a", "platform", state, now, ErrForged},
+		"another platform's token":         {Key("other-token", testAESKey), "team-a", "platform", state, now, ErrForged},
 		"another component name":           {key, "team-a", "platform2", state, now, ErrForged},
 		"another namespace":                {key, "team-b", "platform", state, now, ErrForged},
 		"a flipped bit":                    {key, "team-a", "platform", string(flipped), now, ErrForged},
@@ -72,7 +74,7 @@ func padNonce(state string) string {
 }
 
 func TestTheKeyDependsOnTheTokenAndIsNotTheToken(t *testing.T) {
-	a, b := Key("token-a"), Key("token-b")
+	a, b := Key("token-a", testAESKey), Key("token-b", testAESKey)
 	if string(a) == string(b) {
 		t.Fatal("two tokens give the same key")
 	}
@@ -82,7 +84,7 @@ func TestTheKeyDependsOnTheTokenAndIsNotTheToken(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	key := Key("fuzz-token")
+	key := Key("fuzz-token", testAESKey)
 	// A fixed nonce: fuzz workers are other processes and must agree on the one good state.
 	good := sign(key, "ns", "c", now.Add(time.Hour), make([]byte, nonceLen))
 	f.Add(good)
@@ -108,4 +110,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("a state not signed here verified: %q", state)
 		}
 	})
+}
+
+// A link's state is handed to people outside the cluster (the administrator who authorizes,
+// and whoever sees the link). WeChat's Token is 3 to 32 letters and digits, often short: were
+// the key derived from it alone, one state would let its holder test Token guesses offline.
+// The EncodingAESKey (43 characters, 256 bits) is in the key, so a guess must cover it too.
+func TestTheKeyIsNotDerivedFromTheTokenAlone(t *testing.T) {
+	const token = "abc123"
+	a := Key(token, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+	b := Key(token, "bbcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+	if string(a) == string(b) {
+		t.Fatal("two platforms with the same Token but different EncodingAESKeys have the same state key")
+	}
+	if string(Key("abc124", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")) == string(a) {
+		t.Fatal("the Token is not in the key: changing it would not revoke outstanding links")
+	}
 }
