@@ -95,7 +95,9 @@ var _ = Describe("classifying WeChat's errcodes", func() {
 		c := &wechatv1alpha1.WeChatComponent{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}}
 		now := simStart
 		token := &issuedToken{accessToken: "t", issuedAt: now.Add(-time.Hour), expiresAt: now.Add(time.Hour)}
-		request := func() { c.Annotations = map[string]string{AnnotationRefreshRequestedAt: now.UTC().Format(time.RFC3339)} }
+		request := func() {
+			c.Annotations = map[string]string{AnnotationRefreshRequestedAt: now.UTC().Format(time.RFC3339)}
+		}
 		honoured := 0
 		end := now.Add(time.Hour)
 		for ; now.Before(end); now = now.Add(time.Second) {
