@@ -54,7 +54,7 @@ func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRu
 	a.Status.LastFailureReason = f.reason
 	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventRefreshFailed, "Refresh", "%s", f.message)
 	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
-	wait := max(f.backoff.Delay(a.Status.FailedAttempts, r.Random()), time.Second)
+	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(a.Status.FailedAttempts, r.Random()), time.Second)
 	// status.refreshAt says when the next attempt is; with a token still valid, a wake-up
 	// before then finds nothing due (keptRefreshTime keeps it), so WeChat is not called.
 	run.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)

@@ -117,13 +117,14 @@ func (r *WeChatComponentReconciler) refreshRequest(c *wechatv1alpha1.WeChatCompo
 		return false, 0, 0
 	}
 	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	backoff := refresh.APIFailure.Scaled(r.BackoffScale)
 	age := now.Sub(token.issuedAt)
 	n := r.retries.requestsHonoured(key)
-	if age >= 2*refresh.APIFailure.Cap {
+	if age >= 2*backoff.Cap {
 		n = 0 // the token lived well past the backoff's cap: a new run of rejections
 	}
 	if n > 0 {
-		if wait := refresh.APIFailure.Delay(n, 0) - age; wait > 0 {
+		if wait := backoff.Delay(n, 0) - age; wait > 0 {
 			return false, n, wait
 		}
 	}

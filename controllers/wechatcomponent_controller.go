@@ -93,6 +93,8 @@ type WeChatComponentReconciler struct {
 	// MinRefreshMargin replaces the 10-minute least refresh margin when set: only for
 	// compressed-time runs (benchmarks, a simulator with short tokens).
 	MinRefreshMargin time.Duration
+	// BackoffScale multiplies every failure backoff when set: only for compressed-time runs.
+	BackoffScale float64
 
 	versions writtenVersions
 	// KeyringNamespace and KeyringName locate the receiver keyring Secret.
@@ -341,7 +343,7 @@ func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.
 	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, eventReason, "Refresh", "%s", f.message)
 	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
 		"failedAttempts", c.Status.FailedAttempts)
-	wait := max(f.backoff.Delay(c.Status.FailedAttempts, r.Random()), time.Second)
+	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(c.Status.FailedAttempts, r.Random()), time.Second)
 	// status.refreshAt is the end of the backoff: no WeChat call before it (see gate).
 	state.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
 	return state, reconcile.Result{RequeueAfter: wait}, nil
