@@ -250,3 +250,56 @@ var _ = Describe("bounded calls under a persistent error of api_component_token"
 })
 
 func keyOf(c *wechatv1alpha1.WeChatComponent) client.ObjectKey { return client.ObjectKeyFromObject(c) }
+
+var _ = Describe("bounded calls when WeChat rejects the component token in an authorizer's call", func() {
+	var w *world
+	AfterEach(func() { w.close() })
+
+	for _, code := range []int{wxapi.CodeInvalidCredential, wxapi.CodeAccessTokenExpired} {
+		It(fmt.Sprintf("refreshes the component token at once on %d, then at most once per backoff", code), func() {
+			w = newWorld(withAccounts(seededAccount))
+			w.readyPlatform()
+			w.applyAuthorizer(seededAuthorizer, testAuthorizerAppID)
+			w.sim.AddFault(wxsim.Fault{API: wxapi.APIAuthorizerToken, ErrCode: code, Count: 1 << 30})
+			w.clock.SetTime(w.authorizer(seededAuthorizer).Status.RefreshAt.Time)
+			start, first := w.clock.Now(), w.tokenCalls()
+
+			// The manager's wake-ups: each at its requeue time, the authorizer when the
+			// component's token changes, the component when an authorizer annotates it.
+			nextA, nextC := start, start.Add(w.reconcile().RequeueAfter)
+			wakeC := func() {
+				expires := w.component().Status.ExpiresAt
+				nextC = w.clock.Now().Add(w.reconcile().RequeueAfter)
+				if !w.component().Status.ExpiresAt.Equal(expires) {
+					nextA = w.clock.Now()
+				}
+			}
+			for i := 0; i < 2000 && w.clock.Now().Before(start.Add(time.Hour)); i++ {
+				w.clock.SetTime(minTime(nextA, nextC))
+				if !w.clock.Now().Before(nextA) {
+					annotated := w.component().Annotations[AnnotationRefreshRequestedAt]
+					nextA = w.clock.Now().Add(w.reconcileAuthorizer(seededAuthorizer).RequeueAfter)
+					if w.component().Annotations[AnnotationRefreshRequestedAt] != annotated {
+						requestsBefore := w.tokenCalls()
+						wakeC()
+						if i == 0 {
+							Expect(w.tokenCalls()).To(Equal(requestsBefore+1), "the first request is honoured at once")
+						}
+					}
+				}
+				if !w.clock.Now().Before(nextC) {
+					wakeC()
+				}
+				// +1: the component's own scheduled refresh may fall into the hour.
+				Expect(w.tokenCalls()-first).To(BeNumerically("<=", 1+callsAllowed(refresh.APIFailure, w.clock.Now().Sub(start))),
+					"more component token refreshes than the backoff allows after %v", w.clock.Now().Sub(start))
+			}
+			Expect(w.clock.Now()).To(BeTemporally(">=", start.Add(time.Hour)))
+			Expect(w.tokenCalls() - first).To(BeNumerically(">=", 12), "requests were still honoured, once per backoff")
+			a := w.authorizer(seededAuthorizer)
+			Expect(a.Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonInvalidToken))
+			Expect(condition(a.Status.Conditions, wechatv1alpha1.ConditionStalled)).To(BeNil())
+			Expect(condition(a.Status.Conditions, wechatv1alpha1.ConditionReady).Reason).To(Equal(wechatv1alpha1.ReasonInvalidToken))
+		})
+	}
+})
