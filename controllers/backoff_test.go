@@ -295,7 +295,7 @@ var _ = Describe("bounded calls when WeChat rejects the component token in an au
 					"more component token refreshes than the backoff allows after %v", w.clock.Now().Sub(start))
 			}
 			Expect(w.clock.Now()).To(BeTemporally(">=", start.Add(time.Hour)))
-			Expect(w.tokenCalls() - first).To(BeNumerically(">=", 12), "requests were still honoured, once per backoff")
+			Expect(w.tokenCalls()-first).To(BeNumerically(">=", 12), "requests were still honoured, once per backoff")
 			a := w.authorizer(seededAuthorizer)
 			Expect(a.Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonInvalidToken))
 			Expect(condition(a.Status.Conditions, wechatv1alpha1.ConditionStalled)).To(BeNil())
