@@ -57,7 +57,9 @@ func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRu
 	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(a.Status.FailedAttempts, r.Random()), time.Second)
 	// status.refreshAt says when the next attempt is; with a token still valid, a wake-up
 	// before then finds nothing due (keptRefreshTime keeps it), so WeChat is not called.
-	run.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	if !localFailureReasons[f.reason] && f.reason != wechatv1alpha1.ReasonRefreshTokenSecretInvalid {
+		run.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	}
 	return reconcile.Result{RequeueAfter: wait}, nil
 }
 

@@ -344,8 +344,11 @@ func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.
 	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
 		"failedAttempts", c.Status.FailedAttempts)
 	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(c.Status.FailedAttempts, r.Random()), time.Second)
-	// status.refreshAt is the end of the backoff: no WeChat call before it (see gate).
-	state.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	if !localFailureReasons[f.reason] {
+		// status.refreshAt is the end of the backoff: no WeChat call before it (see gate).
+		// A failure found without calling WeChat leaves the token's refresh time as it is.
+		state.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	}
 	return state, reconcile.Result{RequeueAfter: wait}, nil
 }
 
