@@ -77,7 +77,7 @@ var _ = Describe("classifying WeChat's errcodes", func() {
 			Expect(f.needsHuman()).To(Equal(tc.human))
 			Expect(f.backoff).To(Equal(backoffOf(tc)))
 			if tc.human {
-				Expect(f.message).To(ContainSubstring("check"), "a problem for a human says what to check")
+				Expect(f.message).To(MatchRegexp(`errcode -?\d+: test; \w.{30,}`), "a problem for a human says what to do")
 			}
 		})
 	}
@@ -262,11 +262,13 @@ var _ = Describe("bounded calls when WeChat rejects the component token in an au
 			w.applyAuthorizer(seededAuthorizer, testAuthorizerAppID)
 			w.sim.AddFault(wxsim.Fault{API: wxapi.APIAuthorizerToken, ErrCode: code, Count: 1 << 30})
 			w.clock.SetTime(w.authorizer(seededAuthorizer).Status.RefreshAt.Time)
+			w.reconcile() // the component's own refresh is due about then too
+			w.clock.Step(time.Minute)
 			start, first := w.clock.Now(), w.tokenCalls()
 
 			// The manager's wake-ups: each at its requeue time, the authorizer when the
 			// component's token changes, the component when an authorizer annotates it.
-			nextA, nextC := start, start.Add(w.reconcile().RequeueAfter)
+			nextA, nextC := start, w.component().Status.RefreshAt.Time
 			wakeC := func() {
 				expires := w.component().Status.ExpiresAt
 				nextC = w.clock.Now().Add(w.reconcile().RequeueAfter)

@@ -86,7 +86,7 @@ func classifyAPIError(err error) *failure {
 			"; add the manager's egress IP addresses to the platform's IP whitelist")
 	case wxapi.IsUnauthorizedAPI(err):
 		return cfg(wechatv1alpha1.ReasonAPIUnauthorized,
-			"; the platform lacks the permission for this API")
+			"; the platform lacks the permission for this API: check the permission sets (权限集) in the platform's settings")
 	case wxapi.IsNotAuthorized(err):
 		return cfg(wechatv1alpha1.ReasonNotAuthorized,
 			"; the account has not authorized the platform (or revoked it): it must authorize again")
