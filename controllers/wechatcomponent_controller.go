@@ -388,26 +388,6 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 	setStalled(&s.Conditions, c.Generation, state.failure)
 }
 
-// keepBackedOffReady leaves Ready as the failure being backed off left it, unless the token
-// it still called valid has expired meanwhile.
-func keepBackedOffReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, reason string, retryAt time.Time) {
-	ready := meta.FindStatusCondition(*conds, wechatv1alpha1.ConditionReady)
-	if ready == nil || ready.Status != metav1.ConditionTrue || token.validAt(now) {
-		return
-	}
-	setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, reason,
-		fmt.Sprintf(msgNoToken, fmt.Sprintf(msgRetryAt, reason, retryAt.UTC().Format(time.RFC3339))))
-}
-
-// setStalled sets Stalled while a failure needs a human, and removes it otherwise.
-func setStalled(conds *[]metav1.Condition, generation int64, f *failure) {
-	if !f.needsHuman() {
-		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionStalled)
-		return
-	}
-	setCondition(conds, generation, wechatv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
-}
-
 // setReady sets Ready: True while the Secret serves a valid token, whatever else fails.
 func setReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, refreshAt time.Time,
 	f *failure, secretName, waitingReason, waitingMsg string) {
