@@ -112,11 +112,19 @@ var _ = Describe("classifying WeChat's errcodes", func() {
 				Expect(now).To(Equal(simStart), "the first request is honoured at once")
 			}
 			honoured++
-			r.retries.honourRequest(keyOf(c), inARow)
+			r.retries.honourRequest(keyOf(c), inARow, now)
 			token = &issuedToken{accessToken: "t", issuedAt: now, expiresAt: now.Add(2 * time.Hour)}
 		}
 		Expect(honoured).To(BeNumerically("<=", callsAllowed(refresh.APIFailure, time.Hour)))
 		Expect(honoured).To(BeNumerically(">=", 12), "at the cap, once every 5 minutes")
+
+		By("a token from a scheduled refresh starting a new run: its first rejection is honoured at once")
+		now = now.Add(time.Second)
+		token = &issuedToken{accessToken: "t", issuedAt: now, expiresAt: now.Add(2 * time.Hour)}
+		now = now.Add(time.Second)
+		request()
+		ok, _, _ := r.refreshRequest(c, token, now)
+		Expect(ok).To(BeTrue())
 	})
 })
 

@@ -43,9 +43,14 @@ type retryMemory struct {
 	mu sync.Mutex
 	// failedWith is the credentials Secret's resourceVersion at the last failed WeChat call.
 	failedWith map[types.NamespacedName]string
-	// requested counts the refresh requests honoured in a row, each within the API backoff
-	// cap of the one before.
-	requested map[types.NamespacedName]int32
+	// requested is the run of refresh requests honoured in a row.
+	requested map[types.NamespacedName]requestRun
+}
+
+// requestRun is a run of honoured refresh requests: how many, and when the last one was.
+type requestRun struct {
+	inARow int32
+	last   time.Time
 }
 
 func (m *retryMemory) failed(key types.NamespacedName, credentialsVersion string) {
@@ -71,19 +76,19 @@ func (m *retryMemory) credentialsChanged(key types.NamespacedName, credentialsVe
 	return ok && v != credentialsVersion
 }
 
-func (m *retryMemory) requestsHonoured(key types.NamespacedName) int32 {
+func (m *retryMemory) requestRun(key types.NamespacedName) requestRun {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.requested[key]
 }
 
-func (m *retryMemory) honourRequest(key types.NamespacedName, inARow int32) {
+func (m *retryMemory) honourRequest(key types.NamespacedName, inARow int32, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.requested == nil {
-		m.requested = map[types.NamespacedName]int32{}
+		m.requested = map[types.NamespacedName]requestRun{}
 	}
-	m.requested[key] = inARow
+	m.requested[key] = requestRun{inARow: inARow, last: now.Truncate(time.Second)}
 }
 
 // retryGate is what the last failure allows now.
@@ -114,7 +119,8 @@ func (r *WeChatComponentReconciler) gate(c *wechatv1alpha1.WeChatComponent, cred
 
 // refreshRequest says whether the refresh-requested-at annotation is honoured now and, if it
 // is not yet, how long until it may be: at once the first time, then after APIFailure's
-// backoff (5s, 10s, ... 5 minutes) measured from the token a previous request brought.
+// backoff (5s, 10s, ... 5 minutes) measured from the token a previous request brought. A
+// token from a scheduled refresh since the last request starts a new run.
 func (r *WeChatComponentReconciler) refreshRequest(c *wechatv1alpha1.WeChatComponent, token *issuedToken, now time.Time) (honour bool, inARow int32, wait time.Duration) {
 	if !r.refreshRequested(c, token) {
 		return false, 0, 0
@@ -122,9 +128,12 @@ func (r *WeChatComponentReconciler) refreshRequest(c *wechatv1alpha1.WeChatCompo
 	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	backoff := refresh.APIFailure.Scaled(r.BackoffScale)
 	age := now.Sub(token.issuedAt)
-	n := r.retries.requestsHonoured(key)
-	if age >= 2*backoff.Cap {
-		n = 0 // the token lived well past the backoff's cap: a new run of rejections
+	run := r.retries.requestRun(key)
+	n := run.inARow
+	if token.issuedAt.After(run.last) || age >= 2*backoff.Cap {
+		// The token came from a scheduled refresh after the last request, or lived well past
+		// the backoff's cap: a new run of rejections starts.
+		n = 0
 	}
 	if n > 0 {
 		if wait := backoff.Delay(n, 0) - age; wait > 0 {

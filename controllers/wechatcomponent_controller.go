@@ -228,7 +228,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		logger.Info("the spec or the credentials Secret changed since the last failure; trying again now")
 	}
 	if requested {
-		r.retries.honourRequest(key, inARow)
+		r.retries.honourRequest(key, inARow, now)
 	}
 
 	// Act.
