@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"errors"
+	"strconv"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
@@ -23,9 +24,31 @@ type failure struct {
 
 func (f *failure) Error() string { return f.reason + ": " + f.message }
 
+// needsHuman reports a failure only a human can fix (Stalled); it is retried slowly.
+func (f *failure) needsHuman() bool { return f != nil && f.backoff == refresh.ConfigurationError }
+
 // configurationFailure is a problem only a human can fix; it is retried slowly.
 func configurationFailure(reason, message string) *failure {
 	return &failure{reason: reason, message: message, backoff: refresh.ConfigurationError}
+}
+
+// classifyComponentTokenError classifies an error of api_component_token. That call carries
+// no access token, so a "token invalid" answer (40001, 42001, 40014) cannot be cured by
+// calling it again: WeChat rejects the AppSecret (a wrong one looks exactly like this) or the
+// appid. It is a credentials problem, backed off like one, never a refresh-now loop.
+func classifyComponentTokenError(err error, credentialsSecret string) *failure {
+	if wxapi.IsInvalidToken(err) {
+		return configurationFailure(wechatv1alpha1.ReasonCredentialsRejected, err.Error()+
+			"; api_component_token takes no access token, so WeChat rejected the credentials: check the AppSecret in Secret "+
+			strconv.Quote(credentialsSecret)+" (was it reset in the platform console?) and spec.appID, "+
+			"then update the Secret; the manager retries at once when the Secret changes")
+	}
+	if wxapi.IsInvalidAppSecret(err) {
+		return configurationFailure(wechatv1alpha1.ReasonInvalidAppSecret, err.Error()+
+			"; check the AppSecret in Secret "+strconv.Quote(credentialsSecret)+
+			" against the platform's settings; the manager retries at once when the Secret changes")
+	}
+	return classifyAPIError(err)
 }
 
 // classifyAPIError maps a WeChat client error to a condition reason and a hint of what to do.
@@ -45,7 +68,7 @@ func classifyAPIError(err error) *failure {
 	case wxapi.IsBusy(err):
 		return api(wechatv1alpha1.ReasonWeChatBusy, "; WeChat is busy, retrying with backoff")
 	case wxapi.IsInvalidToken(err):
-		return api(wechatv1alpha1.ReasonInvalidToken, "; the component token is refreshed at once")
+		return api(wechatv1alpha1.ReasonInvalidToken, "; a new component token is requested (at once the first time, then with backoff)")
 	case wxapi.IsQuota(err):
 		return api(wechatv1alpha1.ReasonQuotaExceeded,
 			"; the daily quota of this API is used up, retrying with backoff (the quota resets at midnight Beijing time)")
@@ -63,7 +86,7 @@ func classifyAPIError(err error) *failure {
 			"; add the manager's egress IP addresses to the platform's IP whitelist")
 	case wxapi.IsUnauthorizedAPI(err):
 		return cfg(wechatv1alpha1.ReasonAPIUnauthorized,
-			"; the platform lacks the permission for this API")
+			"; the platform lacks the permission for this API: check the permission sets (权限集) in the platform's settings")
 	case wxapi.IsNotAuthorized(err):
 		return cfg(wechatv1alpha1.ReasonNotAuthorized,
 			"; the account has not authorized the platform (or revoked it): it must authorize again")

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -102,33 +101,23 @@ func (e errSecretNotOurs) Error() string {
 
 // ensure makes the Secret hold token (or no token data when token is nil, after an
 // authorization was revoked and spec asked to delete it), with the template's labels and
-// annotations, owned by owner. It writes only when something changed, and returns the Secret
-// as it now is.
+// annotations, owned by owner. Only the operator's own metadata keys are written (see
+// ownedMetadata): labels and annotations others put on the Secret survive. It writes only
+// when something changed, and returns the Secret as it now is.
 func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, existing *corev1.Secret,
 	name string, tmpl wechatv1alpha1.TokenSecretTemplate, labels map[string]string, token *issuedToken) (*corev1.Secret, error) {
+	own := ownedMetadata(tmpl, labels, token)
 	desired := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Namespace:   owner.GetNamespace(),
-			Labels:      map[string]string{},
-			Annotations: map[string]string{},
-		},
-		Type: corev1.SecretTypeOpaque,
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: owner.GetNamespace()},
+		Type:       corev1.SecretTypeOpaque,
 	}
-	maps.Copy(desired.Labels, tmpl.Labels)
-	maps.Copy(desired.Labels, labels)
-	desired.Labels[wechatv1alpha1.LabelManagedBy] = wechatv1alpha1.ManagedByValue
-	maps.Copy(desired.Annotations, tmpl.Annotations)
+	desired.Labels, desired.Annotations = own.apply(nil, nil, templateKeys{})
 	if token != nil {
-		expires := token.expiresAt.UTC().Format(time.RFC3339)
 		desired.Data = map[string][]byte{
 			wechatv1alpha1.SecretKeyAccessToken: []byte(token.accessToken),
-			wechatv1alpha1.SecretKeyExpiresAt:   []byte(expires),
+			wechatv1alpha1.SecretKeyExpiresAt:   []byte(token.expiresAt.UTC().Format(time.RFC3339)),
 			wechatv1alpha1.SecretKeyAppID:       []byte(token.appID),
 		}
-		desired.Annotations[wechatv1alpha1.AnnotationExpiresAt] = expires
-		desired.Annotations[AnnotationIssuedAt] = token.issuedAt.UTC().Format(time.RFC3339)
-		desired.Annotations[wechatv1alpha1.AnnotationTokenHash] = tokenHash(token.accessToken)
 	}
 	if err := controllerutil.SetControllerReference(owner, desired, w.scheme); err != nil {
 		return nil, err
@@ -153,8 +142,7 @@ func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, exi
 		return nil, errSecretNotOurs{name: name}
 	}
 	updated := existing.DeepCopy()
-	updated.Labels = desired.Labels
-	updated.Annotations = desired.Annotations
+	updated.Labels, updated.Annotations = own.apply(existing.Labels, existing.Annotations, previousTemplateKeys(existing))
 	updated.Data = desired.Data
 	updated.StringData = nil
 	updated.Type = existing.Type

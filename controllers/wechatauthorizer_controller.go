@@ -71,6 +71,8 @@ type WeChatAuthorizerReconciler struct {
 	// MinRefreshMargin replaces the 10-minute least refresh margin when set: only for
 	// compressed-time runs (benchmarks, a simulator with short tokens).
 	MinRefreshMargin time.Duration
+	// BackoffScale multiplies every failure backoff when set: only for compressed-time runs.
+	BackoffScale float64
 
 	versions writtenVersions
 

@@ -54,8 +54,13 @@ func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRu
 	a.Status.LastFailureReason = f.reason
 	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventRefreshFailed, "Refresh", "%s", f.message)
 	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
-	wait := f.backoff.Delay(a.Status.FailedAttempts, r.Random())
-	return reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
+	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(a.Status.FailedAttempts, r.Random()), time.Second)
+	// status.refreshAt says when the next attempt is; with a token still valid, a wake-up
+	// before then finds nothing due (keptRefreshTime keeps it), so WeChat is not called.
+	if !localFailureReasons[f.reason] && f.reason != wechatv1alpha1.ReasonRefreshTokenSecretInvalid {
+		run.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	}
+	return reconcile.Result{RequeueAfter: wait}, nil
 }
 
 // recordStatus turns the run into conditions and status fields.
@@ -64,6 +69,7 @@ func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
 	now := r.Clock.Now()
 	s := &a.Status
 	s.ObservedGeneration = a.Generation
+	setStalled(&s.Conditions, a.Generation, run.failure)
 	if !run.refreshAt.IsZero() {
 		s.RefreshAt = timePtr(run.refreshAt)
 	}
@@ -105,6 +111,7 @@ func authorizerInfoStatus(info wxapi.AuthorizerInfo, now time.Time) *wechatv1alp
 	return &wechatv1alpha1.AuthorizerInfo{
 		NickName: info.NickName, HeadImg: info.HeadImg, ServiceType: &serviceType, VerifyType: &verifyType,
 		UserName: info.UserName, PrincipalName: info.PrincipalName, Alias: info.Alias, QRCodeURL: info.QRCodeURL,
+		Signature: info.Signature, MiniProgram: info.MiniProgram,
 		BusinessInfo: &wechatv1alpha1.BusinessInfo{
 			OpenStore: b.OpenStore == 1, OpenScan: b.OpenScan == 1, OpenPay: b.OpenPay == 1,
 			OpenCard: b.OpenCard == 1, OpenShake: b.OpenShake == 1,

@@ -50,6 +50,7 @@ const (
 	msgTicketExpired     = "the newest component_verify_ticket is older than 12 hours; WeChat was asked to push a new one"
 	msgTicketRejected    = "WeChat rejected the component_verify_ticket; waiting for a new push"
 	msgTicketRequested   = "asked WeChat to push a component_verify_ticket (api_start_push_ticket)"
+	msgRetryAt           = "the last refresh failed (%s, see the Events); the next attempt is at %s"
 	ticketValidity       = 12 * time.Hour
 	startPushMinInterval = 10 * time.Minute
 	// keyringSettleTime is how long new receiver keys get to reach the receivers' caches
@@ -92,6 +93,8 @@ type WeChatComponentReconciler struct {
 	// MinRefreshMargin replaces the 10-minute least refresh margin when set: only for
 	// compressed-time runs (benchmarks, a simulator with short tokens).
 	MinRefreshMargin time.Duration
+	// BackoffScale multiplies every failure backoff when set: only for compressed-time runs.
+	BackoffScale float64
 
 	versions writtenVersions
 	// KeyringNamespace and KeyringName locate the receiver keyring Secret.
@@ -102,6 +105,7 @@ type WeChatComponentReconciler struct {
 	lastStartPush map[types.NamespacedName]time.Time
 	testReplies   testReplyMemory
 	quota         quotaMemory
+	retries       retryMemory
 }
 
 // componentState is what one reconcile learned; it is turned into status at the end.
@@ -111,6 +115,8 @@ type componentState struct {
 	failure      *failure
 	ticketReason string
 	ticketMsg    string
+	// gated: a failed call's backoff is running, nothing new was learned; its conditions stay.
+	gated bool
 }
 
 // Reconcile reads like the story of a token: fetch, gather, decide, act, record.
@@ -157,7 +163,8 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		return state, reconcile.Result{}, err
 	}
 	state.token = readTokenSecret(existing, c.Spec.AppID)
-	r.quota.restore(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, c)
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	r.quota.restore(key, c)
 	policy, err := refresh.ParsePolicy(c.Spec.Refresh.Before, c.Spec.Refresh.Jitter)
 	policy = policy.WithMinMargin(r.MinRefreshMargin)
 	if err != nil {
@@ -175,7 +182,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	if err != nil {
 		return state, reconcile.Result{}, err
 	}
-	keysChanged, err := r.keyring().project(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, creds.token, creds.encodingAESKey, forwardKey)
+	keysChanged, err := r.keyring().project(ctx, key, creds.token, creds.encodingAESKey, forwardKey)
 	if err != nil {
 		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
 	}
@@ -185,14 +192,20 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	}
 
 	// Decide.
-	refreshNeeded := !state.token.validAt(now) || !now.Before(state.refreshAt) || r.refreshRequested(c, state.token)
+	gate := r.gate(c, creds.version)
+	requested, inARow, requestWait := r.refreshRequest(c, state.token, now)
+	refreshNeeded := !state.token.validAt(now) || !now.Before(state.refreshAt) || requested || (gate.waiting && gate.changed)
 	if !refreshNeeded {
 		// Keep the Secret's labels and annotations in line with spec, without a WeChat call.
 		if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), state.token); err != nil {
 			return r.secretFailure(ctx, c, state, err)
 		}
+		state.gated = gate.waiting // a failure is being backed off: keep its conditions
 		r.exchangePendingCodes(ctx, c, state.token.accessToken)
 		retry := r.answerTestReplies(ctx, c, state.token.accessToken)
+		if requestWait > 0 {
+			retry = soonest(retry, requestWait)
+		}
 		return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
 	}
 	if !ticketOK {
@@ -204,6 +217,18 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		r.requestTicketPush(ctx, c, creds)
 		// The ticket push wakes us; until then, look again when the token needs it.
 		return state, reconcile.Result{RequeueAfter: r.waitForTicket(state, now)}, nil
+	}
+
+	if gate.blocks(now) {
+		// The backoff of the last failure has not run out: no call, whatever woke us.
+		state.gated, state.refreshAt = true, gate.at
+		return state, reconcile.Result{RequeueAfter: max(gate.at.Sub(now), time.Second)}, nil
+	}
+	if gate.changed {
+		logger.Info("the spec or the credentials Secret changed since the last failure; trying again now")
+	}
+	if requested {
+		r.retries.honourRequest(key, inARow, now)
 	}
 
 	// Act.
@@ -218,7 +243,8 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		}
 	}
 	if err != nil {
-		f := classifyAPIError(err)
+		f := classifyComponentTokenError(err, c.Spec.CredentialsSecretRef.Name)
+		r.retries.failed(key, creds.version)
 		if f.reason == wechatv1alpha1.ReasonTicketRejected {
 			state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketRejected, msgTicketRejected
 			r.requestTicketPush(ctx, c, creds)
@@ -234,6 +260,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	state.token = token
 	state.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
+	r.retries.succeeded(key)
 	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
 	r.honourQuotaResetRequest(ctx, c, token)
 	r.exchangePendingCodes(ctx, c, token.accessToken)
@@ -316,11 +343,13 @@ func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.
 	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, eventReason, "Refresh", "%s", f.message)
 	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
 		"failedAttempts", c.Status.FailedAttempts)
-	wait := f.backoff.Delay(c.Status.FailedAttempts, r.Random())
-	if f.reason == wechatv1alpha1.ReasonInvalidToken {
-		wait = 0
+	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(c.Status.FailedAttempts, r.Random()), time.Second)
+	if !localFailureReasons[f.reason] {
+		// status.refreshAt is the end of the backoff: no WeChat call before it (see gate).
+		// A failure found without calling WeChat leaves the token's refresh time as it is.
+		state.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
 	}
-	return state, reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
+	return state, reconcile.Result{RequeueAfter: wait}, nil
 }
 
 func (r *WeChatComponentReconciler) secretFailure(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
@@ -340,6 +369,8 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 		s.TokenSecretName = componentTokenSecretName(c)
 		s.ExpiresAt = timePtr(state.token.expiresAt)
 		s.LastRefreshTime = timePtr(state.token.issuedAt)
+	}
+	if !state.refreshAt.IsZero() {
 		s.RefreshAt = timePtr(state.refreshAt)
 	}
 	if state.ticketReason != "" {
@@ -349,7 +380,12 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 		}
 		setCondition(&s.Conditions, c.Generation, wechatv1alpha1.ConditionTicketReceived, status, state.ticketReason, state.ticketMsg)
 	}
+	if state.gated {
+		keepBackedOffReady(&s.Conditions, c.Generation, now, state.token, s.LastFailureReason, state.refreshAt)
+		return
+	}
 	setReady(&s.Conditions, c.Generation, now, state.token, state.refreshAt, state.failure, s.TokenSecretName, state.ticketReason, state.ticketMsg)
+	setStalled(&s.Conditions, c.Generation, state.failure)
 }
 
 // setReady sets Ready: True while the Secret serves a valid token, whatever else fails.

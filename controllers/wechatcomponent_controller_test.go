@@ -296,15 +296,19 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		Expect(string(w.tokenSecret().Data["access_token"])).NotTo(Equal(good))
 	})
 
-	It("refreshes at once after 40001, without backing off", func() {
+	It("backs off after 40001 from api_component_token, a credentials problem, instead of calling again at once", func() {
 		w = newWorld()
 		issueFirstToken()
 		w.clock.SetTime(w.component().Status.RefreshAt.Time)
 		w.sim.AddFault(wxsim.Fault{API: wxapi.APIComponentToken, ErrCode: wxapi.CodeInvalidCredential})
 		result := w.reconcile()
-		Expect(w.component().Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonInvalidToken))
-		Expect(result.RequeueAfter).To(BeNumerically("<=", time.Second))
+		Expect(w.component().Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonCredentialsRejected))
+		Expect(result.RequeueAfter).To(BeNumerically(">=", 24*time.Second), "the configuration backoff, not a refresh now")
 		w.reconcile()
+		Expect(w.tokenCalls()).To(Equal(2), "no call before the backoff ends")
+		w.clock.Step(result.RequeueAfter)
+		w.reconcile()
+		Expect(w.tokenCalls()).To(Equal(3))
 		Expect(w.component().Status.FailedAttempts).To(BeZero())
 	})
 

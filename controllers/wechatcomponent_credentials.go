@@ -22,6 +22,8 @@ type credentials struct {
 	appSecret      string
 	token          string
 	encodingAESKey string
+	// version is the Secret's resourceVersion: a failure is retried at once when it changes.
+	version string
 }
 
 // loadCredentials reads and validates the credentials Secret. It is read uncached: it is the
@@ -59,6 +61,7 @@ func (r *WeChatComponentReconciler) loadCredentials(ctx context.Context, c *wech
 		appSecret:      value(ref.AppSecretKey, wechatv1alpha1.DefaultAppSecretKey),
 		token:          value(ref.TokenKey, wechatv1alpha1.DefaultTokenKey),
 		encodingAESKey: value(ref.EncodingAESKeyKey, wechatv1alpha1.DefaultEncodingAESKeyKey),
+		version:        secret.ResourceVersion,
 	}
 	if len(missing) > 0 {
 		return credentials{}, configurationFailure(wechatv1alpha1.ReasonCredentialsInvalid,

@@ -89,6 +89,7 @@ func TestAForwardToAnUnlistedHostIsNotSent(t *testing.T) {
 	app := newApp(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, "success") })
 	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: app.srv.URL + "/wechat"}),
 		func(_ *wechatv1alpha1.WeChatComponent, _ *corev1.Secret, o *Options) { o.ForwardAllowedHosts = nil })
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil) // a known account: only the policy stops the forward
 	reply := e.send("text", "hello", "")
 	if reply.StatusCode != http.StatusOK || !reply.Empty {
 		t.Fatalf("answer HTTP %d %q, want success", reply.StatusCode, reply.Body)

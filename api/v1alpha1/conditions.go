@@ -14,6 +14,11 @@ const (
 	ConditionTicketReceived = "TicketReceived"
 	// ConditionAuthorized (WeChatAuthorizer) is True while the account's authorization is in force.
 	ConditionAuthorized = "Authorized"
+	// ConditionStalled (kstatus) is True while the resource cannot make progress until a human
+	// fixes something its reason names (credentials, appid, whitelist, permissions); it is
+	// absent otherwise. WeChat is called again only after the backoff, or at once when the
+	// credentials Secret or the spec changes.
+	ConditionStalled = "Stalled"
 )
 
 // Condition reasons. Messages say what to do; none of them carries a token, ticket, code or key.
@@ -50,6 +55,9 @@ const (
 	ReasonInvalidAppSecret = "InvalidAppSecret"
 	// ReasonInvalidAppID: WeChat rejected the appid (40013, 61011).
 	ReasonInvalidAppID = "InvalidAppID"
+	// ReasonCredentialsRejected: api_component_token itself answered 40001/42001/40014: that
+	// call carries no access token, so the AppSecret (or appid) it sends is what WeChat rejects.
+	ReasonCredentialsRejected = "CredentialsRejected"
 	// ReasonInvalidToken: WeChat rejected an access token as invalid or expired (40001, 42001, 40014).
 	ReasonInvalidToken = "InvalidToken"
 	// ReasonQuotaExceeded: the daily call quota of an API is used up (45009).

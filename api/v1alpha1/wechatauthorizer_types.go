@@ -126,6 +126,14 @@ type AuthorizerInfo struct {
 	// QRCodeURL is the URL of the account's QR code image.
 	// +optional
 	QRCodeURL string `json:"qrcodeURL,omitempty"`
+	// Signature is the account's self-description (its 功能介绍).
+	// +optional
+	Signature string `json:"signature,omitempty"`
+	// MiniProgram is true for a mini program (api_get_authorizer_info returned
+	// MiniProgramInfo), false for an official account. A mini program's serviceType is 0,
+	// like a subscription account's: this field tells them apart.
+	// +optional
+	MiniProgram bool `json:"miniProgram,omitempty"`
 	// BusinessInfo lists which business features are open.
 	// +optional
 	BusinessInfo *BusinessInfo `json:"businessInfo,omitempty"`
@@ -192,7 +200,8 @@ type WeChatAuthorizerStatus struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// RefreshAt is when the controller will next refresh the token.
+	// RefreshAt is when the controller will next refresh the token; after a failed refresh
+	// (failedAttempts > 0), when it tries again: WeChat is not called before then.
 	// +optional
 	RefreshAt *metav1.Time `json:"refreshAt,omitempty"`
 

@@ -191,7 +191,8 @@ type WeChatComponentStatus struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// RefreshAt is when the controller will next refresh the token.
+	// RefreshAt is when the controller will next refresh the token; after a failed refresh
+	// (failedAttempts > 0), when it tries again: WeChat is not called before then.
 	// +optional
 	RefreshAt *metav1.Time `json:"refreshAt,omitempty"`
 

@@ -53,6 +53,7 @@ func main() {
 		apiTimeout    = flag.Duration("wechat-api-timeout", 10*time.Second, "timeout of one WeChat API request")
 		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
 		minMargin     = flag.Duration("min-refresh-margin", 0, "least time before expiry a token is refreshed (default 10m); lower it only to compress time in tests and benchmarks against wechat-sim with short tokens")
+		backoffScale  = flag.Float64("backoff-scale", 1, "multiplies the failure backoffs (5s..5m for WeChat errors, 30s..10m for problems a human must fix); lower it only to compress time in tests against wechat-sim")
 		kubeQPS       = flag.Float64("kube-api-qps", 100, "largest sustained rate of requests to the Kubernetes API server per second")
 		kubeBurst     = flag.Int("kube-api-burst", 200, "burst of Kubernetes API requests above --kube-api-qps")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
@@ -127,6 +128,7 @@ func main() {
 		KeyringNamespace: *operatorNS,
 		KeyringName:      *keyringName,
 		MinRefreshMargin: *minMargin,
+		BackoffScale:     *backoffScale,
 	}
 	if err := components.SetupWithManager(mgr, *maxReconciles); err != nil {
 		setupLog.Error(err, "unable to set up the WeChatComponent controller")
@@ -141,6 +143,7 @@ func main() {
 		Clock:            clock.RealClock{},
 		Random:           randomFloat,
 		MinRefreshMargin: *minMargin,
+		BackoffScale:     *backoffScale,
 		// The HMAC keys of spec.messages.forward go into the keyring too.
 		KeyringNamespace: *operatorNS,
 		KeyringName:      *keyringName,

@@ -34,3 +34,12 @@ func (b Backoff) Delay(failures int32, random float64) time.Duration {
 	d = min(d, b.Cap)
 	return d - time.Duration(0.2*random*float64(d))
 }
+
+// Scaled returns the backoff with base and cap multiplied by f; f <= 0 or 1 returns it as it
+// is. Only compressed-time runs (the fault matrix) scale backoffs, with the token lifetime.
+func (b Backoff) Scaled(f float64) Backoff {
+	if f <= 0 || f == 1 {
+		return b
+	}
+	return Backoff{Base: time.Duration(f * float64(b.Base)), Cap: time.Duration(f * float64(b.Cap))}
+}

@@ -147,3 +147,15 @@ func TestMinMarginScalesWithCompressedTime(t *testing.T) {
 		t.Errorf("1m floor on a 5m token: margin %v, want 1m", got)
 	}
 }
+
+func TestBackoffScaled(t *testing.T) {
+	s := APIFailure.Scaled(1.0 / 60)
+	if s.Base != APIFailure.Base/60 || s.Cap != 5*time.Second {
+		t.Fatalf("APIFailure scaled 1/60 = %+v, want base %v, cap 5s", s, APIFailure.Base/60)
+	}
+	for _, f := range []float64{0, 1, -2} {
+		if got := ConfigurationError.Scaled(f); got != ConfigurationError {
+			t.Errorf("Scaled(%v) = %+v, want the backoff unchanged", f, got)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
+)
+
+// Bounded calls: under a persistent WeChat error no path calls WeChat more often than its
+// backoff allows. A failed api_component_token call sets status.refreshAt to the end of its
+// backoff, and no wake-up (a ticket push, an authorizer's refresh request, an annotation)
+// calls WeChat before then, unless what failed has changed since: the spec (a new generation)
+// or the credentials Secret (a new resourceVersion). A refresh requested by an authorizer
+// whose call WeChat rejected (40001/42001) is honoured at once the first time, then with the
+// API backoff between requested refreshes, so a token rejected again and again costs at most
+// one call per backoff however many authorizers ask.
+
+// localFailureReasons are failures found without calling WeChat: they are looked at again on
+// every reconcile, since fixing them calls WeChat no more often than the fix is made.
+var localFailureReasons = map[string]bool{
+	wechatv1alpha1.ReasonCredentialsSecretNotFound: true,
+	wechatv1alpha1.ReasonCredentialsInvalid:        true,
+	wechatv1alpha1.ReasonInvalidSpec:               true,
+	wechatv1alpha1.ReasonSecretConflict:            true,
+}
+
+// retryMemory is what one manager process knows about a component's failures beyond its
+// status. A restart forgets it: the backoff in status.refreshAt still holds, only a
+// credentials change is then noticed when that backoff ends.
+type retryMemory struct {
+	mu sync.Mutex
+	// failedWith is the credentials Secret's resourceVersion at the last failed WeChat call.
+	failedWith map[types.NamespacedName]string
+	// requested is the run of refresh requests honoured in a row.
+	requested map[types.NamespacedName]requestRun
+}
+
+// requestRun is a run of honoured refresh requests: how many, and when the last one was.
+type requestRun struct {
+	inARow int32
+	last   time.Time
+}
+
+func (m *retryMemory) failed(key types.NamespacedName, credentialsVersion string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failedWith == nil {
+		m.failedWith = map[types.NamespacedName]string{}
+	}
+	m.failedWith[key] = credentialsVersion
+}
+
+func (m *retryMemory) succeeded(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.failedWith, key)
+}
+
+// credentialsChanged reports a credentials Secret other than the one of the last failure.
+func (m *retryMemory) credentialsChanged(key types.NamespacedName, credentialsVersion string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.failedWith[key]
+	return ok && v != credentialsVersion
+}
+
+func (m *retryMemory) requestRun(key types.NamespacedName) requestRun {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.requested[key]
+}
+
+func (m *retryMemory) honourRequest(key types.NamespacedName, inARow int32, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.requested == nil {
+		m.requested = map[types.NamespacedName]requestRun{}
+	}
+	m.requested[key] = requestRun{inARow: inARow, last: now.Truncate(time.Second)}
+}
+
+// retryGate is what the last failure allows now.
+type retryGate struct {
+	// waiting: a WeChat call failed and its backoff runs until at.
+	waiting bool
+	at      time.Time
+	// changed: the spec or the credentials changed since the failure; try again at once.
+	changed bool
+}
+
+// blocks reports whether the backoff forbids a WeChat call now.
+func (g retryGate) blocks(now time.Time) bool { return g.waiting && !g.changed && now.Before(g.at) }
+
+// gate reads the backoff of the last failed WeChat call from status.
+func (r *WeChatComponentReconciler) gate(c *wechatv1alpha1.WeChatComponent, credentialsVersion string) retryGate {
+	s := c.Status
+	if s.FailedAttempts == 0 || localFailureReasons[s.LastFailureReason] || s.RefreshAt == nil {
+		return retryGate{}
+	}
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	return retryGate{
+		waiting: true,
+		at:      s.RefreshAt.Time,
+		changed: c.Generation != s.ObservedGeneration || r.retries.credentialsChanged(key, credentialsVersion),
+	}
+}
+
+// refreshRequest says whether the refresh-requested-at annotation is honoured now and, if it
+// is not yet, how long until it may be: at once the first time, then after APIFailure's
+// backoff (5s, 10s, ... 5 minutes) measured from the token a previous request brought. A
+// token from a scheduled refresh since the last request starts a new run.
+func (r *WeChatComponentReconciler) refreshRequest(c *wechatv1alpha1.WeChatComponent, token *issuedToken, now time.Time) (honour bool, inARow int32, wait time.Duration) {
+	if !r.refreshRequested(c, token) {
+		return false, 0, 0
+	}
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	backoff := refresh.APIFailure.Scaled(r.BackoffScale)
+	age := now.Sub(token.issuedAt)
+	run := r.retries.requestRun(key)
+	n := run.inARow
+	if token.issuedAt.After(run.last) || age >= 2*backoff.Cap {
+		// The token came from a scheduled refresh after the last request, or lived well past
+		// the backoff's cap: a new run of rejections starts.
+		n = 0
+	}
+	if n > 0 {
+		if wait := backoff.Delay(n, 0) - age; wait > 0 {
+			return false, n, wait
+		}
+	}
+	return true, n + 1, 0
+}
+
+// keepBackedOffReady leaves Ready as the failure being backed off left it, unless the token
+// it still called valid has expired meanwhile.
+func keepBackedOffReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, reason string, retryAt time.Time) {
+	ready := meta.FindStatusCondition(*conds, wechatv1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || token.validAt(now) {
+		return
+	}
+	setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, reason,
+		fmt.Sprintf(msgNoToken, fmt.Sprintf(msgRetryAt, reason, retryAt.UTC().Format(time.RFC3339))))
+}
+
+// setStalled sets Stalled while a failure needs a human, and removes it otherwise.
+func setStalled(conds *[]metav1.Condition, generation int64, f *failure) {
+	if !f.needsHuman() {
+		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionStalled)
+		return
+	}
+	setCondition(conds, generation, wechatv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
+}
