@@ -387,6 +387,7 @@ status() {
   echo "down"; return 1
 }
 
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0  # sourced (for debugging): functions only
 cmd="${1:-}"; shift || true
 case "${cmd}" in
   up) up ;;

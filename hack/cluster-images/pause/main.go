@@ -18,7 +18,6 @@ import (
 func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	// As PID 1 of a shared PID namespace it would also reap zombies; a SIGCHLD handler is
 	// As PID 1 of a pod that shares its PID namespace it inherits orphans: reap them.
 	children := make(chan os.Signal, 1)
 	signal.Notify(children, syscall.SIGCHLD)
