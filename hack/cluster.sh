@@ -10,6 +10,9 @@
 #   hack/cluster.sh exec CMD... run CMD inside the cluster's network namespace
 #   hack/cluster.sh import TAR  import an image tarball into the node's containerd
 #   hack/cluster.sh status      is it up?
+#
+# CLUSTER_PROVIDER=kind uses kind (Docker) instead, with hack/cluster-kind.yaml: same ranges,
+# same kubeconfig path, images loaded with `kind load image-archive`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -389,6 +392,26 @@ status() {
 
 [[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0  # sourced (for debugging): functions only
 cmd="${1:-}"; shift || true
+
+if [ "${CLUSTER_PROVIDER:-}" = kind ]; then
+  KIND_NAME=wechat-cluster
+  kk() { kubectl --kubeconfig "${STATE}/kubeconfig" "$@"; }
+  case "${cmd}" in
+    up) mkdir -p "${STATE}"
+        kind delete cluster --name "${KIND_NAME}" >/dev/null 2>&1 || true
+        kind create cluster --name "${KIND_NAME}" --config "${ROOT}/hack/cluster-kind.yaml" \
+          --kubeconfig "${STATE}/kubeconfig" --wait 180s
+        log "kubeconfig: ${STATE}/kubeconfig" ;;
+    down) kind delete cluster --name "${KIND_NAME}"; rm -f "${STATE}/kubeconfig" ;;
+    status) kk get --raw /readyz >/dev/null 2>&1 && echo "up (kind): kubeconfig ${STATE}/kubeconfig" ;;
+    kubectl) kk "$@" ;;
+    exec) "$@" ;;
+    import) for f in "$@"; do kind load image-archive --name "${KIND_NAME}" "${f}"; done ;;
+    *) die "unknown command ${cmd}" ;;
+  esac
+  exit
+fi
+
 case "${cmd}" in
   up) up ;;
   down) down ;;
