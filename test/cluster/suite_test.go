@@ -87,6 +87,7 @@ func TestCluster(t *testing.T) {
 		{"6 undeploy and deploy keep resources and Secrets, and make no WeChat call for tokens not due", testRedeploy},
 		{"3+4 a consumer pod uses the mounted tokens over refresh cycles, through leader and receiver pod loss", testConsumerOverRefreshes},
 	}
+	startWatch(t)
 	for _, s := range steps {
 		start := time.Now()
 		ok := t.Run(s.name, s.run)

@@ -25,8 +25,8 @@ import (
 // watch follows the two token Secrets from before they exist to the end of the suite.
 var watch *harness.TokenWatch
 
-// testTicketsAndTokens: issue 20 item 2.
-func testTicketsAndTokens(t *testing.T) {
+// startWatch starts watch for the whole of t (TestCluster, not one step).
+func startWatch(t *testing.T) {
 	var err error
 	if watch, err = harness.WatchTokens(suiteCtx, restConfig, appsNS, simURL); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,10 @@ func testTicketsAndTokens(t *testing.T) {
 	t.Cleanup(watch.Stop)
 	watch.Track(componentSecret, harness.ComponentToken, componentAppID)
 	watch.Track(authorizerSecret, harness.AuthorizerToken, componentAppID)
+}
 
+// testTicketsAndTokens: issue 20 item 2.
+func testTicketsAndTokens(t *testing.T) {
 	// config/samples, as a user applies them (with the consumer's app swapped, testdata/).
 	kubectl(t, "apply", "--server-side", "-k", "test/cluster/testdata")
 
