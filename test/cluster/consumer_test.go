@@ -142,7 +142,7 @@ func reportPickup(t *testing.T, stats consumerStats, consumerStarted time.Time) 
 		t.Fatalf("only %d pickups measured, want at least %d", len(delays), 2*refreshCycles)
 	}
 	sorted := sortedCopy(delays)
-	t.Logf("PICKUP: Secret update -> pod file, %d refreshes: p50 %s, max %s, min %s (all: %v)", len(sorted),
+	t.Logf("PICKUP: Secret update -> pod file, %d token values (first ones and refreshes): p50 %s, max %s, min %s (all: %v)", len(sorted),
 		percentile(sorted, 0.5).Round(100*time.Millisecond), sorted[len(sorted)-1].Round(100*time.Millisecond),
 		sorted[0].Round(100*time.Millisecond), delays)
 }
