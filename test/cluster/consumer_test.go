@@ -94,6 +94,7 @@ func testConsumerOverRefreshes(t *testing.T) {
 	if stats.Calls["component"] < 300 || stats.Calls["authorizer"] < 300 {
 		t.Errorf("the consumer made only %v calls: it did not use the tokens continuously", stats.Calls)
 	}
+	t.Logf("consumer: calls %v since %s, %d rejected, %d unanswered", stats.Calls, started.Format(time.TimeOnly), len(stats.Rejections), stats.Errors)
 	reportPickup(t, stats, started)
 	checkOneCallPerValue(t)
 	for s, d := range watch.ExpiredServed() {
