@@ -123,7 +123,44 @@ docker-push: ## Push both images.
 	$(CONTAINER_TOOL) push $(MANAGER_IMG)
 	$(CONTAINER_TOOL) push $(RECEIVER_IMG)
 
-##@ Deployment (to the cluster of the current kubeconfig)
+##@ Local cluster (a real one-node Kubernetes on this machine, no Docker: docs/cluster.md)
+
+# Images `make images` builds (hack/cluster-images, go-containerregistry) and config/local uses.
+LOCAL_IMG_REGISTRY ?= localhost/wechat-operator
+LOCAL_IMG_TAG ?= local
+IMAGES_DIR ?= bin/images
+CLUSTER_SH ?= hack/cluster.sh
+
+.PHONY: cluster
+cluster: ## Build (cached in bin/) and start a one-node cluster in network namespace wechat-cluster; prints the kubeconfig.
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) ENVTEST_ASSETS="$(ENVTEST_ASSETS)" $(CLUSTER_SH) up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove everything it started or created (also after a killed run).
+	@$(CLUSTER_SH) down
+
+.PHONY: images
+images: ## Build the manager, receiver and simulator images without a daemon into bin/images; load them into the local cluster if it is up.
+	@echo "==> building static binaries for the images"
+	@mkdir -p $(IMAGES_DIR)
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(IMAGES_DIR)/ ./cmd/manager ./cmd/webhook-receiver ./cmd/wechat-sim ./test/cluster/consumer
+	@echo "==> packing the images (hack/cluster-images)"
+	@$(GO) run ./hack/cluster-images --out $(IMAGES_DIR) \
+	  manager=$(LOCAL_IMG_REGISTRY)/manager:$(LOCAL_IMG_TAG)=$(IMAGES_DIR)/manager \
+	  webhook-receiver=$(LOCAL_IMG_REGISTRY)/webhook-receiver:$(LOCAL_IMG_TAG)=$(IMAGES_DIR)/webhook-receiver \
+	  wechat-sim=$(LOCAL_IMG_REGISTRY)/wechat-sim:$(LOCAL_IMG_TAG)=$(IMAGES_DIR)/wechat-sim \
+	  token-consumer=$(LOCAL_IMG_REGISTRY)/token-consumer:$(LOCAL_IMG_TAG)=$(IMAGES_DIR)/consumer
+	@if $(CLUSTER_SH) status >/dev/null 2>&1; then \
+	  $(CLUSTER_SH) import $(IMAGES_DIR)/manager.tar $(IMAGES_DIR)/webhook-receiver.tar $(IMAGES_DIR)/wechat-sim.tar $(IMAGES_DIR)/token-consumer.tar; \
+	else echo "the local cluster is not up: images left in $(IMAGES_DIR) (make cluster, then make images, loads them)"; fi
+
+# The suite on real pods (test/cluster, build tag "cluster"): cluster up, images, deploy, tests,
+# and everything torn down again, also when a step fails. CI runs it (.ci/run).
+.PHONY: test-cluster
+test-cluster: ## Run test/cluster on a fresh local cluster (~8 minutes once the node binaries are built), then tear it down.
+	@hack/cluster-test.sh
+
+##@ Deployment (to the local cluster of `make cluster` when it is up, else the current kubeconfig's)
 
 # bin/deploy is a generated overlay of config/default that sets the images.
 .PHONY: deploy-manifests
@@ -144,10 +181,23 @@ uninstall: ## Delete the CRDs, and with them EVERY WeChatComponent/WeChatAuthori
 	@[ "$(CONFIRM)" = yes ] || { echo "uninstall deletes every WeChatComponent and WeChatAuthorizer in the cluster, and through owner references their token and state Secrets (authorizer refresh tokens: accounts must authorize again). Back them up first (docs/operations.md), then run: make uninstall CONFIRM=yes"; exit 1; }
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
+# With the cluster of `make cluster` up, deploy and undeploy use config/local (the images of
+# `make images`, wechat-sim as WeChat) there; DEPLOY_TARGET=kubeconfig deploys bin/deploy
+# (config/default with IMG_REGISTRY/IMG_TAG) to the current kubeconfig's cluster instead.
+DEPLOY_TARGET ?= $(if $(wildcard bin/cluster/kubeconfig),local,kubeconfig)
+ifeq ($(DEPLOY_TARGET),local)
+DEPLOY_KUBECTL = $(CLUSTER_SH) kubectl
+DEPLOY_DIR = config/local
+else
+DEPLOY_KUBECTL = $(KUBECTL)
+DEPLOY_DIR = bin/deploy
+endif
+
 .PHONY: deploy
 deploy: deploy-manifests ## Deploy CRDs, RBAC, manager, receiver, NetworkPolicies and the example Ingress (IMG_REGISTRY, IMG_TAG).
-	$(KUBECTL) apply --server-side -k bin/deploy
+	@echo "==> deploying $(DEPLOY_DIR) ($(if $(filter local,$(DEPLOY_TARGET)),the local cluster of make cluster,the current kubeconfig's cluster))"
+	$(DEPLOY_KUBECTL) apply --server-side -k $(DEPLOY_DIR)
 
 .PHONY: undeploy
 undeploy: deploy-manifests ## Remove the operator but keep the CRDs, so custom resources and their Secrets survive.
-	$(KUBECTL) kustomize bin/deploy | $(KUBECTL) delete --ignore-not-found --wait=false -l 'app.kubernetes.io/part-of=wechat-operator,app.kubernetes.io/component!=crd' -f -
+	$(DEPLOY_KUBECTL) kustomize $(DEPLOY_DIR) | $(DEPLOY_KUBECTL) delete --ignore-not-found --wait=false -l 'app.kubernetes.io/part-of=wechat-operator,app.kubernetes.io/component!=crd' -f -
