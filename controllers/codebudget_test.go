@@ -162,7 +162,7 @@ var _ = Describe("code exchanges paid for by status writes", func() {
 			Expect(stolen.Status().Patch(ctx, a, apatch)).To(Succeed())
 			w.reconcileAuthorizer("shop")
 		}
-		Expect(queryAuthCalls() - before).To(Equal(DefaultCodeBurst), "the burst, shared by both controllers, and not one call more")
+		Expect(queryAuthCalls()-before).To(Equal(DefaultCodeBurst), "the burst, shared by both controllers, and not one call more")
 		Expect(w.component().Status.PendingAuthorizationCodes).To(HaveLen(16), "codes over budget stay pending")
 		Expect(w.authorizer("shop").Status.AuthorizationCode).NotTo(BeNil(), "so does the authorizer's")
 
