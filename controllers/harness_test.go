@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
@@ -149,9 +150,11 @@ func newWorld(opts ...worldOption) *world {
 		Metrics:   wxapi.NewMetrics(),
 		Logger:    w.logger.WithName("wechat-api"),
 	})
+	// One code budget for both reconcilers, as the manager has.
+	budget := NewCodeBudget(w.clock, DefaultCodeBurst, DefaultCodeInterval, refresh.APIFailure, func() float64 { return 0.5 })
 	w.authz = &WeChatAuthorizerReconciler{
 		Client: k8sClient, APIReader: k8sClient, Scheme: scheme, Recorder: w.recorder,
-		WeChat: w.wechat, Clock: w.clock, Random: func() float64 { return 0.5 },
+		WeChat: w.wechat, Clock: w.clock, Random: func() float64 { return 0.5 }, CodeBudget: budget,
 	}
 	w.reconciler = &WeChatComponentReconciler{
 		Client:           k8sClient,
@@ -163,6 +166,7 @@ func newWorld(opts ...worldOption) *world {
 		Random:           func() float64 { return 0.5 },
 		KeyringNamespace: w.ns,
 		KeyringName:      testKeyringName,
+		CodeBudget:       budget,
 	}
 	return w
 }

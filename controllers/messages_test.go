@@ -30,6 +30,7 @@ import (
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
@@ -182,9 +183,10 @@ var _ = Describe("Messages of authorized accounts", func() {
 			result := w.reconcile()
 			Expect(w.sim.CustomMessages()).To(BeEmpty())
 			Expect(w.component().Status.PendingTestReplies).To(HaveLen(1), "kept for the retry")
-			Expect(result.RequeueAfter).To(Equal(testReplyRetry), "back soon, not at the token's refresh time")
+			// The reply backs off like any failed call: 5 s less the pinned jitter's 10 %.
+			Expect(result.RequeueAfter).To(Equal(refresh.APIFailure.Delay(1, 0.5)), "back soon, not at the token's refresh time")
 
-			w.clock.Step(testReplyRetry)
+			w.clock.Step(result.RequeueAfter)
 			w.reconcile()
 			_, err = w.sim.CheckReleaseTest(rt, time.Minute)
 			Expect(err).NotTo(HaveOccurred())

@@ -60,7 +60,14 @@ var _ = Describe("pending codes written by someone holding the receiver's creden
 				Source: wechatv1alpha1.AuthorizationCodeFromPush, AuthorizerAppID: fmt.Sprintf("wx%016x", 0xbad00+i)})
 		}
 		writePending(forged...)
-		w.reconcile()
+		result := w.reconcile()
+		Expect(w.sim.Calls(wxapi.APIQueryAuth, testComponentAppID)).To(Equal(DefaultCodeBurst), "the code budget's burst first")
+		// The rest as the budget refills, at the times the reconcile asks for.
+		for i := 0; i < 20 && len(w.component().Status.PendingAuthorizationCodes) > 0; i++ {
+			Expect(result.RequeueAfter).To(BeNumerically("<=", DefaultCodeInterval))
+			w.clock.Step(result.RequeueAfter)
+			result = w.reconcile()
+		}
 
 		Expect(authorizers()).To(BeEmpty(), "no object for an account WeChat did not confirm")
 		Expect(w.component().Status.PendingAuthorizationCodes).To(BeEmpty(), "codes WeChat refuses are dropped")

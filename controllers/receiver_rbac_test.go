@@ -29,36 +29,40 @@ import (
 	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
 
+// applyReceiverRBAC applies the receiver's ServiceAccount, Roles and bindings of config/rbac
+// to ns (cluster-scoped ones under a per-namespace name).
+func applyReceiverRBAC(ns string) {
+	decoder := serializer.NewCodecFactory(scheme).UniversalDeserializer()
+	files := []string{"receiver_service_account.yaml", "receiver_role.yaml", "receiver_role_binding.yaml",
+		"receiver_keyring_role.yaml", "receiver_keyring_role_binding.yaml"}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join("..", "config", "rbac", f))
+		Expect(err).NotTo(HaveOccurred())
+		obj, _, err := decoder.Decode(data, nil, nil)
+		Expect(err).NotTo(HaveOccurred(), f)
+		o := obj.(client.Object)
+		switch t := o.(type) {
+		case *rbacv1.ClusterRole:
+			t.Name += "-" + ns
+		case *rbacv1.ClusterRoleBinding:
+			t.Name += "-" + ns
+			t.RoleRef.Name += "-" + ns
+			t.Subjects[0].Namespace = ns
+		case *rbacv1.RoleBinding:
+			t.Namespace = ns
+			t.Subjects[0].Namespace = ns
+		default:
+			o.SetNamespace(ns)
+		}
+		Expect(k8sClient.Create(ctx, o)).To(Succeed(), f)
+	}
+}
+
 // The receiver's RBAC (config/rbac/receiver_*.yaml) against its real access pattern: an
 // informer cache that lists and watches the keyring by name, reads of the custom resources,
 // and status patches. Cluster-scoped objects get a per-test name so specs do not collide.
 var _ = Describe("the webhook receiver running as its own ServiceAccount", func() {
-	applyRBAC := func(ns string) {
-		decoder := serializer.NewCodecFactory(scheme).UniversalDeserializer()
-		files := []string{"receiver_service_account.yaml", "receiver_role.yaml", "receiver_role_binding.yaml",
-			"receiver_keyring_role.yaml", "receiver_keyring_role_binding.yaml"}
-		for _, f := range files {
-			data, err := os.ReadFile(filepath.Join("..", "config", "rbac", f))
-			Expect(err).NotTo(HaveOccurred())
-			obj, _, err := decoder.Decode(data, nil, nil)
-			Expect(err).NotTo(HaveOccurred(), f)
-			o := obj.(client.Object)
-			switch t := o.(type) {
-			case *rbacv1.ClusterRole:
-				t.Name += "-" + ns
-			case *rbacv1.ClusterRoleBinding:
-				t.Name += "-" + ns
-				t.RoleRef.Name += "-" + ns
-				t.Subjects[0].Namespace = ns
-			case *rbacv1.RoleBinding:
-				t.Namespace = ns
-				t.Subjects[0].Namespace = ns
-			default:
-				o.SetNamespace(ns)
-			}
-			Expect(k8sClient.Create(ctx, o)).To(Succeed(), f)
-		}
-	}
+	applyRBAC := applyReceiverRBAC
 
 	It("syncs its cache, verifies a push and writes status, and reads no other Secret", func() {
 		w := newWorld()

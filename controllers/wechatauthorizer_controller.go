@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +74,10 @@ type WeChatAuthorizerReconciler struct {
 	MinRefreshMargin time.Duration
 	// BackoffScale multiplies every failure backoff when set: only for compressed-time runs.
 	BackoffScale float64
+	// CodeBudget bounds the WeChat calls authorization codes cost, per component: give it
+	// the WeChatComponent reconciler's. Nil: a default of its own.
+	CodeBudget *CodeBudget
+	budgetOnce sync.Once
 
 	versions writtenVersions
 
@@ -97,6 +102,7 @@ type authorizerRun struct {
 	authorized     *metav1.Condition // nil: leave Authorized as it is
 	waiting        string            // reason Ready is False without a failure
 	waitingMsg     string
+	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
 }
 
 // Reconcile: fetch → gather → (revoked? exchange a code? find a refresh token?) → refresh → record.
@@ -122,6 +128,9 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	before := a.Status.DeepCopy()
 	run := &authorizerRun{a: a}
 	result, err := r.reconcile(ctx, run)
+	if run.codeWait > 0 && err == nil {
+		result.RequeueAfter = firstRetry(result.RequeueAfter, run.codeWait)
+	}
 	r.recordStatus(run)
 	rebase := func(ctx context.Context) error {
 		latest := &wechatv1alpha1.WeChatAuthorizer{}
@@ -286,7 +295,20 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 		log.FromContext(ctx).Info("authorization code expired before it could be exchanged; looking for the refresh token instead")
 		return nil
 	}
+	budget := r.budget()
+	componentKey := client.ObjectKeyFromObject(run.component)
+	if allowed, wait, overBudget := budget.allow(componentKey, code.Code); !allowed {
+		// Kept for later; the token Secret meanwhile serves what it has.
+		a.Status.AuthorizationCode, run.codeWait = code, wait
+		if overBudget {
+			budget.throttledNotice(ctx, r.Recorder, a, componentKey, wait)
+		}
+		return nil
+	}
 	info, err := r.WeChat.QueryAuth(ctx, run.componentToken, run.component.Spec.AppID, code.Code)
+	if err == nil || wxapi.IsAuthCodeInvalid(err) {
+		budget.succeeded(code.Code)
+	}
 	if err != nil {
 		if wxapi.IsAuthCodeInvalid(err) {
 			// Already used (the push and the redirect carried the same code) or stale:
@@ -294,7 +316,8 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 			log.FromContext(ctx).Info("authorization code rejected as used or expired; looking for the refresh token instead")
 			return nil
 		}
-		a.Status.AuthorizationCode = code // keep it for the retry
+		a.Status.AuthorizationCode = code // keep it for the retry, after its own backoff
+		budget.failed(code.Code, code.ExpiresAt.Time)
 		return r.reportToComponent(ctx, run, err)
 	}
 	if info.AuthorizerAppID != "" && info.AuthorizerAppID != a.Spec.AppID {
@@ -317,6 +340,10 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventAuthorized, "ExchangeCode",
 		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(a))
 	return nil
+}
+
+func (r *WeChatAuthorizerReconciler) budget() *CodeBudget {
+	return codeBudgetOf(&r.CodeBudget, &r.budgetOnce, r.Clock, r.BackoffScale, r.Random)
 }
 
 // reportToComponent tells the component controller what WeChat said about the platform

@@ -37,20 +37,24 @@ type CodeExchanger interface {
 
 // exchangePendingCodes exchanges the codes in status.pendingAuthorizationCodes and keeps the
 // tokens in the account's WeChatAuthorizer state Secret, where its controller picks them up.
-// A code that fails for a reason worth retrying stays pending.
-func (r *WeChatComponentReconciler) exchangePendingCodes(ctx context.Context, c *wechatv1alpha1.WeChatComponent, componentToken string) {
+// A code that fails for a reason worth retrying stays pending and backs off; so does a code
+// over the component's budget (CodeBudget). It returns how soon to come back for them (0:
+// nothing waits).
+func (r *WeChatComponentReconciler) exchangePendingCodes(ctx context.Context, c *wechatv1alpha1.WeChatComponent, componentToken string) time.Duration {
 	exchanger, ok := r.WeChat.(CodeExchanger)
 	if !ok || len(c.Status.PendingAuthorizationCodes) == 0 {
-		return
+		return 0
 	}
 	logger := log.FromContext(ctx)
 	authorizers := &wechatv1alpha1.WeChatAuthorizerList{}
 	if err := r.List(ctx, authorizers, client.InNamespace(c.Namespace)); err != nil {
 		logger.Info("listing authorizers failed; pending authorization codes wait", "error", err.Error())
-		return
+		return 0
 	}
 	now := r.Clock.Now()
+	key := client.ObjectKeyFromObject(c)
 	var keep []wechatv1alpha1.AuthorizationCode
+	var retry, throttled time.Duration
 	for _, pending := range c.Status.PendingAuthorizationCodes {
 		if !now.Before(pending.ExpiresAt.Time) || recordedOnAuthorizer(authorizers.Items, c.Name, pending.Code) {
 			continue // expired, or the push put it on its authorizer, whose controller exchanges it
@@ -70,20 +74,36 @@ func (r *WeChatComponentReconciler) exchangePendingCodes(ctx context.Context, c 
 			// credentials can write any authorizerAppID, so an authorizer is created only for
 			// the account api_query_auth names.
 		}
-		info, err := exchanger.QueryAuth(ctx, componentToken, c.Spec.AppID, pending.Code)
-		switch {
-		case wxapi.IsAuthCodeInvalid(err):
-			continue // already exchanged through the push
-		case err != nil:
-			logger.Info("exchanging an authorization code failed; it stays pending", "error", err.Error())
+		if allowed, wait, overBudget := r.budget().allow(key, pending.Code); !allowed {
+			if overBudget {
+				throttled = firstRetry(throttled, wait)
+			}
+			retry = firstRetry(retry, wait)
 			keep = append(keep, pending)
 			continue
 		}
+		info, err := exchanger.QueryAuth(ctx, componentToken, c.Spec.AppID, pending.Code)
+		switch {
+		case wxapi.IsAuthCodeInvalid(err):
+			r.budget().succeeded(pending.Code)
+			continue // already exchanged through the push
+		case err != nil:
+			wait := r.budget().failed(pending.Code, pending.ExpiresAt.Time)
+			logger.Info("exchanging an authorization code failed; it stays pending", "error", err.Error(), "retryIn", wait)
+			retry = firstRetry(retry, wait)
+			keep = append(keep, pending)
+			continue
+		}
+		r.budget().succeeded(pending.Code)
 		if err := r.keepAuthorization(ctx, c, authorizers.Items, info, now); err != nil {
 			logger.Info("keeping an authorization failed; the refresh token will be recovered from WeChat", "error", err.Error())
 		}
 	}
 	c.Status.PendingAuthorizationCodes = keep
+	if throttled > 0 {
+		r.budget().throttledNotice(ctx, r.Recorder, c, key, throttled)
+	}
+	return retry
 }
 
 func recordedOnAuthorizer(items []wechatv1alpha1.WeChatAuthorizer, component, code string) bool {

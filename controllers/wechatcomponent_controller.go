@@ -95,6 +95,9 @@ type WeChatComponentReconciler struct {
 	MinRefreshMargin time.Duration
 	// BackoffScale multiplies every failure backoff when set: only for compressed-time runs.
 	BackoffScale float64
+	// CodeBudget bounds the WeChat calls authorization codes cost, per component; the
+	// manager shares one with the WeChatAuthorizer reconciler. Nil: a default of its own.
+	CodeBudget *CodeBudget
 
 	versions writtenVersions
 	// KeyringNamespace and KeyringName locate the receiver keyring Secret.
@@ -104,6 +107,7 @@ type WeChatComponentReconciler struct {
 	startPushMu   sync.Mutex
 	lastStartPush map[types.NamespacedName]time.Time
 	testReplies   testReplyMemory
+	budgetOnce    sync.Once
 	quota         quotaMemory
 	retries       retryMemory
 }
@@ -201,8 +205,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 			return r.secretFailure(ctx, c, state, err)
 		}
 		state.gated = gate.waiting // a failure is being backed off: keep its conditions
-		r.exchangePendingCodes(ctx, c, state.token.accessToken)
-		retry := r.answerTestReplies(ctx, c, state.token.accessToken)
+		retry := firstRetry(r.exchangePendingCodes(ctx, c, state.token.accessToken), r.answerTestReplies(ctx, c, state.token.accessToken))
 		if requestWait > 0 {
 			retry = soonest(retry, requestWait)
 		}
@@ -263,8 +266,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 	r.retries.succeeded(key)
 	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
 	r.honourQuotaResetRequest(ctx, c, token)
-	r.exchangePendingCodes(ctx, c, token.accessToken)
-	retry := r.answerTestReplies(ctx, c, token.accessToken)
+	retry := firstRetry(r.exchangePendingCodes(ctx, c, token.accessToken), r.answerTestReplies(ctx, c, token.accessToken))
 	return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
 }
 
@@ -433,6 +435,10 @@ func componentLabels(c *wechatv1alpha1.WeChatComponent) map[string]string {
 
 func (r *WeChatComponentReconciler) tokenSecrets() *tokenSecretWriter {
 	return &tokenSecretWriter{client: r.Client, reader: r.APIReader, scheme: r.Scheme}
+}
+
+func (r *WeChatComponentReconciler) budget() *CodeBudget {
+	return codeBudgetOf(&r.CodeBudget, &r.budgetOnce, r.Clock, r.BackoffScale, r.Random)
 }
 
 func (r *WeChatComponentReconciler) keyring() *keyringWriter {

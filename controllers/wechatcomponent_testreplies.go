@@ -35,8 +35,6 @@ const (
 	msgTestReplySent   = "sent the 全网发布 test's customer-service reply for account %s"
 	msgTestReplyFailed = "could not answer the 全网发布 test's QUERY_AUTH_CODE for account %s: %s"
 	msgTestReplyExpiry = "the 全网发布 test's QUERY_AUTH_CODE for account %s expired before it could be answered"
-	// testReplyRetry is how soon a reply that failed for a passing reason is tried again.
-	testReplyRetry = 15 * time.Second
 )
 
 // TestReplySender is what answering the 全网发布 test needs of WeChat.
@@ -81,7 +79,7 @@ func (m *testReplyMemory) put(code string, e testReplyEntry) {
 
 // answerTestReplies sends the customer-service replies in status.pendingTestReplies and
 // removes them from status. It returns how soon to come back for replies that failed for a
-// passing reason (0: none).
+// passing reason (they back off) or wait for the component's budget (0: none).
 func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *wechatv1alpha1.WeChatComponent, componentToken string) time.Duration {
 	sender, ok := r.WeChat.(TestReplySender)
 	if !ok || len(c.Status.PendingTestReplies) == 0 {
@@ -89,7 +87,26 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 	}
 	logger := log.FromContext(ctx)
 	now := r.Clock.Now()
+	key := client.ObjectKeyFromObject(c)
 	var keep []wechatv1alpha1.TestReply
+	var retry, throttled time.Duration
+	// wait keeps p for later unless the budget allows a call for what (the code, or its reply).
+	wait := func(p wechatv1alpha1.TestReply, what string) bool {
+		allowed, after, overBudget := r.budget().allow(key, what)
+		if allowed {
+			return false
+		}
+		if overBudget {
+			throttled = firstRetry(throttled, after)
+		}
+		retry = firstRetry(retry, after)
+		keep = append(keep, p)
+		return true
+	}
+	backOff := func(p wechatv1alpha1.TestReply, what string) {
+		retry = firstRetry(retry, r.budget().failed(what, p.ExpiresAt.Time))
+		keep = append(keep, p)
+	}
 	for _, p := range c.Status.PendingTestReplies {
 		remembered := r.testReplies.get(p.Code, now)
 		if remembered.sent {
@@ -101,11 +118,14 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 		}
 		token := remembered.token
 		if !token.validAt(now) {
+			if wait(p, p.Code) {
+				continue
+			}
 			var err error
 			if token, err = r.testReplyToken(ctx, sender, c, p, componentToken, now); err != nil {
 				if passing(err) {
 					logger.Info("the 全网发布 test reply waits: getting the authorizer token failed", "authorizerAppID", p.AuthorizerAppID, "error", err.Error())
-					keep = append(keep, p)
+					backOff(p, p.Code)
 					continue
 				}
 				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventTestReplyFailed, "AnswerTest", msgTestReplyFailed, p.AuthorizerAppID, err.Error())
@@ -113,10 +133,14 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 			}
 			r.testReplies.put(p.Code, testReplyEntry{token: token, forgetAt: p.ExpiresAt.Time})
 		}
-		if err := sender.SendCustomText(ctx, token.accessToken, p.ToUser, p.Code+testReplySuffix); err != nil {
+		reply := p.Code + testReplySuffix
+		if wait(p, reply) {
+			continue
+		}
+		if err := sender.SendCustomText(ctx, token.accessToken, p.ToUser, reply); err != nil {
 			if sendRetryable(err) {
 				logger.Info("the 全网发布 test reply waits: sending failed", "authorizerAppID", p.AuthorizerAppID, "error", err.Error())
-				keep = append(keep, p)
+				backOff(p, reply)
 				continue
 			}
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventTestReplyFailed, "AnswerTest", msgTestReplyFailed, p.AuthorizerAppID, err.Error())
@@ -127,10 +151,10 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 		logger.Info("answered the 全网发布 test's QUERY_AUTH_CODE", "authorizerAppID", p.AuthorizerAppID)
 	}
 	c.Status.PendingTestReplies = keep
-	if len(keep) > 0 {
-		return testReplyRetry
+	if throttled > 0 {
+		r.budget().throttledNotice(ctx, r.Recorder, c, key, throttled)
 	}
-	return 0
+	return retry
 }
 
 // testReplyToken exchanges the reply's code for the account's authorizer token. Should the
@@ -180,6 +204,14 @@ func passing(err error) bool {
 func sendRetryable(err error) bool {
 	var netErr *wxapi.NetworkError
 	return wxapi.IsBusy(err) || wxapi.IsQuota(err) || (errors.As(err, &netErr) && netErr.NotSent)
+}
+
+// firstRetry is the earlier of two retries (0: none).
+func firstRetry(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // soonest is the earlier of a requeue and a retry (0: no retry).

@@ -31,6 +31,7 @@ import (
 	"github.com/wechat-operator/wechat-operator/controllers"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	"github.com/wechat-operator/wechat-operator/internal/memlimit"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
 
@@ -117,6 +118,9 @@ func main() {
 		MaxConcurrency: *apiInFlight,
 		Logger:         ctrl.Log.WithName("wechat-api"),
 	})
+	// One budget for the WeChat calls authorization codes cost, whichever controller makes them.
+	codeBudget := controllers.NewCodeBudget(clock.RealClock{}, controllers.DefaultCodeBurst, controllers.DefaultCodeInterval,
+		refresh.APIFailure.Scaled(*backoffScale), randomFloat)
 	components := &controllers.WeChatComponentReconciler{
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
@@ -129,6 +133,7 @@ func main() {
 		KeyringName:      *keyringName,
 		MinRefreshMargin: *minMargin,
 		BackoffScale:     *backoffScale,
+		CodeBudget:       codeBudget,
 	}
 	if err := components.SetupWithManager(mgr, *maxReconciles); err != nil {
 		setupLog.Error(err, "unable to set up the WeChatComponent controller")
@@ -144,6 +149,7 @@ func main() {
 		Random:           randomFloat,
 		MinRefreshMargin: *minMargin,
 		BackoffScale:     *backoffScale,
+		CodeBudget:       codeBudget,
 		// The HMAC keys of spec.messages.forward go into the keyring too.
 		KeyringNamespace: *operatorNS,
 		KeyringName:      *keyringName,
