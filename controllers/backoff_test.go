@@ -11,7 +11,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -206,10 +205,7 @@ var _ = Describe("bounded calls under a persistent error of api_component_token"
 	It("tries again at once when the credentials Secret changes, not before", func() {
 		w = newWorld()
 		w.createComponent()
-		creds := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: "creds"}, creds)).To(Succeed())
-		creds.Data["appSecret"] = []byte("a-wrong-app-secret-0123456789abc")
-		Expect(k8sClient.Update(ctx, creds)).To(Succeed())
+		w.setAppSecret("a-wrong-app-secret-0123456789abc")
 		w.reconcile()
 		w.pushTicket()
 		w.reconcile()
@@ -225,9 +221,7 @@ var _ = Describe("bounded calls under a persistent error of api_component_token"
 		Expect(w.tokenCalls()).To(Equal(1))
 
 		By("calling at once after the Secret was fixed")
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: "creds"}, creds)).To(Succeed())
-		creds.Data["appSecret"] = []byte(testAppSecret)
-		Expect(k8sClient.Update(ctx, creds)).To(Succeed())
+		w.setAppSecret(testAppSecret)
 		w.reconcile()
 		Expect(w.tokenCalls()).To(Equal(2))
 		c = w.component()

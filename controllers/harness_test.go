@@ -310,6 +310,15 @@ func (w *world) authorizer(name string) *wechatv1alpha1.WeChatAuthorizer {
 }
 
 // secret returns a Secret of the world's namespace, or nil.
+// setAppSecret writes appSecret into the component's credentials Secret, as a user fixing or
+// breaking it would.
+func (w *world) setAppSecret(appSecret string) {
+	creds := &corev1.Secret{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: "creds"}, creds)).To(Succeed())
+	creds.Data["appSecret"] = []byte(appSecret)
+	Expect(k8sClient.Update(ctx, creds)).To(Succeed())
+}
+
 func (w *world) secret(name string) *corev1.Secret {
 	s := &corev1.Secret{}
 	err := k8sClient.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: name}, s)

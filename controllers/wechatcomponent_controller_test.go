@@ -220,10 +220,7 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 	It("reports a wrong AppSecret from WeChat as a configuration error", func() {
 		w = newWorld()
 		w.createComponent()
-		creds := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: "creds"}, creds)).To(Succeed())
-		creds.Data["appSecret"] = []byte("wrong-secret")
-		Expect(k8sClient.Update(ctx, creds)).To(Succeed())
+		w.setAppSecret("wrong-secret")
 		w.reconcile()
 		w.pushTicket()
 		w.reconcile()
