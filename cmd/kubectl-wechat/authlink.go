@@ -287,11 +287,11 @@ func weChatError(err error, check string) error {
 	code, _ := wxapi.Code(err)
 	switch {
 	case wxapi.IsInvalidToken(err):
-		return fmt.Errorf("%v; WeChat rejected the component token, which the operator may be replacing right now: retry in a minute, or %s", err, check)
+		return fmt.Errorf("%w; WeChat rejected the component token, which the operator may be replacing right now: retry in a minute, or %s", err, check)
 	case code == wxapi.CodeIPNotWhitelisted:
-		return fmt.Errorf("%v; WeChat accepts this call only from the platform's IP whitelist: add this machine's public IP on the platform's settings page, or run the command from a whitelisted host", err)
+		return fmt.Errorf("%w; WeChat accepts this call only from the platform's IP whitelist: add this machine's public IP on the platform's settings page, or run the command from a whitelisted host", err)
 	case code == wxapi.CodeInvalidAppID || code == wxapi.CodeInvalidComponent:
-		return fmt.Errorf("%v; check spec.appID of the component", err)
+		return fmt.Errorf("%w; check spec.appID of the component", err)
 	}
 	return err
 }

@@ -225,6 +225,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	<-runDone
+	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("push scheduler failed", "error", err.Error())
+		code = 1
+	}
 	return code
 }

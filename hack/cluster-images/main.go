@@ -44,7 +44,8 @@ func main() {
 	out := flag.String("out", "bin/images", "directory the image tarballs (<NAME>.tar) are written to")
 	base := flag.String("base", "static", `base layer: "static" (users, CA certificates, time zones) or "none"`)
 	caFile := flag.String("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "CA bundle copied into the static base")
-	zoneinfo := flag.String("zoneinfo", filepath.Join(runtime.GOROOT(), "lib", "time", "zoneinfo.zip"), "Go's time zone database copied into the static base")
+	// This tool runs with `go run` on the machine that builds the images, where GOROOT is real.
+	zoneinfo := flag.String("zoneinfo", filepath.Join(runtime.GOROOT(), "lib", "time", "zoneinfo.zip"), "Go's time zone database copied into the static base") //nolint:staticcheck // see above
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: cluster-images [flags] NAME=REF=BINARY...\n\n"+
 			"Packs each static BINARY as image REF (entrypoint /NAME) into OUT/NAME.tar for `ctr images import`.\n\nFlags:\n")

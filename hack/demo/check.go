@@ -112,7 +112,7 @@ func (o *observer) detectAuthorizerController(ctx context.Context) error {
 	d := o.d
 	status, body, err := httpJSON(ctx, "GET", d.managerMetrics, nil)
 	if err != nil || status != http.StatusOK {
-		return nil // try again next second
+		return nil //nolint:nilerr // not up yet: try again next second
 	}
 	has := func(name string) bool { return bytes.Contains(body, []byte(`controller="`+name+`"`)) }
 	if !has(componentControllerName) {

@@ -74,7 +74,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	case err = <-started:
 	case <-ctx.Done():
 		// envtest.Start cannot be cancelled; wait for it, then shutdown stops what it started.
-		<-started
+		<-started //nolint:errcheck // the context error is what the caller needs; shutdown cleans up
 		return ctx.Err()
 	}
 	if err != nil {

@@ -539,7 +539,7 @@ func (r *run) restart(ctx context.Context) error {
 	err = r.poll(ctx, 10*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		m, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // a scrape missed under load: poll again
 		}
 		done := func(controller string, want int) bool {
 			return sum(m, "controller_runtime_reconcile_total", map[string]string{"controller": controller}) >= float64(want) &&

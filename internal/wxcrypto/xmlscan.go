@@ -386,7 +386,7 @@ func isXMLRune(r rune) bool {
 // validText checks character data (no '<' inside): valid characters, valid references and no
 // "]]>" (which XML allows only to end a CDATA section).
 func validText(b []byte) bool {
-	if bytes.Index(b, []byte("]]>")) >= 0 {
+	if bytes.Contains(b, []byte("]]>")) {
 		return false
 	}
 	for {
@@ -469,7 +469,7 @@ func value(doc []byte, f field) ([]byte, error) {
 	c := doc[f.start:f.end]
 	if len(c) >= 12 && string(c[:9]) == "<![CDATA[" && string(c[len(c)-3:]) == "]]>" {
 		inner := c[9 : len(c)-3]
-		if bytes.Index(inner, []byte("]]>")) < 0 && bytes.IndexByte(inner, '\r') < 0 {
+		if !bytes.Contains(inner, []byte("]]>")) && bytes.IndexByte(inner, '\r') < 0 {
 			return inner, nil
 		}
 	} else if bytes.IndexByte(c, '<') < 0 && bytes.IndexByte(c, '&') < 0 && bytes.IndexByte(c, '\r') < 0 {

@@ -7,6 +7,7 @@ package wxsim
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -100,10 +101,10 @@ func TestPushGivesUpAfterRetries(t *testing.T) {
 
 func TestPushTicketWithoutReceiver(t *testing.T) {
 	e := newEnv(t, nil)
-	if _, err := e.sim.PushTicket(t.Context(), compID); err != ErrNoReceiver {
+	if _, err := e.sim.PushTicket(t.Context(), compID); !errors.Is(err, ErrNoReceiver) {
 		t.Fatalf("err = %v, want ErrNoReceiver", err)
 	}
-	if _, err := e.sim.PushTicket(t.Context(), "wx9999999999999999"); err != ErrUnknownComponent {
+	if _, err := e.sim.PushTicket(t.Context(), "wx9999999999999999"); !errors.Is(err, ErrUnknownComponent) {
 		t.Fatalf("err = %v, want ErrUnknownComponent", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -99,7 +100,7 @@ func wechatCall(ctx context.Context, method, u string, body []byte) (WeChatAnswe
 	if err != nil {
 		// A url.Error quotes the URL, which carries the token: drop it.
 		var uerr *url.Error
-		if ok := asURLError(err, &uerr); ok {
+		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
 		return WeChatAnswer{}, fmt.Errorf("%s %s: %w", method, redactedPath(u), err)
@@ -118,14 +119,6 @@ func wechatCall(ctx context.Context, method, u string, body []byte) (WeChatAnswe
 		a.ErrCode, a.ErrMsg = out.ErrCode, out.ErrMsg
 	}
 	return a, nil
-}
-
-func asURLError(err error, target **url.Error) bool {
-	uerr, ok := err.(*url.Error)
-	if ok {
-		*target = uerr
-	}
-	return ok
 }
 
 // redactedPath is a URL without its query, for error messages.

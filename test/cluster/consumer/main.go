@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -174,7 +175,7 @@ func (c *consumer) call(ctx context.Context, kind, appID, token string) (int, er
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		// A url.Error quotes the URL, which carries the token: keep only its cause.
-		if uerr, ok := err.(*url.Error); ok {
+		if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
 			err = uerr.Err
 		}
 		return 0, err

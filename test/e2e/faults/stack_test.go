@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -148,12 +147,6 @@ func (s *stack) calls(api, appID string) func() int {
 	return func() int { return s.counters().CallsFor(api, appID) }
 }
 
-// okCalls counts the successful calls of api naming appID.
-func (s *stack) okCalls(api, appID string) int {
-	c := s.counters()
-	return c.CallsFor(api, appID) - c.ErrorsFor(api, appID)
-}
-
 // arm scripts a fault on the simulator.
 func (s *stack) arm(f harness.Fault) {
 	Expect(s.sim.AddFault(ctx, f)).To(Succeed())
@@ -171,25 +164,5 @@ func (s *stack) faultsLeft(appID string) func() int {
 			}
 		}
 		return n
-	}
-}
-
-// logHas is a function for Eventually: whether the process's log mentions all the words.
-func logHas(p *harness.Process, words ...string) func() bool {
-	return func() bool {
-		data, err := os.ReadFile(p.LogPath)
-		if err != nil {
-			return false
-		}
-		for line := range strings.Lines(string(data)) {
-			all := true
-			for _, w := range words {
-				all = all && strings.Contains(line, w)
-			}
-			if all {
-				return true
-			}
-		}
-		return false
 	}
 }
