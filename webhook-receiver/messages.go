@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -95,15 +96,20 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	if s.metrics != nil {
 		s.metrics.Messages.WithLabelValues(out.msgType, out.account, out.result).Inc()
 	}
-	logger := s.log.WithValues("component", key.String(), "authorizerAppID", appID, "msgType", out.msgType,
-		"account", out.account, "result", out.result)
+	// The logger's values are built only for a line that is written: most messages write none.
+	logger := func(l logr.Logger) logr.Logger {
+		return l.WithValues("component", key.String(), "authorizerAppID", appID, "msgType", out.msgType,
+			"account", out.account, "result", out.result)
+	}
 	var pe *pushError
 	if errors.As(err, &pe) {
-		s.logNotAccepted(logger, "message not accepted", pe)
+		s.logNotAccepted(logger(s.log), "message not accepted", pe)
 		http.Error(w, http.StatusText(pe.status), pe.status)
 		return
 	}
-	logger.V(1).Info("message answered", "reply", out.reply != nil)
+	if v := s.log.V(1); v.Enabled() {
+		logger(v).Info("message answered", "reply", out.reply != nil)
+	}
 	switch {
 	case out.reply != nil:
 		w.Header().Set("Content-Type", "application/xml; charset=utf-8")

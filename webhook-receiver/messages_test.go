@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,8 +130,10 @@ func newMsgEnv(t *testing.T, opts ...envOption) *msgEnv {
 		opt(component, keyringSecret, &o)
 	}
 	e.client = fake.NewClientBuilder().WithScheme(s).WithObjects(component, keyringSecret).
-		WithStatusSubresource(&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}).Build()
-	o.Reader = e.client
+		WithStatusSubresource(&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}).
+		WithIndex(&wechatv1alpha1.WeChatAuthorizer{}, AuthorizerIndex, authorizerIndexValues).Build()
+	// As in production (cmd/webhook-receiver): messages find their account through the index.
+	o.Reader, o.AuthorizersIndexed = e.client, true
 	o.Client = interceptor.NewClient(e.client.(client.WithWatch), interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			if e.failStatusWrites.Load() {
@@ -569,6 +572,58 @@ func TestTheForwardDeadlineIsCapped(t *testing.T) {
 	e2 := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: "http://app"}))
 	if got := e2.server.forwardTargetFor(e2.component(), nil).timeout; got != DefaultForwardTimeout {
 		t.Fatalf("default timeout = %s, want %s", got, DefaultForwardTimeout)
+	}
+}
+
+// Concurrent forwards to one app keep their connections alive: a second burst as large as
+// the first dials (almost) nothing new. Go's default pool keeps 2 idle connections per host,
+// which made every burst dial again (2 kept, 6 dialled for 8).
+func TestConcurrentForwardsReuseTheirConnections(t *testing.T) {
+	const burst = 8
+	arrived := make(chan struct{}, burst)
+	var gate atomic.Pointer[chan struct{}]
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	a := newApp(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		g := *gate.Load()
+		arrived <- struct{}{}
+		<-g // every forward of the burst is in flight at once, each on its own connection
+		_, _ = io.WriteString(w, "success")
+	})
+	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL, Timeout: "4s"}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
+	for round := range 2 {
+		g := make(chan struct{})
+		gate.Store(&g)
+		errs := make(chan error, burst)
+		for i := range burst {
+			go func() {
+				_, err := e.sim.SendMessage(context.Background(), wxsim.MessageRequest{ComponentAppID: tComponentAppID,
+					AuthorizerAppID: tAccountAppID, FromUser: "oUser_0123456789abcdefghijklm", MsgType: "text",
+					Content: fmt.Sprintf("burst %d message %d", round, i)})
+				errs <- err
+			}()
+		}
+		for range burst {
+			<-arrived
+		}
+		close(g)
+		for range burst {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if e.forwards(forwardNoReply) != 2*burst {
+		t.Fatalf("forwards answered = %v, want %d", e.forwards(forwardNoReply), 2*burst)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) > burst+2 {
+		t.Fatalf("%d forwards in two bursts of %d used %d connections; the second burst should reuse the first's", 2*burst, burst, len(conns))
 	}
 }
 

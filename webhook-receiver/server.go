@@ -50,8 +50,12 @@ const (
 
 // Options configure a Server.
 type Options struct {
-	// Reader reads WeChatComponents and the keyring Secret; an informer cache in production.
+	// Reader reads WeChatComponents, WeChatAuthorizers and the keyring Secret; an informer
+	// cache in production.
 	Reader client.Reader
+	// AuthorizersIndexed says Reader has AuthorizerIndex (IndexAuthorizers): a message then
+	// reads its account's WeChatAuthorizer alone rather than all of the namespace's.
+	AuthorizersIndexed bool
 	// APIReader reads uncached, after a write conflict.
 	APIReader client.Reader
 	// Client writes status.
@@ -95,6 +99,7 @@ type Options struct {
 // Server handles WeChat's pushes.
 type Server struct {
 	reader, apiReader client.Reader
+	indexed           bool // reader has AuthorizerIndex
 	client            client.Client
 	clock             clock.PassiveClock
 	keys              *keyStore
@@ -141,6 +146,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{
 		reader:         opts.Reader,
+		indexed:        opts.AuthorizersIndexed,
 		apiReader:      opts.APIReader,
 		client:         opts.Client,
 		clock:          opts.Clock,

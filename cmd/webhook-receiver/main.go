@@ -90,8 +90,14 @@ func main() {
 		os.Exit(1)
 	}
 
+	// Messages look up their account's WeChatAuthorizer by component and appid.
+	if err := receiver.IndexAuthorizers(context.Background(), c.GetFieldIndexer()); err != nil {
+		log.Error(err, "unable to index WeChatAuthorizers")
+		os.Exit(1)
+	}
 	srv := receiver.New(receiver.Options{
 		Reader:              c.GetCache(),
+		AuthorizersIndexed:  true,
 		APIReader:           c.GetAPIReader(),
 		Client:              c.GetClient(),
 		Keyring:             keyringKey,

@@ -36,6 +36,7 @@ import (
 
 type options struct {
 	root, doc, logDir string
+	receiverBin       string
 	accounts, rounds  int
 	messages          int
 	concurrency       []int
@@ -49,6 +50,7 @@ func main() {
 	var conc string
 	flag.StringVar(&o.root, "root", ".", "the repository's root directory")
 	flag.StringVar(&o.doc, "doc", "docs/benchmarks.md", "file the results are recorded in with --write-doc (relative to --root)")
+	flag.StringVar(&o.receiverBin, "receiver-bin", "", "a webhook-receiver binary to measure instead of building --root's (before/after comparisons)")
 	flag.StringVar(&o.logDir, "log-dir", "", "directory for the processes' logs and the control plane (a temporary one if empty)")
 	flag.IntVar(&o.accounts, "accounts", 1000, "authorized accounts (WeChatAuthorizers) the messages are spread over")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every server at every concurrency, in rotating order")
@@ -101,10 +103,13 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	step("building webhook-receiver from %s", root)
-	recvBin := filepath.Join(dir, "webhook-receiver")
-	if err := buildReceiver(ctx, root, recvBin); err != nil {
-		return err
+	recvBin := o.receiverBin
+	if recvBin == "" {
+		step("building webhook-receiver from %s", root)
+		recvBin = filepath.Join(dir, "webhook-receiver")
+		if err := buildReceiver(ctx, root, recvBin); err != nil {
+			return err
+		}
 	}
 	app, err := startStandIn()
 	if err != nil {
