@@ -192,7 +192,8 @@ func newForwardClient(allowLoopback bool) *http.Client {
 	}
 }
 
-// entry reads one data key of the keyring Secret from the cache.
+// entry reads one data key of the keyring Secret from the cache. In production the cache
+// does not copy the Secret (CacheOptions): the value is the cache's own, only to be read.
 func (k *keyStore) entry(ctx context.Context, name string) ([]byte, error) {
 	secret := &corev1.Secret{}
 	if err := k.reader.Get(ctx, k.keyring, secret); err != nil {

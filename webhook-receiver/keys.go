@@ -60,6 +60,7 @@ func (k *keyStore) lookup(ctx context.Context, namespace, name string) (*compone
 		}
 		return nil, err
 	}
+	// Not a copy in production (CacheOptions): read only.
 	secret := &corev1.Secret{}
 	if err := k.reader.Get(ctx, k.keyring, secret); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -180,13 +181,16 @@ func (s *Server) Handler() http.Handler {
 
 // CacheOptions shapes the receiver's informer cache: the custom resources, and of all Secrets
 // only the keyring, which is all its RBAC lets it read (a list or watch with a metadata.name
-// field selector is what resourceNames authorizes).
+// field selector is what resourceNames authorizes). The keyring holds every component's keys
+// and every forwarding key, and each push reads it (a message twice), so reads of it are not
+// deep-copied: the receiver only ever reads the cached Secret (keys.go, forward.go).
 func CacheOptions(keyring types.NamespacedName) cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{keyring.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", keyring.Name),
+				Namespaces:            map[string]cache.Config{keyring.Namespace: {}},
+				Field:                 fields.OneTermEqualSelector("metadata.name", keyring.Name),
+				UnsafeDisableDeepCopy: ptr.To(true),
 			},
 		},
 	}
