@@ -32,6 +32,9 @@ type componentKeys struct {
 	crypter   *wxcrypto.Crypter
 	window    time.Duration
 	stateKey  []byte // checks the state of authorization links (internal/authstate)
+	// keyring is the keyring Secret's data as lookup read it, so that a message's forwarding
+	// key comes from the same read. Read only (in production, the cache's own map).
+	keyring map[string][]byte
 }
 
 // keyStore finds a component's keys. Both the component and the keyring Secret come from
@@ -78,7 +81,7 @@ func (k *keyStore) lookup(ctx context.Context, namespace, name string) (*compone
 		return nil, errUnknownComponent
 	}
 	return &componentKeys{component: component, crypter: cached.crypter, stateKey: cached.stateKey,
-		window: timestampWindow(component, k.defaultWindow)}, nil
+		window: timestampWindow(component, k.defaultWindow), keyring: secret.Data}, nil
 }
 
 // timestampWindow is the component's window, else the default; never over MaxTimestampWindow

@@ -283,7 +283,7 @@ func (s *Server) answerMessage(ctx context.Context, in inbound, out messageOutco
 
 // forwardAndSeal forwards a message and returns the app's reply encrypted for WeChat, or nil.
 func (s *Server) forwardAndSeal(ctx context.Context, in inbound, target *forwardTarget) []byte {
-	appReply, _ := s.forward(ctx, target, in.key.String(), in.appID, in.plaintext)
+	appReply, _ := s.forward(ctx, target, in.keys.keyring, in.key.String(), in.appID, in.plaintext)
 	if appReply == nil {
 		return nil
 	}

@@ -182,7 +182,7 @@ func (s *Server) Handler() http.Handler {
 // CacheOptions shapes the receiver's informer cache: the custom resources, and of all Secrets
 // only the keyring, which is all its RBAC lets it read (a list or watch with a metadata.name
 // field selector is what resourceNames authorizes). The keyring holds every component's keys
-// and every forwarding key, and each push reads it (a message twice), so reads of it are not
+// and every forwarding key, and each push reads it, so reads of it are not
 // deep-copied: the receiver only ever reads the cached Secret (keys.go, forward.go).
 func CacheOptions(keyring types.NamespacedName) cache.Options {
 	return cache.Options{
