@@ -98,10 +98,8 @@ func (b *bench) send(r request, reply bool) error {
 		}
 		return nil
 	}
-	enc := string(between(body, "<Encrypt><![CDATA[", "]]></Encrypt>"))
-	sig := string(between(body, "<MsgSignature><![CDATA[", "]]></MsgSignature>"))
-	ts := string(between(body, "<TimeStamp>", "</TimeStamp>"))
-	nonce := string(between(body, "<Nonce><![CDATA[", "]]></Nonce>"))
+	enc, sig := string(elem(body, "Encrypt")), string(elem(body, "MsgSignature"))
+	ts, nonce := string(elem(body, "TimeStamp")), string(elem(body, "Nonce"))
 	if enc == "" || sig != wxcrypto.Signature(token, ts, nonce, enc) {
 		return fmt.Errorf("the reply is not a signed envelope: %.300s", body)
 	}

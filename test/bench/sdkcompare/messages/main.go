@@ -131,6 +131,7 @@ func run(o options) error {
 		return err
 	}
 	defer recv.Stop(5 * time.Second)
+	step("receiver metrics at %s", recv.MetricsURL)
 	targets := []*target{{name: "receiver", proc: recv.Process, url: func(i int) string {
 		return recv.URL + "/wechat/" + benchNamespace + "/" + componentName + "/messages/" + accountAppID(i)
 	}}}

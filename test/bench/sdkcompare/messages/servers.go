@@ -161,6 +161,11 @@ func newSDKServer(fw *forwarder, accounts int) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if srv.ResponseMsg == nil {
+			// Nothing to reply: answer as the receiver does (Send would encrypt an empty reply).
+			_, _ = io.WriteString(w, "success")
+			return
+		}
 		if err := srv.Send(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
@@ -242,6 +247,15 @@ func (s *floorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	_, _ = io.WriteString(w, "<xml><Encrypt><![CDATA["+out+"]]></Encrypt><MsgSignature><![CDATA["+
 		sha1Hex(token, rts, nonce, out)+"]]></MsgSignature><TimeStamp>"+rts+"</TimeStamp><Nonce><![CDATA["+nonce+"]]></Nonce></xml>")
+}
+
+// elem is the text of the first <name> element of b, without a CDATA wrapper.
+func elem(b []byte, name string) []byte {
+	v := between(b, "<"+name+">", "</"+name+">")
+	if c, ok := bytes.CutPrefix(v, []byte("<![CDATA[")); ok {
+		v, _ = bytes.CutSuffix(c, []byte("]]>"))
+	}
+	return v
 }
 
 // between is the bytes of b between the first open and the close after it.
