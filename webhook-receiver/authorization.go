@@ -50,13 +50,14 @@ func authorizerIndexValues(obj client.Object) []string {
 }
 
 // findAuthorizer returns the WeChatAuthorizer of componentName for appID, or nil. Through
-// s.reader with Options.AuthorizersIndexed it reads only the candidates; the choice among
-// several is PickAuthorizer's either way.
+// s.reader with Options.AuthorizersIndexed it reads only the candidates, not deep-copied:
+// the result is read, never written (writes go through patchAuthorizerStatus, which reads
+// afresh). The choice among several is PickAuthorizer's either way.
 func (s *Server) findAuthorizer(ctx context.Context, reader client.Reader, namespace, componentName, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
 	list := &wechatv1alpha1.WeChatAuthorizerList{}
 	opts := []client.ListOption{client.InNamespace(namespace)}
 	if s.indexed && reader == s.reader {
-		opts = append(opts, client.MatchingFields{AuthorizerIndex: authorizerIndexValue(componentName, appID)})
+		opts = append(opts, client.MatchingFields{AuthorizerIndex: authorizerIndexValue(componentName, appID)}, client.UnsafeDisableDeepCopy)
 	}
 	if err := reader.List(ctx, list, opts...); err != nil {
 		return nil, err

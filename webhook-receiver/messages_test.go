@@ -787,3 +787,29 @@ func FuzzParseMessage(f *testing.F) {
 		}
 	})
 }
+
+// With WatchKeyring, pushes read the keyring from the informer's events, not the reader:
+// a message verifies and is forwarded from the watched keyring alone, and a watched deletion
+// makes the component unknown.
+func TestTheWatchedKeyringIsWhatMessagesRead(t *testing.T) {
+	a := newApp(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, "success") })
+	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
+	ctx := context.Background()
+	ring := &corev1.Secret{}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "operator", Name: keyring.DefaultSecretName}, ring); err != nil {
+		t.Fatal(err)
+	}
+	e.server.keys.observe(ring.DeepCopy(), true)
+	e.server.keys.observe(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "operator", Name: "another"}}, false) // not the keyring: ignored
+	if err := e.client.Delete(ctx, ring); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.send("text", "hi", ""); r.StatusCode != http.StatusOK || len(a.received()) != 1 {
+		t.Fatalf("HTTP %d, %d forwarded; want the message verified and forwarded with the watched keyring", r.StatusCode, len(a.received()))
+	}
+	e.server.keys.observe(ring, false)
+	if r := e.send("text", "hi again", ""); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("after the keyring's deletion: HTTP %d, want 404", r.StatusCode)
+	}
+}

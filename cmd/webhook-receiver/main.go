@@ -127,6 +127,16 @@ func main() {
 		}
 	}
 
+	// Pushes read the keyring from its informer's events rather than a Get each.
+	secrets, err := c.GetCache().GetInformer(ctx, &corev1.Secret{})
+	if err == nil {
+		err = srv.WatchKeyring(secrets)
+	}
+	if err != nil {
+		log.Error(err, "unable to watch the keyring")
+		os.Exit(1)
+	}
+
 	var ready atomic.Bool
 	internal := http.NewServeMux()
 	internal.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
