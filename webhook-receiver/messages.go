@@ -73,8 +73,11 @@ type message struct {
 // FromUserName and a MsgType.
 func parseMessage(plaintext []byte) (*message, error) {
 	m := &message{}
-	if err := xml.Unmarshal(plaintext, m); err != nil {
-		return nil, errors.New("the decrypted message is not XML")
+	if !scanFlatMessage(plaintext, m) {
+		*m = message{}
+		if err := xml.Unmarshal(plaintext, m); err != nil {
+			return nil, errors.New("the decrypted message is not XML")
+		}
 	}
 	if m.ToUserName == "" || m.FromUserName == "" || m.MsgType == "" {
 		return nil, errors.New("the decrypted message lacks ToUserName, FromUserName or MsgType")

@@ -774,7 +774,20 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add(wxMessage(tAccountUser, "text", "hello"))
 	f.Add([]byte("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>event</MsgType><Event>LOCATION</Event></xml>"))
 	f.Add([]byte("<xml>"))
+	f.Add([]byte("<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\n<FromUserName>o&amp;1</FromUserName><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>"))
+	f.Add([]byte("<xml><ToUserName>a</ToUserName><ToUserName>b</ToUserName><FromUserName>c\r\nd</FromUserName><MsgType>x</MsgType><Extra><Nested>1</Nested></Extra></xml>"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast scanner, where it answers, reads what encoding/xml reads.
+		var fast, slow message
+		if scanFlatMessage(data, &fast) {
+			if err := xml.Unmarshal(data, &slow); err != nil {
+				t.Fatalf("the scanner read %q, which encoding/xml refuses: %v", data, err)
+			}
+			slow.XMLName = xml.Name{}
+			if fast != slow {
+				t.Fatalf("%q: scanner %+v, encoding/xml %+v", data, fast, slow)
+			}
+		}
 		m, err := parseMessage(data)
 		if err == nil && (m.ToUserName == "" || m.FromUserName == "" || m.MsgType == "") {
 			t.Fatalf("accepted a message without its required fields: %+v", m)
@@ -811,5 +824,30 @@ func TestTheWatchedKeyringIsWhatMessagesRead(t *testing.T) {
 	e.server.keys.observe(ring, false)
 	if r := e.send("text", "hi again", ""); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("after the keyring's deletion: HTTP %d, want 404", r.StatusCode)
+	}
+}
+
+// The messages WeChat sends take the scanner's path; anything it does not read exactly as
+// encoding/xml would goes to encoding/xml, with the same result.
+func TestMessagesOfWeChatsShapeAreScanned(t *testing.T) {
+	var m message
+	if !scanFlatMessage(wxMessage(tAccountUser, "text", "hello world"), &m) ||
+		m.ToUserName != tAccountUser || m.MsgType != "text" || m.Content != "hello world" || m.FromUserName == "" {
+		t.Fatalf("a plain text message was not scanned: %+v", m)
+	}
+	for name, doc := range map[string]string{
+		"a split CDATA section": "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content><![CDATA[x]]]]><![CDATA[>y]]></Content></xml>",
+		"an entity":             "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content>x &amp; y</Content></xml>",
+		"a nested element":      "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>event</MsgType><ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo></xml>",
+	} {
+		if scanFlatMessage([]byte(doc), &message{}) {
+			t.Errorf("%s was scanned, not left to encoding/xml", name)
+		}
+		if m, err := parseMessage([]byte(doc)); err != nil || m.ToUserName != "a" || m.FromUserName != "b" {
+			t.Errorf("%s: parseMessage = %+v, %v", name, m, err)
+		}
+	}
+	if m, _ := parseMessage([]byte("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content><![CDATA[x]]]]><![CDATA[>y]]></Content></xml>")); m.Content != "x]]>y" {
+		t.Errorf("split CDATA content = %q", m.Content)
 	}
 }
