@@ -142,8 +142,10 @@ type cell struct {
 	latencies []time.Duration
 }
 
-func (c cell) rate() float64          { return float64(c.messages) / c.wall.Seconds() }
-func (c cell) cpuPerMessage() float64 { return float64(c.cpuTicks) / ticksPerSecond / float64(c.messages) * 1e6 }
+func (c cell) rate() float64 { return float64(c.messages) / c.wall.Seconds() }
+func (c cell) cpuPerMessage() float64 {
+	return float64(c.cpuTicks) / ticksPerSecond / float64(c.messages) * 1e6
+}
 
 // runCell sends n messages (built beforehand) to t from senders goroutines.
 func (b *bench) runCell(t *target, senders, n int, reply bool) (cell, error) {

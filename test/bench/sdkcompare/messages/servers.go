@@ -53,7 +53,7 @@ import (
 // serveFlags are the flags of a --serve process.
 type serveFlags struct {
 	mode, listen, forwardURL string
-	accounts                             int
+	accounts                 int
 }
 
 func serve(f serveFlags) error {
