@@ -91,11 +91,21 @@ build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: bench
-bench: bench-crypto bench-push bench-scale ## Run every benchmark and print the figures.
+bench: bench-crypto bench-push bench-messages bench-scale ## Run every benchmark and print the figures.
 
 .PHONY: bench-crypto
 bench-crypto: ## Benchmark push verification+decryption against silenceper/wechat and the cost floor.
 	hack/bench-crypto.sh
+
+# The message path (docs/benchmarks.md, "Message path"): the webhook-receiver binary, the
+# silenceper/wechat SDK server and the floor, interleaved; BENCH_MESSAGES_FLAGS takes more
+# (bin/messagebench --help), e.g. --soak 1000000 for the memory run.
+BENCH_MESSAGES_FLAGS ?=
+
+.PHONY: bench-messages
+bench-messages: envtest ## Benchmark the message path against silenceper/wechat and the floor; records the table in docs/benchmarks.md.
+	cd test/bench/sdkcompare && $(GO) build -o $(CURDIR)/bin/messagebench ./messages
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/messagebench --root . --write-doc $(BENCH_MESSAGES_FLAGS)
 
 .PHONY: bench-push
 bench-push: envtest ## Benchmark ticket push -> token Secret latency and receiver throughput on the local control plane.

@@ -5,7 +5,8 @@
 # Benchmarks the receiver's per-push work (verify + decrypt + parse of a realistic
 # component_verify_ticket push) with internal/wxcrypto, with github.com/silenceper/wechat/v2
 # v2.1.10 and at the cost floor (SHA1 + base64 + AES-CBC, no XML), side by side in ONE
-# `go test -bench` run of the separate module hack/bench/cryptocompare, and prints the ratios.
+# `go test -bench` run of test/bench/sdkcompare/crypto (a package of the separate module
+# test/bench/sdkcompare, which keeps silenceper out of the product's go.mod), and prints the ratios.
 #
 # Usage: hack/bench-crypto.sh [--check]
 #   --check      exit 1 unless the targets hold: >= 4x faster than silenceper, <= 3x the floor,
@@ -35,7 +36,7 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 
 (
-	cd "$root/hack/bench/cryptocompare"
+	cd "$root/test/bench/sdkcompare/crypto"
 	BENCH_ROUNDS="${ROUNDS:-5}" go test -run '^TestSameResult$' -bench '^BenchmarkTicketPush$' \
 		-benchmem -count 1 -benchtime "${BENCHTIME:-1s}" .
 ) | tee "$out"

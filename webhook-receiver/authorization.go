@@ -28,10 +28,38 @@ const (
 	msgUnauthorizedConditionReason = "the account revoked its authorization of the platform (unauthorized push at %s); refreshing stopped. A new authorization resumes it"
 )
 
-// findAuthorizer returns the WeChatAuthorizer of componentName for appID, or nil.
+// AuthorizerIndex is the field index IndexAuthorizers adds to the receiver's cache: a
+// WeChatAuthorizer's component and appid, "<componentRef.name>/<spec.appID>".
+const AuthorizerIndex = "receiver.wechat-operator.dev/component-appid"
+
+func authorizerIndexValue(component, appID string) string { return component + "/" + appID }
+
+// IndexAuthorizers adds AuthorizerIndex to the cache behind Options.Reader (then set
+// Options.AuthorizersIndexed). Without it, every message lists every WeChatAuthorizer of the
+// namespace, a deep copy of each, to find its account's.
+func IndexAuthorizers(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &wechatv1alpha1.WeChatAuthorizer{}, AuthorizerIndex, authorizerIndexValues)
+}
+
+func authorizerIndexValues(obj client.Object) []string {
+	a, ok := obj.(*wechatv1alpha1.WeChatAuthorizer)
+	if !ok {
+		return nil
+	}
+	return []string{authorizerIndexValue(a.Spec.ComponentRef.Name, a.Spec.AppID)}
+}
+
+// findAuthorizer returns the WeChatAuthorizer of componentName for appID, or nil. Through
+// s.reader with Options.AuthorizersIndexed it reads only the candidates, not deep-copied:
+// the result is read, never written (writes go through patchAuthorizerStatus, which reads
+// afresh). The choice among several is PickAuthorizer's either way.
 func (s *Server) findAuthorizer(ctx context.Context, reader client.Reader, namespace, componentName, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
 	list := &wechatv1alpha1.WeChatAuthorizerList{}
-	if err := reader.List(ctx, list, client.InNamespace(namespace)); err != nil {
+	opts := []client.ListOption{client.InNamespace(namespace)}
+	if s.indexed && reader == s.reader {
+		opts = append(opts, client.MatchingFields{AuthorizerIndex: authorizerIndexValue(componentName, appID)}, client.UnsafeDisableDeepCopy)
+	}
+	if err := reader.List(ctx, list, opts...); err != nil {
 		return nil, err
 	}
 	return wechatv1alpha1.PickAuthorizer(list.Items, componentName, appID), nil

@@ -9,11 +9,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -32,6 +35,9 @@ type componentKeys struct {
 	crypter   *wxcrypto.Crypter
 	window    time.Duration
 	stateKey  []byte // checks the state of authorization links (internal/authstate)
+	// keyring is the keyring Secret's data as lookup read it, so that a message's forwarding
+	// key comes from the same read. Read only (in production, the cache's own map).
+	keyring map[string][]byte
 }
 
 // keyStore finds a component's keys. Both the component and the keyring Secret come from
@@ -44,6 +50,66 @@ type keyStore struct {
 
 	mu       sync.Mutex
 	crypters map[string]cachedCrypter
+
+	// watched is the keyring as informer events last delivered it (WatchKeyring), or nil:
+	// then each push Gets it from the reader.
+	watched atomic.Pointer[keyringSnapshot]
+}
+
+// keyringSnapshot is the keyring Secret's data, or that it does not exist.
+type keyringSnapshot struct {
+	data   map[string][]byte // the cache's own map: read only
+	exists bool
+}
+
+// WatchKeyring feeds the keyring Secret to the receiver from the events of informer (the
+// Secret informer of the cache behind Options.Reader), so that pushes read its data without
+// a cache Get: in a cache restricted to one namespace, each Get costs a REST mapping, the
+// largest single cost of a message. Until the first event, pushes Get it as before.
+func (s *Server) WatchKeyring(informer crcache.Informer) error {
+	_, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.keys.observe(obj, true) },
+		UpdateFunc: func(_, obj any) { s.keys.observe(obj, true) },
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			s.keys.observe(obj, false)
+		},
+	})
+	return err
+}
+
+// observe records an event of a Secret, if it is the keyring.
+func (k *keyStore) observe(obj any, exists bool) {
+	secret, ok := obj.(*corev1.Secret)
+	if !ok || secret.Namespace != k.keyring.Namespace || secret.Name != k.keyring.Name {
+		return
+	}
+	snap := &keyringSnapshot{exists: exists}
+	if exists {
+		snap.data = secret.Data
+	}
+	k.watched.Store(snap)
+}
+
+// keyringData is the keyring's data: the watched snapshot, else a Get. Read only.
+func (k *keyStore) keyringData(ctx context.Context) (map[string][]byte, error) {
+	if snap := k.watched.Load(); snap != nil {
+		if !snap.exists {
+			return nil, errUnknownComponent
+		}
+		return snap.data, nil
+	}
+	// Not a copy in production (CacheOptions).
+	secret := &corev1.Secret{}
+	if err := k.reader.Get(ctx, k.keyring, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errUnknownComponent
+		}
+		return nil, err
+	}
+	return secret.Data, nil
 }
 
 type cachedCrypter struct {
@@ -60,15 +126,12 @@ func (k *keyStore) lookup(ctx context.Context, namespace, name string) (*compone
 		}
 		return nil, err
 	}
-	secret := &corev1.Secret{}
-	if err := k.reader.Get(ctx, k.keyring, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, errUnknownComponent
-		}
+	ring, err := k.keyringData(ctx)
+	if err != nil {
 		return nil, err
 	}
-	token := string(secret.Data[keyring.TokenKey(namespace, name)])
-	aesKey := string(secret.Data[keyring.AESKeyKey(namespace, name)])
+	token := string(ring[keyring.TokenKey(namespace, name)])
+	aesKey := string(ring[keyring.AESKeyKey(namespace, name)])
 	if token == "" || aesKey == "" {
 		return nil, errUnknownComponent
 	}
@@ -77,7 +140,7 @@ func (k *keyStore) lookup(ctx context.Context, namespace, name string) (*compone
 		return nil, errUnknownComponent
 	}
 	return &componentKeys{component: component, crypter: cached.crypter, stateKey: cached.stateKey,
-		window: timestampWindow(component, k.defaultWindow)}, nil
+		window: timestampWindow(component, k.defaultWindow), keyring: ring}, nil
 }
 
 // timestampWindow is the component's window, else the default; never over MaxTimestampWindow

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -72,8 +73,11 @@ type message struct {
 // FromUserName and a MsgType.
 func parseMessage(plaintext []byte) (*message, error) {
 	m := &message{}
-	if err := xml.Unmarshal(plaintext, m); err != nil {
-		return nil, errors.New("the decrypted message is not XML")
+	if !scanFlatMessage(plaintext, m) {
+		*m = message{}
+		if err := xml.Unmarshal(plaintext, m); err != nil {
+			return nil, errors.New("the decrypted message is not XML")
+		}
 	}
 	if m.ToUserName == "" || m.FromUserName == "" || m.MsgType == "" {
 		return nil, errors.New("the decrypted message lacks ToUserName, FromUserName or MsgType")
@@ -95,15 +99,20 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	if s.metrics != nil {
 		s.metrics.Messages.WithLabelValues(out.msgType, out.account, out.result).Inc()
 	}
-	logger := s.log.WithValues("component", key.String(), "authorizerAppID", appID, "msgType", out.msgType,
-		"account", out.account, "result", out.result)
+	// The logger's values are built only for a line that is written: most messages write none.
+	logger := func(l logr.Logger) logr.Logger {
+		return l.WithValues("component", key.String(), "authorizerAppID", appID, "msgType", out.msgType,
+			"account", out.account, "result", out.result)
+	}
 	var pe *pushError
 	if errors.As(err, &pe) {
-		s.logNotAccepted(logger, "message not accepted", pe)
+		s.logNotAccepted(logger(s.log), "message not accepted", pe)
 		http.Error(w, http.StatusText(pe.status), pe.status)
 		return
 	}
-	logger.V(1).Info("message answered", "reply", out.reply != nil)
+	if v := s.log.V(1); v.Enabled() {
+		logger(v).Info("message answered", "reply", out.reply != nil)
+	}
 	switch {
 	case out.reply != nil:
 		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
@@ -277,7 +286,7 @@ func (s *Server) answerMessage(ctx context.Context, in inbound, out messageOutco
 
 // forwardAndSeal forwards a message and returns the app's reply encrypted for WeChat, or nil.
 func (s *Server) forwardAndSeal(ctx context.Context, in inbound, target *forwardTarget) []byte {
-	appReply, _ := s.forward(ctx, target, in.key.String(), in.appID, in.plaintext)
+	appReply, _ := s.forward(ctx, target, in.keys.keyring, in.key.String(), in.appID, in.plaintext)
 	if appReply == nil {
 		return nil
 	}

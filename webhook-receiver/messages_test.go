@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,8 +130,10 @@ func newMsgEnv(t *testing.T, opts ...envOption) *msgEnv {
 		opt(component, keyringSecret, &o)
 	}
 	e.client = fake.NewClientBuilder().WithScheme(s).WithObjects(component, keyringSecret).
-		WithStatusSubresource(&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}).Build()
-	o.Reader = e.client
+		WithStatusSubresource(&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}).
+		WithIndex(&wechatv1alpha1.WeChatAuthorizer{}, AuthorizerIndex, authorizerIndexValues).Build()
+	// As in production (cmd/webhook-receiver): messages find their account through the index.
+	o.Reader, o.AuthorizersIndexed = e.client, true
 	o.Client = interceptor.NewClient(e.client.(client.WithWatch), interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			if e.failStatusWrites.Load() {
@@ -572,6 +575,58 @@ func TestTheForwardDeadlineIsCapped(t *testing.T) {
 	}
 }
 
+// Concurrent forwards to one app keep their connections alive: a second burst as large as
+// the first dials (almost) nothing new. Go's default pool keeps 2 idle connections per host,
+// which made every burst dial again (2 kept, 6 dialled for 8).
+func TestConcurrentForwardsReuseTheirConnections(t *testing.T) {
+	const burst = 8
+	arrived := make(chan struct{}, burst)
+	var gate atomic.Pointer[chan struct{}]
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	a := newApp(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		g := *gate.Load()
+		arrived <- struct{}{}
+		<-g // every forward of the burst is in flight at once, each on its own connection
+		_, _ = io.WriteString(w, "success")
+	})
+	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL, Timeout: "4s"}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
+	for round := range 2 {
+		g := make(chan struct{})
+		gate.Store(&g)
+		errs := make(chan error, burst)
+		for i := range burst {
+			go func() {
+				_, err := e.sim.SendMessage(context.Background(), wxsim.MessageRequest{ComponentAppID: tComponentAppID,
+					AuthorizerAppID: tAccountAppID, FromUser: "oUser_0123456789abcdefghijklm", MsgType: "text",
+					Content: fmt.Sprintf("burst %d message %d", round, i)})
+				errs <- err
+			}()
+		}
+		for range burst {
+			<-arrived
+		}
+		close(g)
+		for range burst {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if e.forwards(forwardNoReply) != 2*burst {
+		t.Fatalf("forwards answered = %v, want %d", e.forwards(forwardNoReply), 2*burst)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) > burst+2 {
+		t.Fatalf("%d forwards in two bursts of %d used %d connections; the second burst should reuse the first's", 2*burst, burst, len(conns))
+	}
+}
+
 func TestNoKeyNoForward(t *testing.T) {
 	a := newApp(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, "success") })
 	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL}),
@@ -719,7 +774,20 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add(wxMessage(tAccountUser, "text", "hello"))
 	f.Add([]byte("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>event</MsgType><Event>LOCATION</Event></xml>"))
 	f.Add([]byte("<xml>"))
+	f.Add([]byte("<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\n<FromUserName>o&amp;1</FromUserName><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>"))
+	f.Add([]byte("<xml><ToUserName>a</ToUserName><ToUserName>b</ToUserName><FromUserName>c\r\nd</FromUserName><MsgType>x</MsgType><Extra><Nested>1</Nested></Extra></xml>"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast scanner, where it answers, reads what encoding/xml reads.
+		var fast, slow message
+		if scanFlatMessage(data, &fast) {
+			if err := xml.Unmarshal(data, &slow); err != nil {
+				t.Fatalf("the scanner read %q, which encoding/xml refuses: %v", data, err)
+			}
+			slow.XMLName = xml.Name{}
+			if fast != slow {
+				t.Fatalf("%q: scanner %+v, encoding/xml %+v", data, fast, slow)
+			}
+		}
 		m, err := parseMessage(data)
 		if err == nil && (m.ToUserName == "" || m.FromUserName == "" || m.MsgType == "") {
 			t.Fatalf("accepted a message without its required fields: %+v", m)
@@ -731,4 +799,55 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// With WatchKeyring, pushes read the keyring from the informer's events, not the reader:
+// a message verifies and is forwarded from the watched keyring alone, and a watched deletion
+// makes the component unknown.
+func TestTheWatchedKeyringIsWhatMessagesRead(t *testing.T) {
+	a := newApp(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { _, _ = io.WriteString(w, "success") })
+	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
+	ctx := context.Background()
+	ring := &corev1.Secret{}
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: "operator", Name: keyring.DefaultSecretName}, ring); err != nil {
+		t.Fatal(err)
+	}
+	e.server.keys.observe(ring.DeepCopy(), true)
+	e.server.keys.observe(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "operator", Name: "another"}}, false) // not the keyring: ignored
+	if err := e.client.Delete(ctx, ring); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.send("text", "hi", ""); r.StatusCode != http.StatusOK || len(a.received()) != 1 {
+		t.Fatalf("HTTP %d, %d forwarded; want the message verified and forwarded with the watched keyring", r.StatusCode, len(a.received()))
+	}
+	e.server.keys.observe(ring, false)
+	if r := e.send("text", "hi again", ""); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("after the keyring's deletion: HTTP %d, want 404", r.StatusCode)
+	}
+}
+
+// The messages WeChat sends take the scanner's path; anything it does not read exactly as
+// encoding/xml would goes to encoding/xml, with the same result.
+func TestMessagesOfWeChatsShapeAreScanned(t *testing.T) {
+	var m message
+	if !scanFlatMessage(wxMessage(tAccountUser, "text", "hello world"), &m) ||
+		m.ToUserName != tAccountUser || m.MsgType != "text" || m.Content != "hello world" || m.FromUserName == "" {
+		t.Fatalf("a plain text message was not scanned: %+v", m)
+	}
+	for name, doc := range map[string]string{
+		"a split CDATA section": "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content><![CDATA[x]]]]><![CDATA[>y]]></Content></xml>",
+		"an entity":             "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content>x &amp; y</Content></xml>",
+		"a nested element":      "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>event</MsgType><ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo></xml>",
+	} {
+		if scanFlatMessage([]byte(doc), &message{}) {
+			t.Errorf("%s was scanned, not left to encoding/xml", name)
+		}
+		if m, err := parseMessage([]byte(doc)); err != nil || m.ToUserName != "a" || m.FromUserName != "b" {
+			t.Errorf("%s: parseMessage = %+v, %v", name, m, err)
+		}
+	}
+	if m, _ := parseMessage([]byte("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content><![CDATA[x]]]]><![CDATA[>y]]></Content></xml>")); m.Content != "x]]>y" {
+		t.Errorf("split CDATA content = %q", m.Content)
+	}
 }

@@ -6,7 +6,10 @@ SPDX-License-Identifier: Apache-2.0
 package receiver
 
 import (
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +88,46 @@ func TestTheReplayKeyIsCanonical(t *testing.T) {
 	for name, k := range other {
 		if k == base {
 			t.Errorf("%s gives the same key", name)
+		}
+	}
+}
+
+// A large cache is sharded: concurrent reservations of the same keys get exactly one
+// replayNew each, the bound holds over all shards, and the newest entries are kept.
+func TestAShardedReplayCacheKeepsItsPromises(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+	const keys, racers = 5_000, 4
+	cache := newReplayCache(clock, defaultReplayEntries)
+	if len(cache.shards) != replayShards {
+		t.Fatalf("a cache of %d entries has %d shards, want %d", defaultReplayEntries, len(cache.shards), replayShards)
+	}
+	var wg sync.WaitGroup
+	var fresh atomic.Int64
+	for range racers {
+		wg.Go(func() {
+			for i := range keys {
+				if cache.reserve(strconv.Itoa(i), time.Hour) == replayNew {
+					fresh.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := fresh.Load(); n != keys {
+		t.Fatalf("%d racers reserving %d keys got %d new reservations, want one per key", racers, keys, n)
+	}
+
+	const max = 2048
+	small := newReplayCache(clock, max)
+	for i := range 10 * max {
+		small.reserve(strconv.Itoa(i), time.Hour)
+	}
+	if n := small.len(); n > max || n < max-replayShards {
+		t.Fatalf("the cache holds %d entries, want at most (and about) %d", n, max)
+	}
+	for i := 10*max - 50; i < 10*max; i++ {
+		if got := small.reserve(strconv.Itoa(i), time.Hour); got == replayNew {
+			t.Fatalf("key %d, among the newest, was forgotten", i)
 		}
 	}
 }

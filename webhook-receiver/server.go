@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -50,8 +51,12 @@ const (
 
 // Options configure a Server.
 type Options struct {
-	// Reader reads WeChatComponents and the keyring Secret; an informer cache in production.
+	// Reader reads WeChatComponents, WeChatAuthorizers and the keyring Secret; an informer
+	// cache in production.
 	Reader client.Reader
+	// AuthorizersIndexed says Reader has AuthorizerIndex (IndexAuthorizers): a message then
+	// reads its account's WeChatAuthorizer alone rather than all of the namespace's.
+	AuthorizersIndexed bool
 	// APIReader reads uncached, after a write conflict.
 	APIReader client.Reader
 	// Client writes status.
@@ -95,6 +100,7 @@ type Options struct {
 // Server handles WeChat's pushes.
 type Server struct {
 	reader, apiReader client.Reader
+	indexed           bool // reader has AuthorizerIndex
 	client            client.Client
 	clock             clock.PassiveClock
 	keys              *keyStore
@@ -141,6 +147,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{
 		reader:         opts.Reader,
+		indexed:        opts.AuthorizersIndexed,
 		apiReader:      opts.APIReader,
 		client:         opts.Client,
 		clock:          opts.Clock,
@@ -174,13 +181,16 @@ func (s *Server) Handler() http.Handler {
 
 // CacheOptions shapes the receiver's informer cache: the custom resources, and of all Secrets
 // only the keyring, which is all its RBAC lets it read (a list or watch with a metadata.name
-// field selector is what resourceNames authorizes).
+// field selector is what resourceNames authorizes). The keyring holds every component's keys
+// and every forwarding key, and each push reads it, so reads of it are not
+// deep-copied: the receiver only ever reads the cached Secret (keys.go, forward.go).
 func CacheOptions(keyring types.NamespacedName) cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{keyring.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", keyring.Name),
+				Namespaces:            map[string]cache.Config{keyring.Namespace: {}},
+				Field:                 fields.OneTermEqualSelector("metadata.name", keyring.Name),
+				UnsafeDisableDeepCopy: ptr.To(true),
 			},
 		},
 	}

@@ -90,8 +90,14 @@ func main() {
 		os.Exit(1)
 	}
 
+	// Messages look up their account's WeChatAuthorizer by component and appid.
+	if err := receiver.IndexAuthorizers(context.Background(), c.GetFieldIndexer()); err != nil {
+		log.Error(err, "unable to index WeChatAuthorizers")
+		os.Exit(1)
+	}
 	srv := receiver.New(receiver.Options{
 		Reader:              c.GetCache(),
+		AuthorizersIndexed:  true,
 		APIReader:           c.GetAPIReader(),
 		Client:              c.GetClient(),
 		Keyring:             keyringKey,
@@ -119,6 +125,16 @@ func main() {
 			log.Error(err, "unable to start an informer")
 			os.Exit(1)
 		}
+	}
+
+	// Pushes read the keyring from its informer's events rather than a Get each.
+	secrets, err := c.GetCache().GetInformer(ctx, &corev1.Secret{})
+	if err == nil {
+		err = srv.WatchKeyring(secrets)
+	}
+	if err != nil {
+		log.Error(err, "unable to watch the keyring")
+		os.Exit(1)
 	}
 
 	var ready atomic.Bool

@@ -8,7 +8,7 @@ package wxcrypto
 import "testing"
 
 // The side-by-side comparison with github.com/silenceper/wechat/v2 and the cost floor lives in
-// the separate module hack/bench/cryptocompare (run hack/bench-crypto.sh); these benchmarks
+// test/bench/sdkcompare/crypto, in a module of its own (run hack/bench-crypto.sh); these benchmarks
 // break the receiver's path into its parts.
 
 // BenchmarkOpenPushTicket is the receiver's whole per-push work for a realistic ticket push:

@@ -13,6 +13,7 @@ SPDX-License-Identifier: Apache-2.0
 //   - floor:      the unavoidable cryptographic work alone, no XML: SHA1 over the sorted
 //     signature inputs, base64 decoding and AES-256-CBC decryption with an expanded key.
 //
-// It is a separate module so the product's go.mod never depends on silenceper/wechat.
+// It is in a separate module (test/bench/sdkcompare) so the product's go.mod never depends on
+// silenceper/wechat.
 // Run it through hack/bench-crypto.sh, which prints the ratios.
 package cryptocompare
