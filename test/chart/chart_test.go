@@ -241,8 +241,11 @@ func TestHelmLint(t *testing.T) {
 		})
 	}
 	// Lint must be able to fail: a value of the wrong type breaks the templates.
-	if _, err := helm(t, "lint", "--strict", abs, "--set", "manager.extraArgs=oops"); err == nil {
-		t.Fatal("helm lint passed a chart whose manager.extraArgs is not a list")
+	// values.schema.json: misspelt keys and values of the wrong type fail lint (and install).
+	for _, bad := range []string{"manager.extraArgs=oops", "manager.replica=3", "receiver.replicas=two", "image.pullPolicy=Sometimes", "ingres.enabled=true"} {
+		if out, err := helm(t, "lint", "--strict", abs, "--set", bad); err == nil || !bytes.Contains(out, []byte("schema")) {
+			t.Errorf("helm lint --set %s: %v\n%s; want it refused by the values schema", bad, err, out)
+		}
 	}
 }
 
