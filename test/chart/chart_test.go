@@ -25,6 +25,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/wechat-operator/wechat-operator/test/kustomize"
 )
@@ -278,9 +279,29 @@ func TestWatchNamespacesRenderConfigNamespaced(t *testing.T) {
 	sameObjects(t, kust, objs, "Namespace", "CustomResourceDefinition")
 }
 
-// metrics.serviceMonitor is config/prometheus.
+// metrics.serviceMonitor and the other metrics.<kind>.enabled the generator found are
+// config/prometheus.
 func TestServiceMonitorRendersConfigPrometheus(t *testing.T) {
-	objs := template(t, operatorNS, map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}})
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defaults struct {
+		Metrics map[string]any `json:"metrics"`
+	}
+	if err := utilyaml.Unmarshal(data, &defaults); err != nil {
+		t.Fatal(err)
+	}
+	metrics := map[string]any{}
+	for k, v := range defaults.Metrics {
+		if m, ok := v.(map[string]any); ok && m["enabled"] != nil {
+			metrics[k] = map[string]any{"enabled": true}
+		}
+	}
+	if metrics["serviceMonitor"] == nil {
+		t.Fatalf("values.yaml has no metrics.serviceMonitor.enabled: %v", defaults.Metrics)
+	}
+	objs := template(t, operatorNS, map[string]any{"metrics": metrics})
 	var prom []*unstructured.Unstructured
 	for _, o := range objs {
 		if kustomize.Find(render(t, "default"), o.GetKind(), o.GetName()) == nil {

@@ -505,7 +505,6 @@ func generate(root string) (map[string][]byte, error) {
 			}
 			cond = ".Values.metrics." + key + ".enabled"
 		}
-		// Fix the key order of the merged labels: the placeholder key sorts last.
 		text, err := t.serialize(o)
 		if err != nil {
 			return nil, err
