@@ -108,9 +108,10 @@ func testHelm(t *testing.T) {
 		return deploymentReady(suiteCtx, operatorNS, managerDeploy, 1)
 	})
 	waitFor(t, "a manager pod holding the leader Lease after the upgrade", 2*time.Minute, func() (bool, string) {
-		holder, _ := leaseHolder(t)
+		holder, _ := leaseHolder(t) // <pod>_<uuid>
 		pods := podsOf(t, operatorNS, managerDeploy)
-		return len(pods) == 1 && holder == pods[0].Name, fmt.Sprintf("holder %q, %d pods", holder, len(pods))
+		pod, _, _ := strings.Cut(holder, "_")
+		return len(pods) == 1 && pod == pods[0].Name, fmt.Sprintf("holder %q, %d pods", holder, len(pods))
 	})
 	if got := helm(t, "get", "values", helmRelease, "--output", "json"); !strings.Contains(got, `"replicas":1`) {
 		t.Fatalf("helm get values after the upgrade: %s", got)
