@@ -176,7 +176,7 @@ images: ## Build the manager, receiver and simulator images without a daemon int
 # The suite on real pods (test/cluster, build tag "cluster"): cluster up, images, deploy, tests,
 # and everything torn down again, also when a step fails. CI runs it (.ci/run).
 .PHONY: test-cluster
-test-cluster: ## Run test/cluster on a fresh local cluster (~8 minutes once the node binaries are built), then tear it down.
+test-cluster: ## Run test/cluster on a fresh local cluster (~10 minutes once the node binaries are built; CLUSTER_TEST_RUN selects steps), then tear it down.
 	@hack/cluster-test.sh
 
 ##@ Deployment (to the local cluster of `make cluster` when it is up, else the current kubeconfig's)
