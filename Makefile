@@ -57,10 +57,25 @@ envtest: ## Build etcd and kube-apiserver from Go modules into bin/k8s/<version>
 test: manifests generate fmt vet envtest ## Run all tests against a real kube-apiserver + etcd.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GO_TEST_FLAGS) ./...
 
+# The Helm chart is generated from config/ (hack/tools/helm/chartgen, in the separate module
+# hack/tools/helm with the Helm CLI: Helm's dependencies would raise the operator's own).
+HELM_TOOL_DIR := hack/tools/helm
+HELM ?= $(GO) -C $(HELM_TOOL_DIR) tool helm
+
+.PHONY: chart
+chart: ## Regenerate charts/wechat-operator from config/ (after make manifests or any change under config/).
+	$(GO) -C $(HELM_TOOL_DIR) run ./chartgen --root $(CURDIR)
+
+.PHONY: helm
+helm: ## Build the Helm CLI of hack/tools/helm into bin/helm (the tests use `go tool helm` there).
+	$(GO) -C $(HELM_TOOL_DIR) build -o $(CURDIR)/bin/helm helm.sh/helm/v4/cmd/helm
+
 .PHONY: verify
-verify: manifests generate fmt ## Fail if generated or formatted files are out of date.
-	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
+verify: manifests generate fmt chart ## Fail if generated or formatted files are out of date.
+	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make manifests generate chart' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- charts)" || { echo "charts/ has files that are not committed: run 'make chart' and commit"; git status --porcelain -- charts; exit 1; }
 	@$(GO) mod tidy && git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@$(GO) -C $(HELM_TOOL_DIR) mod tidy && git diff --exit-code -- $(HELM_TOOL_DIR)/go.mod $(HELM_TOOL_DIR)/go.sum || { echo "$(HELM_TOOL_DIR)/go.mod is not tidy: run 'go -C $(HELM_TOOL_DIR) mod tidy' and commit"; exit 1; }
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME (default 30s) each.
@@ -89,6 +104,10 @@ demo-check: ## Run the demo non-interactively; fail unless tokens are issued and
 .PHONY: build
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: krew-archive
+krew-archive: ## Build the krew archives of kubectl-wechat and bin/krew/wechat.yaml (VERSION=v0.1.0; KREW_PLATFORMS=linux/amd64 for one).
+	@VERSION=$(VERSION) KREW_PLATFORMS="$(KREW_PLATFORMS)" hack/krew-archive.sh
 
 .PHONY: bench
 bench: bench-crypto bench-push bench-messages bench-scale ## Run every benchmark and print the figures.
@@ -173,7 +192,7 @@ images: ## Build the manager, receiver and simulator images without a daemon int
 # The suite on real pods (test/cluster, build tag "cluster"): cluster up, images, deploy, tests,
 # and everything torn down again, also when a step fails. CI runs it (.ci/run).
 .PHONY: test-cluster
-test-cluster: ## Run test/cluster on a fresh local cluster (~8 minutes once the node binaries are built), then tear it down.
+test-cluster: ## Run test/cluster on a fresh local cluster (~10 minutes once the node binaries are built; CLUSTER_TEST_RUN selects steps), then tear it down.
 	@hack/cluster-test.sh
 
 ##@ Deployment (to the local cluster of `make cluster` when it is up, else the current kubeconfig's)

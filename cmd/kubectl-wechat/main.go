@@ -9,6 +9,7 @@ SPDX-License-Identifier: Apache-2.0
 //	kubectl-wechat status [-n NS | -A]
 //	kubectl-wechat decrypt --token T --encoding-aes-key K --app-id A \
 //	    --timestamp TS --nonce N --msg-signature S < envelope.xml
+//	kubectl-wechat completion bash|zsh
 //
 // decrypt reads a captured push envelope (the HTTP body WeChat POSTed) on stdin, verifies
 // msg_signature and decrypts it, and prints the decrypted message XML on stdout (exit 0).
@@ -57,6 +58,7 @@ Commands:
   auth-link  print a link (or QR code) an account administrator opens to authorize a component
   status     show components and authorizers: readiness, token expiry, last error
   decrypt    verify and decrypt a captured push envelope read from stdin
+  completion print a shell completion script: kubectl-wechat completion bash|zsh
   help       show this help
 
 Run "kubectl-wechat COMMAND --help" for the flags of a command.
@@ -92,6 +94,10 @@ func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		return runStatus(args[1:], stdout, stderr, d)
 	case "decrypt":
 		return runDecrypt(args[1:], stdin, stdout, stderr, getenv)
+	case "completion":
+		return runCompletion(args[1:], stdout, stderr)
+	case "__complete":
+		return runComplete(args[1:], stdout, getenv)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

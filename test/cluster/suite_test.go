@@ -86,6 +86,7 @@ func TestCluster(t *testing.T) {
 		{"2 tickets pushed through the receiver Service land in status and tokens are issued", testTicketsAndTokens},
 		{"6 undeploy and deploy keep resources and Secrets, and make no WeChat call for tokens not due", testRedeploy},
 		{"3+4 a consumer pod uses the mounted tokens over refresh cycles, through leader and receiver pod loss", testConsumerOverRefreshes},
+		{"helm (issue 18): undeploy, helm install works like make deploy, helm upgrade applies a value, helm uninstall keeps CRDs and Secrets", testHelm},
 	}
 	startWatch(t)
 	for _, s := range steps {
