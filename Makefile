@@ -51,6 +51,14 @@ envtest: ## Build etcd and kube-apiserver from Go modules into bin/k8s/<version>
 test: manifests generate fmt vet envtest ## Run all tests against a real kube-apiserver + etcd.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-alerts
+test-alerts: ## Unit-test the alert rules and the dashboard's queries with promtool (its first build takes minutes).
+	$(GO) test -count=1 -run 'TestAlertRules|TestDashboardQueriesParse|TestPrometheusRule|TestDocsCover' ./test/monitoring
+
+.PHONY: prometheus-rule
+prometheus-rule: ## Regenerate config/prometheus/prometheusrule.yaml from config/prometheus/alerts.yaml.
+	$(GO) test -count=1 -run TestPrometheusRuleCarriesTheRulesFile ./test/monitoring -args -update
+
 .PHONY: verify
 verify: manifests generate fmt ## Fail if generated or formatted files are out of date.
 	@git diff --exit-code -- api config || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
