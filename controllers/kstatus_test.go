@@ -154,6 +154,11 @@ var _ = Describe("health as GitOps tools read it (kstatus, Argo CD)", func() {
 		w = newWorld()
 		w.createComponent()
 
+		By("before the controller looked at it: no status, which kstatus cannot tell from done")
+		h := healthOf(served(comp, w.key))
+		Expect(h.kstatus).To(Equal(status.CurrentStatus), "kstatus: %s", h.kstatusMsg)
+		Expect(h.argo).To(Equal("Progressing"), "the Argo CD check waits for a status")
+
 		By("waiting for the first ticket: in progress")
 		w.reconcile()
 		expectHealth(comp, w.key, status.InProgressStatus, "Progressing", wechatv1alpha1.ReasonWaitingForTicket)
