@@ -70,6 +70,14 @@ chart: ## Regenerate charts/wechat-operator from config/ (after make manifests o
 helm: ## Build the Helm CLI of hack/tools/helm into bin/helm (the tests use `go tool helm` there).
 	$(GO) -C $(HELM_TOOL_DIR) build -o $(CURDIR)/bin/helm helm.sh/helm/v4/cmd/helm
 
+.PHONY: test-alerts
+test-alerts: ## Unit-test the alert rules and the dashboard's queries with promtool (its first build takes minutes).
+	$(GO) test -count=1 -run 'TestAlertRules|TestDashboardQueriesParse|TestPrometheusRule|TestDocsCover' ./test/monitoring
+
+.PHONY: prometheus-rule
+prometheus-rule: ## Regenerate config/prometheus/prometheusrule.yaml from config/prometheus/alerts.yaml.
+	$(GO) test -count=1 -run TestPrometheusRuleCarriesTheRulesFile ./test/monitoring -args -update
+
 .PHONY: verify
 verify: manifests generate fmt chart ## Fail if generated or formatted files are out of date.
 	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make manifests generate chart' and commit"; exit 1; }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -23,7 +25,40 @@ var tokenExpiryDesc = prometheus.NewDesc(
 	[]string{"kind", "namespace", "name"}, nil,
 )
 
-// TokenExpiryCollector exports wechat_token_expiration_timestamp_seconds.
+// Series the alert rules of config/prometheus need, read from status at scrape time like the
+// token expiry. Label values are object names and condition reasons (a fixed set of
+// constants), never a token, ticket or code.
+var (
+	ticketCreatedDesc = prometheus.NewDesc(
+		"wechat_verify_ticket_timestamp_seconds",
+		"Unix time WeChat created the newest component_verify_ticket in the WeChatComponent's status (pushed every 10 minutes).",
+		[]string{"namespace", "name"}, nil,
+	)
+	refreshFailuresDesc = prometheus.NewDesc(
+		"wechat_refresh_failures",
+		"Consecutive failed attempts of the resource (status.failedAttempts), by status.lastFailureReason; absent while the last attempt succeeded.",
+		[]string{"kind", "namespace", "name", "reason"}, nil,
+	)
+	stalledDesc = prometheus.NewDesc(
+		"wechat_resource_stalled",
+		"1 while the resource's Stalled condition is True (a human must act), by its reason; absent otherwise.",
+		[]string{"kind", "namespace", "name", "reason"}, nil,
+	)
+)
+
+// collectStatus sends the status series of one resource.
+func collectStatus(ch chan<- prometheus.Metric, kind, namespace, name string, failedAttempts int32, lastFailureReason string, conds []metav1.Condition) {
+	if failedAttempts > 0 {
+		ch <- prometheus.MustNewConstMetric(refreshFailuresDesc, prometheus.GaugeValue, float64(failedAttempts),
+			kind, namespace, name, lastFailureReason)
+	}
+	if c := meta.FindStatusCondition(conds, wechatv1alpha1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+		ch <- prometheus.MustNewConstMetric(stalledDesc, prometheus.GaugeValue, 1, kind, namespace, name, c.Reason)
+	}
+}
+
+// TokenExpiryCollector exports wechat_token_expiration_timestamp_seconds and the status
+// series above.
 type TokenExpiryCollector struct {
 	Reader client.Reader
 }
@@ -31,7 +66,12 @@ type TokenExpiryCollector struct {
 var _ prometheus.Collector = &TokenExpiryCollector{}
 
 // Describe implements prometheus.Collector.
-func (c *TokenExpiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tokenExpiryDesc }
+func (c *TokenExpiryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tokenExpiryDesc
+	ch <- ticketCreatedDesc
+	ch <- refreshFailuresDesc
+	ch <- stalledDesc
+}
 
 // Collect implements prometheus.Collector.
 func (c *TokenExpiryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -45,6 +85,11 @@ func (c *TokenExpiryCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue,
 					float64(item.Status.ExpiresAt.Unix()), "WeChatComponent", item.Namespace, item.Name)
 			}
+			if t := item.Status.VerifyTicket; t != nil && !t.CreateTime.IsZero() {
+				ch <- prometheus.MustNewConstMetric(ticketCreatedDesc, prometheus.GaugeValue,
+					float64(t.CreateTime.Unix()), item.Namespace, item.Name)
+			}
+			collectStatus(ch, "WeChatComponent", item.Namespace, item.Name, item.Status.FailedAttempts, item.Status.LastFailureReason, item.Status.Conditions)
 		}
 	}
 	authorizers := &wechatv1alpha1.WeChatAuthorizerList{}
@@ -55,6 +100,7 @@ func (c *TokenExpiryCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue,
 					float64(item.Status.ExpiresAt.Unix()), "WeChatAuthorizer", item.Namespace, item.Name)
 			}
+			collectStatus(ch, "WeChatAuthorizer", item.Namespace, item.Name, item.Status.FailedAttempts, item.Status.LastFailureReason, item.Status.Conditions)
 		}
 	}
 }

@@ -184,6 +184,7 @@ const statusAttempts = 3
 // not lost.
 func writeStatusIfChanged(ctx context.Context, c client.Client, versions *writtenVersions, obj client.Object, changed bool,
 	rebase func(context.Context) error, result reconcile.Result, err error) (reconcile.Result, error) {
+	changed = wechatv1alpha1.SyncKstatusConditions(obj, time.Now()) || changed // Reconciling/Stalled follow Ready
 	if !changed {
 		return result, err
 	}

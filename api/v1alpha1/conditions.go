@@ -5,6 +5,14 @@ SPDX-License-Identifier: Apache-2.0
 
 package v1alpha1
 
+import (
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // Condition types. Every condition carries observedGeneration.
 const (
 	// ConditionReady is True while the token Secret holds a token that has not expired.
@@ -115,3 +123,97 @@ const (
 	// SecretKeyRefreshToken is the state Secret's key holding the authorizer_refresh_token.
 	SecretKeyRefreshToken = "refresh_token"
 )
+
+// kstatus (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux, Argo CD's health checks and
+// kubectl-style "wait until current" tools follow, reads two conditions besides Ready:
+// Reconciling True means "in progress", Stalled True means "failed"; neither means
+// "current". The controllers set Ready and Stalled; SetKstatusConditions derives the rest
+// from them at the one place status is written, so the three never disagree.
+const (
+	// ConditionReconciling (kstatus) is True while the operator is still working toward a
+	// fresh token: none issued yet, waiting for a ticket or for the component, a retry after
+	// a transient WeChat error, or a spec change not yet acted on. Its reason is Ready's
+	// (or one of the two below). It is absent while Ready is True with TokenIssued and
+	// while Stalled is True.
+	ConditionReconciling = "Reconciling"
+
+	// ReasonInitializing (Reconciling): the controller has not recorded Ready yet.
+	ReasonInitializing = "Initializing"
+	// ReasonGenerationNotObserved (Reconciling): the spec changed since Ready was recorded.
+	ReasonGenerationNotObserved = "GenerationNotObserved"
+)
+
+// stallingReadyReasons are the reasons of a Ready=False that only a human can end. Most
+// come with Stalled from the controller already (configuration failures); NotAuthorized
+// (the account never authorized) and Unauthorized (it revoked) are states the controller
+// waits in, and get Stalled here.
+var stallingReadyReasons = map[string]bool{
+	ReasonNotAuthorized:             true,
+	ReasonUnauthorized:              true,
+	ReasonCredentialsSecretNotFound: true,
+	ReasonCredentialsInvalid:        true,
+	ReasonInvalidSpec:               true,
+	ReasonSecretConflict:            true,
+	ReasonSecretNotOptedIn:          true,
+	ReasonInvalidAppSecret:          true,
+	ReasonInvalidAppID:              true,
+	ReasonCredentialsRejected:       true,
+	ReasonIPNotWhitelisted:          true,
+	ReasonAPIUnauthorized:           true,
+	ReasonRefreshTokenSecretInvalid: true,
+}
+
+// SetKstatusConditions makes Reconciling and Stalled agree with Ready, for kstatus:
+//   - Stalled True (set by the controller) stays, and Reconciling goes: Failed.
+//   - Ready False for a reason only a human can end (stallingReadyReasons) adds Stalled
+//     with Ready's reason and message, and Reconciling goes: Failed. Its transition time
+//     is Ready's, so re-deriving it gives the same condition.
+//   - Ready True with TokenIssued, recorded for this generation: Reconciling goes: Current.
+//   - Otherwise Reconciling is True (at most one of Reconciling and Stalled ever is):
+//     Initializing without Ready, GenerationNotObserved when Ready is older than the spec,
+//     else Ready's reason and message (no token yet, or a token still served while a
+//     failed refresh is retried): InProgress.
+//
+// now is the transition time of a Reconciling that was not True before. It reports
+// whether conds changed. Every condition it writes carries generation.
+func SetKstatusConditions(conds *[]metav1.Condition, generation int64, now time.Time) bool {
+	before := slices.Clone(*conds)
+	ready := meta.FindStatusCondition(*conds, ConditionReady)
+	stalled := meta.FindStatusCondition(*conds, ConditionStalled)
+	if stalled == nil && ready != nil && ready.Status == metav1.ConditionFalse &&
+		ready.ObservedGeneration == generation && stallingReadyReasons[ready.Reason] {
+		meta.SetStatusCondition(conds, metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionTrue,
+			Reason: ready.Reason, Message: ready.Message, ObservedGeneration: generation,
+			LastTransitionTime: ready.LastTransitionTime})
+		ready = meta.FindStatusCondition(*conds, ConditionReady)
+		stalled = meta.FindStatusCondition(*conds, ConditionStalled)
+	}
+	reconciling := metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionTrue,
+		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second))}
+	switch {
+	case stalled != nil && stalled.Status == metav1.ConditionTrue,
+		ready != nil && ready.Status == metav1.ConditionTrue && ready.Reason == ReasonTokenIssued && ready.ObservedGeneration == generation:
+		meta.RemoveStatusCondition(conds, ConditionReconciling)
+		return !slices.Equal(before, *conds)
+	case ready == nil:
+		reconciling.Reason, reconciling.Message = ReasonInitializing, "the controller has not looked at this resource yet"
+	case ready.ObservedGeneration != generation:
+		reconciling.Reason, reconciling.Message = ReasonGenerationNotObserved, "the spec changed; the controller has not acted on it yet"
+	default:
+		reconciling.Reason, reconciling.Message = ready.Reason, ready.Message
+	}
+	meta.SetStatusCondition(conds, reconciling)
+	return !slices.Equal(before, *conds)
+}
+
+// SyncKstatusConditions applies SetKstatusConditions to a WeChatComponent or a
+// WeChatAuthorizer (anything else is left alone) and reports whether it changed.
+func SyncKstatusConditions(obj any, now time.Time) bool {
+	switch o := obj.(type) {
+	case *WeChatComponent:
+		return SetKstatusConditions(&o.Status.Conditions, o.Generation, now)
+	case *WeChatAuthorizer:
+		return SetKstatusConditions(&o.Status.Conditions, o.Generation, now)
+	}
+	return false
+}

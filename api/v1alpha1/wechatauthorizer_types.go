@@ -162,8 +162,9 @@ type BusinessInfo struct {
 
 // WeChatAuthorizerStatus is the observed state of a WeChatAuthorizer.
 type WeChatAuthorizerStatus struct {
-	// Conditions: Ready (a valid authorizer_access_token is in the token Secret) and
-	// Authorized (the account's authorization of the component is in force).
+	// Conditions: Ready (a valid authorizer_access_token is in the token Secret),
+	// Authorized (the account's authorization of the component is in force), and kstatus'
+	// Reconciling (work in flight) and Stalled (a human must act).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

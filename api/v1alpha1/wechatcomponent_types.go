@@ -148,8 +148,9 @@ type VerifyTicket struct {
 
 // WeChatComponentStatus is the observed state of a WeChatComponent.
 type WeChatComponentStatus struct {
-	// Conditions: Ready (a valid component_access_token is in the token Secret) and
-	// TicketReceived (a usable component_verify_ticket is known).
+	// Conditions: Ready (a valid component_access_token is in the token Secret),
+	// TicketReceived (a usable component_verify_ticket is known), and kstatus' Reconciling
+	// (work in flight) and Stalled (a human must act).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
