@@ -91,8 +91,12 @@ func testConsumerOverRefreshes(t *testing.T) {
 	if len(stats.Rejections) > 0 || stats.Errors > 0 {
 		t.Errorf("the consumer's calls: %v, %d rejected by WeChat (%+v), %d unanswered; want 0 and 0", stats.Calls, len(stats.Rejections), stats.Rejections, stats.Errors)
 	}
-	if stats.Calls["component"] < 300 || stats.Calls["authorizer"] < 300 {
-		t.Errorf("the consumer made only %v calls: it did not use the tokens continuously", stats.Calls)
+	// One call per token a second while the pod ran; a loaded node delays ticks (the ticker
+	// drops them), so half of that still means "used continuously", and a consumer that
+	// stopped or stalled falls short of it.
+	ran := time.Since(started)
+	if want := int(ran.Seconds() / 2); stats.Calls["component"] < want || stats.Calls["authorizer"] < want {
+		t.Errorf("the consumer made only %v calls in %s (want at least %d each): it did not use the tokens continuously", stats.Calls, ran.Round(time.Second), want)
 	}
 	t.Logf("consumer: calls %v since %s, %d rejected, %d unanswered", stats.Calls, started.Format(time.TimeOnly), len(stats.Rejections), stats.Errors)
 	reportPickup(t, stats, started)
