@@ -24,11 +24,6 @@ import (
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
 )
 
-// AnnotationIssuedAt on a token Secret is when the token was obtained, RFC 3339. With the
-// expiry it gives the token's lifetime, so the refresh time can be recomputed from the
-// Secret alone after a crash that lost a status write.
-const AnnotationIssuedAt = "platform.wechat-operator.dev/issued-at"
-
 // fieldOwner is the manager's field manager name for everything it writes.
 const fieldOwner = client.FieldOwner("wechat-operator-manager")
 
@@ -55,7 +50,7 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 	if err != nil {
 		return nil
 	}
-	issuedAt, err := time.Parse(time.RFC3339, secret.Annotations[AnnotationIssuedAt])
+	issuedAt, err := time.Parse(time.RFC3339, secret.Annotations[wechatv1alpha1.AnnotationIssuedAt])
 	if err != nil {
 		// A Secret written by hand or by an older version: assume a 2-hour token.
 		issuedAt = expiresAt.Add(-2 * time.Hour)

@@ -31,11 +31,6 @@ import (
 
 // Event reasons and messages of the WeChatAuthorizer controller. None carries a secret.
 const (
-	EventAuthorized            = "Authorized"
-	EventRefreshTokenRecovered = "RefreshTokenRecovered"
-	EventRefreshTokenImported  = "RefreshTokenImported"
-	EventUnauthorized          = "Unauthorized"
-
 	msgAuthorizerTokenIssued = "authorizer_access_token is in Secret %q, valid until %s, next refresh at %s"
 	msgComponentNotFound     = "WeChatComponent %q not found in this namespace; create it or fix spec.componentRef.name"
 	msgComponentNotReady     = "WeChatComponent %q has no valid component_access_token yet; waiting for it"
@@ -243,7 +238,7 @@ func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *autho
 	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonUnauthorized, Message: msg}
 	run.waiting, run.waitingMsg = wechatv1alpha1.ReasonUnauthorized, msg
 	if a.Status.LastFailureReason != wechatv1alpha1.ReasonUnauthorized {
-		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventUnauthorized, "Stop", "%s", msg)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, wechatv1alpha1.EventUnauthorized, "Stop", "%s", msg)
 	}
 	a.Status.LastFailureReason = wechatv1alpha1.ReasonUnauthorized
 	a.Status.RefreshAt = nil
@@ -337,7 +332,7 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 	a.Status.AuthorizedAt = &authorizedAt
 	a.Status.Info = nil // fetch it again: the permissions may have changed
 	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
-	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventAuthorized, "ExchangeCode",
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventAuthorized, "ExchangeCode",
 		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(a))
 	return nil
 }
@@ -353,7 +348,7 @@ func (r *WeChatAuthorizerReconciler) reportToComponent(ctx context.Context, run 
 	f := classifyAPIError(err)
 	switch {
 	case wxapi.IsInvalidToken(err) && run.component != nil:
-		if perr := r.annotateComponent(ctx, run, AnnotationRefreshRequestedAt, r.Clock.Now()); perr != nil {
+		if perr := r.annotateComponent(ctx, run, wechatv1alpha1.AnnotationRefreshRequestedAt, r.Clock.Now()); perr != nil {
 			log.FromContext(ctx).Info("could not ask for a component token refresh", "error", perr.Error())
 		}
 	case wxapi.IsQuota(err):

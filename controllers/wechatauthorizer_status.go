@@ -52,7 +52,7 @@ func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRu
 	run.failure = f
 	a.Status.FailedAttempts++
 	a.Status.LastFailureReason = f.reason
-	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventRefreshFailed, "Refresh", "%s", f.message)
+	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, wechatv1alpha1.EventRefreshFailed, "Refresh", "%s", f.message)
 	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
 	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(a.Status.FailedAttempts, r.Random()), time.Second)
 	// status.refreshAt says when the next attempt is; with a token still valid, a wake-up
@@ -129,7 +129,7 @@ func authorizerTokenSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
 }
 
 func authorizerLabels(a *wechatv1alpha1.WeChatAuthorizer) map[string]string {
-	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, LabelAuthorizer: a.Name}
+	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, wechatv1alpha1.LabelAuthorizer: a.Name}
 }
 
 func (r *WeChatAuthorizerReconciler) tokenSecrets() *tokenSecretWriter {

@@ -32,14 +32,6 @@ import (
 
 // Event reasons and messages of the WeChatComponent controller. None carries a secret.
 const (
-	EventTokenIssued        = "TokenIssued"
-	EventTokenRefreshed     = "TokenRefreshed"
-	EventRefreshFailed      = "RefreshFailed"
-	EventCredentialsInvalid = "CredentialsInvalid"
-	EventTicketRequested    = "TicketPushRequested"
-	EventQuotaReset         = "QuotaReset"
-	EventQuotaResetFailed   = "QuotaResetFailed"
-
 	msgTokenIssued      = "component_access_token is in Secret %q, valid until %s, next refresh at %s"
 	msgTokenStillValid  = "%s; the current token in Secret %q stays valid until %s"
 	msgNoToken          = "%s; no valid component_access_token is available"
@@ -57,17 +49,6 @@ const (
 	// before WeChat is asked to push a ticket signed with them.
 	keyringSettleTime = 2 * time.Second
 )
-
-// AnnotationRefreshRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a refresh of
-// the component token if the current one was issued before it. The WeChatAuthorizer
-// controller sets it when WeChat rejects the component token (40001/42001); a human can too.
-const AnnotationRefreshRequestedAt = "platform.wechat-operator.dev/refresh-requested-at"
-
-// AnnotationQuotaResetRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a reset of
-// the platform's daily API quotas with clear_quota, if spec.quota.resetOnExhausted is set and
-// no reset happened yet that Beijing day. The WeChatAuthorizer controller sets it when WeChat
-// answers 45009 to an authorizer's call; a human can too.
-const AnnotationQuotaResetRequestedAt = "platform.wechat-operator.dev/quota-reset-requested-at"
 
 // ComponentAPI is what the WeChatComponent controller needs of WeChat.
 type ComponentAPI interface {
@@ -272,7 +253,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 
 // refreshRequested reports whether the refresh annotation asks for a newer token than the current one.
 func (r *WeChatComponentReconciler) refreshRequested(c *wechatv1alpha1.WeChatComponent, token *issuedToken) bool {
-	value, ok := c.Annotations[AnnotationRefreshRequestedAt]
+	value, ok := c.Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt]
 	if !ok || token == nil {
 		return false
 	}
@@ -317,7 +298,7 @@ func (r *WeChatComponentReconciler) requestTicketPush(ctx context.Context, c *we
 		log.FromContext(ctx).Info("api_start_push_ticket failed", "error", err.Error())
 		return
 	}
-	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventTicketRequested, "RequestTicket", msgTicketRequested)
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTicketRequested, "RequestTicket", msgTicketRequested)
 }
 
 // waitForTicket is how long to wait for a ticket push before looking again.
@@ -338,9 +319,9 @@ func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.
 	state.failure = f
 	c.Status.FailedAttempts++
 	c.Status.LastFailureReason = f.reason
-	eventReason := EventRefreshFailed
+	eventReason := wechatv1alpha1.EventRefreshFailed
 	if f.backoff == refresh.ConfigurationError {
-		eventReason = EventCredentialsInvalid
+		eventReason = wechatv1alpha1.EventCredentialsInvalid
 	}
 	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, eventReason, "Refresh", "%s", f.message)
 	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
@@ -467,10 +448,10 @@ func (r *WeChatComponentReconciler) pruneKeyring(ctx context.Context) error {
 func recordTokenEvent(recorder events.EventRecorder, obj runtime.Object, what string, refreshed bool, failedBefore int32, token *issuedToken) {
 	switch {
 	case !refreshed:
-		recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenIssued, "Refresh", "%s issued, valid until %s",
+		recorder.Eventf(obj, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTokenIssued, "Refresh", "%s issued, valid until %s",
 			what, token.expiresAt.UTC().Format(time.RFC3339))
 	case failedBefore > 0:
-		recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenRefreshed, "Refresh", "%s refreshed after %d failed attempts, valid until %s",
+		recorder.Eventf(obj, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTokenRefreshed, "Refresh", "%s refreshed after %d failed attempts, valid until %s",
 			what, failedBefore, token.expiresAt.UTC().Format(time.RFC3339))
 	}
 }
