@@ -64,11 +64,11 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 
 // keptRefreshTime keeps the refresh time in status when it belongs to token (status expiry
 // equals the token's), so a restart does not roll the jitter again; otherwise it computes one.
-func keptRefreshTime(refreshAt, expiresAt *metav1.Time, policy refresh.Policy, token *issuedToken, random func() float64) time.Time {
+func keptRefreshTime(refreshAt, expiresAt *metav1.Time, policy refresh.Policy, token *issuedToken, jitter float64) time.Time {
 	if refreshAt != nil && expiresAt != nil && expiresAt.Time.Equal(token.expiresAt) {
 		return refreshAt.Time
 	}
-	return policy.RefreshAt(token.issuedAt, token.expiresAt, random())
+	return policy.RefreshAt(token.issuedAt, token.expiresAt, jitter)
 }
 
 // tokenHash changes exactly when the token changes; consumers restart on it, never on a

@@ -139,60 +139,84 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	return writeStatusIfChanged(ctx, r.Client, &r.versions, a, !equality.Semantic.DeepEqual(before, &a.Status), rebase, result, err)
 }
 
-func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+// gather reads what the decision needs: the authorizer's two Secrets, its component and
+// the component's token, all from the cache.
+func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizerRun) (authorizerInput, error) {
 	a := run.a
-	now := r.Clock.Now()
+	in := authorizerInput{authorizer: a, minMargin: r.MinRefreshMargin, jitter: r.Random()}
 	var err error
 	if run.stateSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a)); err != nil {
-		return reconcile.Result{}, err
+		return in, err
 	}
 	run.state = readState(run.stateSecret, a.Spec.AppID)
 	if run.tokenSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, authorizerTokenSecretName(a)); err != nil {
+		return in, err
+	}
+	in.state, in.hasTokenSecret = run.state, run.tokenSecret != nil
+	in.secretToken = readTokenSecret(run.tokenSecret, a.Spec.AppID)
+	run.served = in.secretToken
+	component := &wechatv1alpha1.WeChatComponent{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component); err != nil {
+		if !apierrors.IsNotFound(err) {
+			in.componentMsg = err.Error()
+		}
+		return in, nil
+	}
+	in.component, run.component = component, component
+	if secret, err := getManagedSecret(ctx, r.Client, component.Namespace, componentTokenSecretName(component)); err == nil {
+		in.componentToken = readTokenSecret(secret, component.Spec.AppID)
+	}
+	if in.componentToken.validAt(r.Clock.Now()) {
+		run.componentToken = in.componentToken.accessToken
+	}
+	return in, nil
+}
+
+// reconcile gathers, decides and acts. Writes happen in this order: the state Secret (a new
+// refresh token is safe before anything uses it), the token Secret, and last, in Reconcile,
+// the status.
+func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+	in, err := r.gather(ctx, run)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	current := readTokenSecret(run.tokenSecret, a.Spec.AppID)
-	run.served = current
-	policy, err := refresh.ParsePolicy(a.Spec.Refresh.Before, a.Spec.Refresh.Jitter)
-	policy = policy.WithMinMargin(r.MinRefreshMargin)
-	if err != nil {
-		return r.fail(ctx, run, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
-	}
-
-	// Revoked, and no newer authorization since: stop, keep the CR.
-	if revoked(a) {
-		return r.stopRevoked(ctx, run)
-	}
-
-	// The component's token is needed for every call.
-	if res, done := r.gatherComponent(ctx, run); done {
-		return res, nil
-	}
-
-	// A pending authorization code: exchange it first, it carries a fresh refresh token.
-	if code := a.Status.AuthorizationCode; code != nil {
-		if err := r.exchangeCode(ctx, run, policy, now); err != nil {
+	now := r.Clock.Now()
+	plan := decideAuthorizer(in, now)
+	if plan.action == authorizerExchange {
+		// It carries a fresh refresh token; what it leaves is decided on again.
+		if err := r.exchangeCode(ctx, run, now); err != nil {
 			return r.fail(ctx, run, err)
 		}
-		current = run.state.token
+		in.state, in.codeHandled = run.state, true
+		plan = decideAuthorizer(in, now)
 	}
+	return r.act(ctx, run, plan, now)
+}
 
-	// Serve what the state holds if it is newer than the token Secret's (a crash between the
-	// two writes, or a code exchanged by the component controller).
-	if st := run.state.token; st.validAt(now) && (!current.validAt(now) || st.expiresAt.After(current.expiresAt)) {
-		current = st
+// act carries out the plan.
+func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun, plan authorizerPlan, now time.Time) (reconcile.Result, error) {
+	a := run.a
+	switch plan.action {
+	case authorizerFail:
+		return r.fail(ctx, run, plan.failure)
+	case authorizerStop:
+		return r.stopRevoked(ctx, run, plan)
+	case authorizerWait:
+		run.waiting, run.waitingMsg = plan.waiting, plan.waitingMsg
+		return reconcile.Result{RequeueAfter: plan.requeue}, nil
 	}
-	if current != nil {
-		run.refreshAt = keptRefreshTime(a.Status.RefreshAt, a.Status.ExpiresAt, policy, current, r.Random)
+	if plan.dropCode {
+		a.Status.AuthorizationCode = nil
+		log.FromContext(ctx).Info("authorization code expired before it could be exchanged; looking for the refresh token instead")
 	}
-	needRefresh := !current.validAt(now) || !now.Before(run.refreshAt)
-	hadToken := current.validAt(now)
-	if !needRefresh {
-		if err := r.writeTokenSecret(ctx, run, current); err != nil {
+	run.refreshAt = plan.refreshAt
+	if plan.action == authorizerServe {
+		if err := r.writeTokenSecret(ctx, run, plan.serve); err != nil {
 			return r.fail(ctx, run, err)
 		}
 		r.markAuthorized(run)
 		r.updateInfo(ctx, run, now)
-		return r.requeueAt(run, now), nil
+		return reconcile.Result{RequeueAfter: authorizerRequeue(run.refreshAt, a.Status.Info, now)}, nil
 	}
 
 	// A refresh token: ours, imported, or recovered from WeChat.
@@ -208,13 +232,13 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 	if err != nil {
 		return r.fail(ctx, run, err)
 	}
-	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+	run.refreshAt = plan.policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	r.markAuthorized(run)
-	recordTokenEvent(r.Recorder, a, "authorizer_access_token", hadToken, a.Status.FailedAttempts, token)
+	recordTokenEvent(r.Recorder, a, "authorizer_access_token", plan.hadToken, a.Status.FailedAttempts, token)
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)
-	return r.requeueAt(run, now), nil
+	return reconcile.Result{RequeueAfter: authorizerRequeue(run.refreshAt, a.Status.Info, now)}, nil
 }
 
 // revoked reports an unauthorized push newer than the last authorization and than any pending code.
@@ -232,64 +256,33 @@ func revoked(a *wechatv1alpha1.WeChatAuthorizer) bool {
 	return true
 }
 
-func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+// stopRevoked records a revocation and, if spec asks, empties the token Secret. No requeue:
+// a new authorization (a code recorded by the receiver) wakes us.
+func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *authorizerRun, plan authorizerPlan) (reconcile.Result, error) {
 	a := run.a
-	msg := fmt.Sprintf(msgRevoked, a.Status.UnauthorizedAt.UTC().Format(time.RFC3339))
-	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonUnauthorized, Message: msg}
-	run.waiting, run.waitingMsg = wechatv1alpha1.ReasonUnauthorized, msg
+	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonUnauthorized, Message: plan.waitingMsg}
+	run.waiting, run.waitingMsg = plan.waiting, plan.waitingMsg
 	if a.Status.LastFailureReason != wechatv1alpha1.ReasonUnauthorized {
-		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, wechatv1alpha1.EventUnauthorized, "Stop", "%s", msg)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, wechatv1alpha1.EventUnauthorized, "Stop", "%s", plan.waitingMsg)
 	}
 	a.Status.LastFailureReason = wechatv1alpha1.ReasonUnauthorized
 	a.Status.RefreshAt = nil
-	if a.Spec.OnUnauthorized == wechatv1alpha1.UnauthorizedDeleteToken && run.tokenSecret != nil {
+	if plan.deleteToken {
 		if _, err := r.tokenSecrets().ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), nil); err != nil {
 			return reconcile.Result{}, err
 		}
 		run.served = nil
 	}
-	// No requeue: a new authorization (a code recorded by the receiver) wakes us.
 	return reconcile.Result{}, nil
-}
-
-// gatherComponent finds the component and its token. done means: nothing more to do now.
-func (r *WeChatAuthorizerReconciler) gatherComponent(ctx context.Context, run *authorizerRun) (reconcile.Result, bool) {
-	a := run.a
-	component := &wechatv1alpha1.WeChatComponent{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component)
-	if err != nil {
-		run.waiting = wechatv1alpha1.ReasonComponentNotFound
-		run.waitingMsg = fmt.Sprintf(msgComponentNotFound, a.Spec.ComponentRef.Name)
-		if !apierrors.IsNotFound(err) {
-			run.waitingMsg = err.Error()
-		}
-		// The component's creation wakes us through the watch; look again now and then anyway.
-		return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, true
-	}
-	run.component = component
-	secret, err := getManagedSecret(ctx, r.Client, component.Namespace, componentTokenSecretName(component))
-	token := readTokenSecret(secret, component.Spec.AppID)
-	if err != nil || !token.validAt(r.Clock.Now()) {
-		run.waiting = wechatv1alpha1.ReasonComponentNotReady
-		run.waitingMsg = fmt.Sprintf(msgComponentNotReady, component.Name)
-		// The component's token Secret appearing wakes us through the watch.
-		return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, true
-	}
-	run.componentToken = token.accessToken
-	return reconcile.Result{}, false
 }
 
 // exchangeCode trades the pending authorization code for tokens with api_query_auth. The
 // refresh token is persisted before anything else; the code is cleared whatever happens
 // to it, since WeChat accepts it only once.
-func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *authorizerRun, policy refresh.Policy, now time.Time) error {
+func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *authorizerRun, now time.Time) error {
 	a := run.a
 	code := a.Status.AuthorizationCode
 	a.Status.AuthorizationCode = nil
-	if !now.Before(code.ExpiresAt.Time) {
-		log.FromContext(ctx).Info("authorization code expired before it could be exchanged; looking for the refresh token instead")
-		return nil
-	}
 	budget := r.budget()
 	componentKey := client.ObjectKeyFromObject(run.component)
 	if allowed, wait, overBudget := budget.allow(componentKey, code.Code); !allowed {
@@ -331,7 +324,6 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 	authorizedAt := metav1.NewTime(now.UTC().Truncate(time.Second))
 	a.Status.AuthorizedAt = &authorizedAt
 	a.Status.Info = nil // fetch it again: the permissions may have changed
-	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventAuthorized, "ExchangeCode",
 		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(a))
 	return nil

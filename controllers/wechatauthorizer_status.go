@@ -23,7 +23,7 @@ import (
 // updateInfo refreshes status.info daily; a failure is logged, not fatal.
 func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *authorizerRun, now time.Time) {
 	a := run.a
-	if a.Status.Info != nil && a.Status.Info.UpdatedAt != nil && now.Sub(a.Status.Info.UpdatedAt.Time) < infoRefreshInterval {
+	if !infoDue(a.Status.Info, now) {
 		return
 	}
 	info, err := r.WeChat.GetAuthorizerInfo(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
@@ -33,14 +33,6 @@ func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *author
 		return
 	}
 	a.Status.Info = authorizerInfoStatus(info, now)
-}
-
-func (r *WeChatAuthorizerReconciler) requeueAt(run *authorizerRun, now time.Time) reconcile.Result {
-	next := run.refreshAt
-	if info := run.a.Status.Info; info != nil && info.UpdatedAt != nil {
-		next = minTime(next, info.UpdatedAt.Add(infoRefreshInterval))
-	}
-	return reconcile.Result{RequeueAfter: max(next.Sub(now), time.Second)}
 }
 
 func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRun, err error) (reconcile.Result, error) {

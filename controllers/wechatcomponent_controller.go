@@ -156,7 +156,7 @@ func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wecha
 		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
 	}
 	if state.token != nil {
-		state.refreshAt = keptRefreshTime(c.Status.RefreshAt, c.Status.ExpiresAt, policy, state.token, r.Random)
+		state.refreshAt = keptRefreshTime(c.Status.RefreshAt, c.Status.ExpiresAt, policy, state.token, r.Random())
 	}
 
 	creds, err := r.loadCredentials(ctx, c)
