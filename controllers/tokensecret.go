@@ -35,6 +35,13 @@ type issuedToken struct {
 	expiresAt   time.Time
 }
 
+// newIssuedToken is a token WeChat issued at now for expiresIn, its times in whole seconds
+// so that what is stored and what is recomputed agree.
+func newIssuedToken(accessToken, appID string, now time.Time, expiresIn time.Duration) *issuedToken {
+	return &issuedToken{accessToken: accessToken, appID: appID,
+		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(expiresIn).Truncate(time.Second)}
+}
+
 // validAt reports whether the token can still be served at now.
 func (t *issuedToken) validAt(now time.Time) bool {
 	return t != nil && t.accessToken != "" && now.Before(t.expiresAt)

@@ -312,8 +312,7 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 		return configurationFailure(wechatv1alpha1.ReasonNotAuthorized,
 			fmt.Sprintf("the authorization code belongs to account %s, not to spec.appID %s", info.AuthorizerAppID, a.Spec.AppID))
 	}
-	token := &issuedToken{accessToken: info.AccessToken, appID: a.Spec.AppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	token := newIssuedToken(info.AccessToken, a.Spec.AppID, now, info.ExpiresIn)
 	run.state = authorizerState{refreshToken: info.RefreshToken, token: token}
 	if err := r.saveState(ctx, run); err != nil {
 		return err

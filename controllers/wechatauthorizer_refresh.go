@@ -92,8 +92,7 @@ func (r *WeChatAuthorizerReconciler) refreshToken(ctx context.Context, run *auth
 			}
 			return nil, r.reportToComponent(ctx, run, err)
 		}
-		token := &issuedToken{accessToken: answer.AccessToken, appID: a.Spec.AppID,
-			issuedAt: now.Truncate(time.Second), expiresAt: now.Add(answer.ExpiresIn).Truncate(time.Second)}
+		token := newIssuedToken(answer.AccessToken, a.Spec.AppID, now, answer.ExpiresIn)
 		rotated := answer.RefreshToken != "" && answer.RefreshToken != run.state.refreshToken
 		if rotated {
 			run.state.refreshToken = answer.RefreshToken

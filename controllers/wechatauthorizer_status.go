@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -35,24 +34,24 @@ func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *author
 	a.Status.Info = authorizerInfoStatus(info, now)
 }
 
+// fail records a failure and backs off (failureRecorder). status.refreshAt says when the
+// next attempt is; with a token still valid, a wake-up before then finds nothing due
+// (keptRefreshTime keeps it), so WeChat is not called.
 func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRun, err error) (reconcile.Result, error) {
 	var f *failure
 	if !errors.As(err, &f) {
 		return reconcile.Result{}, err
 	}
-	a := run.a
 	run.failure = f
-	a.Status.FailedAttempts++
-	a.Status.LastFailureReason = f.reason
-	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, wechatv1alpha1.EventRefreshFailed, "Refresh", "%s", f.message)
-	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
-	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(a.Status.FailedAttempts, r.Random()), time.Second)
-	// status.refreshAt says when the next attempt is; with a token still valid, a wake-up
-	// before then finds nothing due (keptRefreshTime keeps it), so WeChat is not called.
-	if !localFailureReasons[f.reason] && f.reason != wechatv1alpha1.ReasonRefreshTokenSecretInvalid {
-		run.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	wait, retryAt := r.failures().record(ctx, run.a, &run.a.Status.TokenStatus, f)
+	if !retryAt.IsZero() {
+		run.refreshAt = retryAt
 	}
 	return reconcile.Result{RequeueAfter: wait}, nil
+}
+
+func (r *WeChatAuthorizerReconciler) failures() failureRecorder {
+	return failureRecorder{recorder: r.Recorder, clock: r.Clock, random: r.Random, backoffScale: r.BackoffScale, what: "authorizer"}
 }
 
 // recordStatus turns the run into conditions and status fields.

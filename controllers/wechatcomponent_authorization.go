@@ -133,8 +133,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	if err != nil {
 		return err
 	}
-	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	token := newIssuedToken(info.AccessToken, info.AuthorizerAppID, now, info.ExpiresIn)
 	if _, err = writeState(ctx, r.Client, r.APIReader, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token}); err != nil {
 		return err
 	}

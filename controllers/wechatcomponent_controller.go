@@ -7,7 +7,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -26,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
-	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
 
@@ -93,17 +91,6 @@ type WeChatComponentReconciler struct {
 	retries       retryMemory
 }
 
-// componentState is what one reconcile learned; it is turned into status at the end.
-type componentState struct {
-	token        *issuedToken
-	refreshAt    time.Time
-	failure      *failure
-	ticketReason string
-	ticketMsg    string
-	// gated: a failed call's backoff is running, nothing new was learned; its conditions stay.
-	gated bool
-}
-
 // Reconcile reads like the story of a token: fetch, gather, decide, act, record.
 func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	// From the cache, unless our last status write may not be in it yet (writtenVersions).
@@ -121,7 +108,7 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 	}
 
 	before := component.Status.DeepCopy()
-	state, result, err := r.reconcileToken(ctx, component)
+	state, result, err := r.reconcileSteps(ctx, component)
 	r.recordStatus(component, state)
 	rebase := func(ctx context.Context) error {
 		latest := &wechatv1alpha1.WeChatComponent{}
@@ -133,149 +120,6 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 		return nil
 	}
 	return writeStatusIfChanged(ctx, r.Client, &r.versions, component, !equality.Semantic.DeepEqual(before, &component.Status), rebase, result, err)
-}
-
-// reconcileToken does the work and says when to come back.
-func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wechatv1alpha1.WeChatComponent) (*componentState, reconcile.Result, error) {
-	logger := log.FromContext(ctx)
-	now := r.Clock.Now()
-	state := &componentState{}
-
-	// Gather.
-	secretName := componentTokenSecretName(c)
-	existing, err := getManagedSecret(ctx, r.Client, c.Namespace, secretName)
-	if err != nil {
-		return state, reconcile.Result{}, err
-	}
-	state.token = readTokenSecret(existing, c.Spec.AppID)
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-	r.quota.restore(key, c)
-	policy, err := refresh.ParsePolicy(c.Spec.Refresh.Before, c.Spec.Refresh.Jitter)
-	policy = policy.WithMinMargin(r.MinRefreshMargin)
-	if err != nil {
-		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
-	}
-	if state.token != nil {
-		state.refreshAt = keptRefreshTime(c.Status.RefreshAt, c.Status.ExpiresAt, policy, state.token, r.Random())
-	}
-
-	creds, err := r.loadCredentials(ctx, c)
-	if err != nil {
-		return r.fail(ctx, c, state, err)
-	}
-	forwardKey, err := r.forwardKey(ctx, c)
-	if err != nil {
-		return state, reconcile.Result{}, err
-	}
-	keysChanged, err := r.keyring().project(ctx, key, creds.token, creds.encodingAESKey, forwardKey)
-	if err != nil {
-		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
-	}
-	ticket, ticketOK := r.ticketState(c, state, now)
-	if state.token.validAt(now) {
-		r.honourQuotaResetRequest(ctx, c, state.token)
-	}
-
-	// Decide.
-	gate := r.gate(c, creds.version)
-	requested, inARow, requestWait := r.refreshRequest(c, state.token, now)
-	refreshNeeded := !state.token.validAt(now) || !now.Before(state.refreshAt) || requested || (gate.waiting && gate.changed)
-	if !refreshNeeded {
-		// Keep the Secret's labels and annotations in line with spec, without a WeChat call.
-		if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), state.token); err != nil {
-			return r.secretFailure(ctx, c, state, err)
-		}
-		state.gated = gate.waiting // a failure is being backed off: keep its conditions
-		retry := firstRetry(r.exchangePendingCodes(ctx, c, state.token.accessToken), r.answerTestReplies(ctx, c, state.token.accessToken))
-		if requestWait > 0 {
-			retry = soonest(retry, requestWait)
-		}
-		return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
-	}
-	if !ticketOK {
-		if keysChanged {
-			// A push asked for now would reach receivers that cannot verify it yet; WeChat
-			// retries only a few times, then waits for its next round, 10 minutes later.
-			return state, reconcile.Result{RequeueAfter: keyringSettleTime}, nil
-		}
-		r.requestTicketPush(ctx, c, creds)
-		// The ticket push wakes us; until then, look again when the token needs it.
-		return state, reconcile.Result{RequeueAfter: r.waitForTicket(state, now)}, nil
-	}
-
-	if gate.blocks(now) {
-		// The backoff of the last failure has not run out: no call, whatever woke us.
-		state.gated, state.refreshAt = true, gate.at
-		return state, reconcile.Result{RequeueAfter: max(gate.at.Sub(now), time.Second)}, nil
-	}
-	if gate.changed {
-		logger.Info("the spec or the credentials Secret changed since the last failure; trying again now")
-	}
-	if requested {
-		r.retries.honourRequest(key, inARow, now)
-	}
-
-	// Act.
-	issued, err := r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
-	if wxapi.IsQuota(err) {
-		outcome, resetErr := r.resetQuota(ctx, c, state.token, wxapi.APIComponentToken)
-		if outcome == quotaReset {
-			// Retry once, right away; another 45009 backs off like any failure.
-			issued, err = r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
-		} else {
-			err = quotaFailure(c, state.token, err, outcome, resetErr, now)
-		}
-	}
-	if err != nil {
-		f := classifyComponentTokenError(err, c.Spec.CredentialsSecretRef.Name)
-		r.retries.failed(key, creds.version)
-		if f.reason == wechatv1alpha1.ReasonTicketRejected {
-			state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketRejected, msgTicketRejected
-			r.requestTicketPush(ctx, c, creds)
-		}
-		return r.fail(ctx, c, state, f)
-	}
-	token := &issuedToken{accessToken: issued.AccessToken, appID: c.Spec.AppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(issued.ExpiresIn).Truncate(time.Second)}
-	if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), token); err != nil {
-		return r.secretFailure(ctx, c, state, err)
-	}
-	recordTokenEvent(r.Recorder, c, "component_access_token", state.token.validAt(now), c.Status.FailedAttempts, token)
-	state.token = token
-	state.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
-	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
-	r.retries.succeeded(key)
-	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
-	r.honourQuotaResetRequest(ctx, c, token)
-	retry := firstRetry(r.exchangePendingCodes(ctx, c, token.accessToken), r.answerTestReplies(ctx, c, token.accessToken))
-	return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
-}
-
-// refreshRequested reports whether the refresh annotation asks for a newer token than the current one.
-func (r *WeChatComponentReconciler) refreshRequested(c *wechatv1alpha1.WeChatComponent, token *issuedToken) bool {
-	value, ok := c.Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt]
-	if !ok || token == nil {
-		return false
-	}
-	at, err := time.Parse(time.RFC3339, value)
-	return err == nil && at.After(token.issuedAt)
-}
-
-// ticketState says whether a usable ticket is known and records the TicketReceived condition.
-func (r *WeChatComponentReconciler) ticketState(c *wechatv1alpha1.WeChatComponent, state *componentState, now time.Time) (string, bool) {
-	t := c.Status.VerifyTicket
-	switch {
-	case t == nil || t.Ticket == "":
-		state.ticketReason = wechatv1alpha1.ReasonWaitingForTicket
-		state.ticketMsg = fmt.Sprintf(msgWaitingForTicket, c.Namespace, c.Name)
-		return "", false
-	case now.Sub(t.CreateTime.Time) >= ticketValidity:
-		state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketExpired, msgTicketExpired
-		return "", false
-	}
-	state.ticketReason = wechatv1alpha1.ReasonTicketValid
-	state.ticketMsg = msgTicketValid
-	return t.Ticket, true
 }
 
 // requestTicketPush calls api_start_push_ticket at most once per startPushMinInterval per component.
@@ -299,48 +143,6 @@ func (r *WeChatComponentReconciler) requestTicketPush(ctx context.Context, c *we
 		return
 	}
 	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTicketRequested, "RequestTicket", msgTicketRequested)
-}
-
-// waitForTicket is how long to wait for a ticket push before looking again.
-func (r *WeChatComponentReconciler) waitForTicket(state *componentState, now time.Time) time.Duration {
-	wait := startPushMinInterval
-	if state.token.validAt(now) {
-		wait = min(wait, max(state.token.expiresAt.Sub(now), time.Second))
-	}
-	return wait
-}
-
-// fail records a failure and backs off.
-func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
-	var f *failure
-	if !errors.As(err, &f) {
-		return state, reconcile.Result{}, err
-	}
-	state.failure = f
-	c.Status.FailedAttempts++
-	c.Status.LastFailureReason = f.reason
-	eventReason := wechatv1alpha1.EventRefreshFailed
-	if f.backoff == refresh.ConfigurationError {
-		eventReason = wechatv1alpha1.EventCredentialsInvalid
-	}
-	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, eventReason, "Refresh", "%s", f.message)
-	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
-		"failedAttempts", c.Status.FailedAttempts)
-	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(c.Status.FailedAttempts, r.Random()), time.Second)
-	if !localFailureReasons[f.reason] {
-		// status.refreshAt is the end of the backoff: no WeChat call before it (see gate).
-		// A failure found without calling WeChat leaves the token's refresh time as it is.
-		state.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
-	}
-	return state, reconcile.Result{RequeueAfter: wait}, nil
-}
-
-func (r *WeChatComponentReconciler) secretFailure(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
-	var notOurs errSecretNotOurs
-	if errors.As(err, &notOurs) {
-		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonSecretConflict, err.Error()))
-	}
-	return state, reconcile.Result{}, fmt.Errorf("writing the token Secret: %w", err)
 }
 
 // recordStatus turns what the reconcile learned into status and conditions.
@@ -416,6 +218,11 @@ func componentLabels(c *wechatv1alpha1.WeChatComponent) map[string]string {
 
 func (r *WeChatComponentReconciler) tokenSecrets() *tokenSecretWriter {
 	return &tokenSecretWriter{client: r.Client, reader: r.APIReader, scheme: r.Scheme}
+}
+
+func (r *WeChatComponentReconciler) failures() failureRecorder {
+	return failureRecorder{recorder: r.Recorder, clock: r.Clock, random: r.Random, backoffScale: r.BackoffScale,
+		humanEvent: wechatv1alpha1.EventCredentialsInvalid, what: "component"}
 }
 
 func (r *WeChatComponentReconciler) budget() *CodeBudget {

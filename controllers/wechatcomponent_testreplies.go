@@ -178,8 +178,7 @@ func (r *WeChatComponentReconciler) testReplyToken(ctx context.Context, sender T
 	if err != nil {
 		return nil, err
 	}
-	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	token := newIssuedToken(info.AccessToken, info.AuthorizerAppID, now, info.ExpiresIn)
 	// Keep the refresh token the exchange returned if the account has a WeChatAuthorizer:
 	// its code is spent now, and its controller would otherwise have to recover it.
 	if wechatv1alpha1.PickAuthorizer(authorizers.Items, c.Name, info.AuthorizerAppID) != nil {
