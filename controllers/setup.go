@@ -7,13 +7,11 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -168,39 +166,4 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatauthorizer").
 		Complete(r)
-}
-
-// conflictRetry is how soon a reconcile whose status write lost a race looks again: the
-// other writer's change is already on its way through the watch.
-const conflictRetry = time.Second
-
-// statusAttempts bounds the writes of one reconcile's status when others keep writing.
-const statusAttempts = 3
-
-// writeStatusIfChanged writes obj's status when the reconcile changed it. A conflict means
-// the receiver wrote to the object meanwhile (a ticket, a code, a revocation): rebase then
-// re-reads the object into obj with this reconcile's status re-applied (statusconflict.go),
-// and the write is tried again, so what the reconcile learned (a failure and its backoff) is
-// not lost.
-func writeStatusIfChanged(ctx context.Context, c client.Client, versions *writtenVersions, obj client.Object, changed bool,
-	rebase func(context.Context) error, result reconcile.Result, err error) (reconcile.Result, error) {
-	if !changed {
-		return result, err
-	}
-	for attempt := 1; ; attempt++ {
-		uerr := c.Status().Update(ctx, obj, fieldOwner)
-		if uerr == nil {
-			versions.wrote(obj)
-			return result, err
-		}
-		if !apierrors.IsConflict(uerr) {
-			return reconcile.Result{}, errors.Join(err, uerr)
-		}
-		if attempt == statusAttempts {
-			return reconcile.Result{RequeueAfter: conflictRetry}, nil
-		}
-		if rerr := rebase(ctx); rerr != nil {
-			return reconcile.Result{}, errors.Join(err, rerr)
-		}
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -120,23 +119,14 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	if err := r.projectForwardKey(ctx, a); err != nil {
 		return reconcile.Result{}, err
 	}
-	before := a.Status.DeepCopy()
+	before := a.DeepCopy()
 	run := &authorizerRun{a: a}
 	result, err := r.reconcile(ctx, run)
 	if run.codeWait > 0 && err == nil {
 		result.RequeueAfter = firstRetry(result.RequeueAfter, run.codeWait)
 	}
 	r.recordStatus(run)
-	rebase := func(ctx context.Context) error {
-		latest := &wechatv1alpha1.WeChatAuthorizer{}
-		if err := r.APIReader.Get(ctx, req.NamespacedName, latest); err != nil {
-			return err
-		}
-		latest.Status = rebaseAuthorizerStatus(before, &a.Status, &latest.Status)
-		*a = *latest
-		return nil
-	}
-	return writeStatusIfChanged(ctx, r.Client, &r.versions, a, !equality.Semantic.DeepEqual(before, &a.Status), rebase, result, err)
+	return authorizerStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, before, a, result, err)
 }
 
 // gather reads what the decision needs: the authorizer's two Secrets, its component and

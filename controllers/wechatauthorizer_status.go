@@ -61,19 +61,13 @@ func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
 	s := &a.Status
 	s.ObservedGeneration = a.Generation
 	setStalled(&s.Conditions, a.Generation, run.failure)
-	if !run.refreshAt.IsZero() {
-		s.RefreshAt = timePtr(run.refreshAt)
-	}
 	if run.authorized != nil {
 		c := *run.authorized
 		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionAuthorized, c.Status, c.Reason, c.Message)
 	}
 	token := run.served
-	if token != nil {
-		s.TokenSecretName = authorizerTokenSecretName(a)
-		s.ExpiresAt = timePtr(token.expiresAt)
-		s.LastRefreshTime = timePtr(token.issuedAt)
-	} else if run.waiting == wechatv1alpha1.ReasonUnauthorized {
+	recordToken(&s.TokenStatus, authorizerTokenSecretName(a), token, run.refreshAt)
+	if token == nil && run.waiting == wechatv1alpha1.ReasonUnauthorized {
 		s.ExpiresAt = nil
 	}
 	if run.waiting == wechatv1alpha1.ReasonUnauthorized {

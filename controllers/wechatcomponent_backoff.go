@@ -6,12 +6,9 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -127,24 +124,4 @@ func (r *WeChatComponentReconciler) refreshRequest(c *wechatv1alpha1.WeChatCompo
 	d := decideRefreshRequest(at, err == nil, token, r.retries.requestRun(client.ObjectKeyFromObject(c)),
 		refresh.APIFailure.Scaled(r.BackoffScale), now)
 	return d.honour, d.inARow, d.wait
-}
-
-// keepBackedOffReady leaves Ready as the failure being backed off left it, unless the token
-// it still called valid has expired meanwhile.
-func keepBackedOffReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, reason string, retryAt time.Time) {
-	ready := meta.FindStatusCondition(*conds, wechatv1alpha1.ConditionReady)
-	if ready == nil || ready.Status != metav1.ConditionTrue || token.validAt(now) {
-		return
-	}
-	setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, reason,
-		fmt.Sprintf(msgNoToken, fmt.Sprintf(msgRetryAt, reason, retryAt.UTC().Format(time.RFC3339))))
-}
-
-// setStalled sets Stalled while a failure needs a human, and removes it otherwise.
-func setStalled(conds *[]metav1.Condition, generation int64, f *failure) {
-	if !f.needsHuman() {
-		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionStalled)
-		return
-	}
-	setCondition(conds, generation, wechatv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
 }

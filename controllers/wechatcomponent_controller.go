@@ -7,14 +7,11 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -107,19 +104,10 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 		return reconcile.Result{}, r.pruneKeyring(ctx)
 	}
 
-	before := component.Status.DeepCopy()
+	before := component.DeepCopy()
 	state, result, err := r.reconcileSteps(ctx, component)
 	r.recordStatus(component, state)
-	rebase := func(ctx context.Context) error {
-		latest := &wechatv1alpha1.WeChatComponent{}
-		if err := r.APIReader.Get(ctx, req.NamespacedName, latest); err != nil {
-			return err
-		}
-		latest.Status = rebaseComponentStatus(before, &component.Status, &latest.Status)
-		*component = *latest
-		return nil
-	}
-	return writeStatusIfChanged(ctx, r.Client, &r.versions, component, !equality.Semantic.DeepEqual(before, &component.Status), rebase, result, err)
+	return componentStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, before, component, result, err)
 }
 
 // requestTicketPush calls api_start_push_ticket at most once per startPushMinInterval per component.
@@ -150,14 +138,7 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 	now := r.Clock.Now()
 	s := &c.Status
 	s.ObservedGeneration = c.Generation
-	if state.token != nil {
-		s.TokenSecretName = componentTokenSecretName(c)
-		s.ExpiresAt = timePtr(state.token.expiresAt)
-		s.LastRefreshTime = timePtr(state.token.issuedAt)
-	}
-	if !state.refreshAt.IsZero() {
-		s.RefreshAt = timePtr(state.refreshAt)
-	}
+	recordToken(&s.TokenStatus, componentTokenSecretName(c), state.token, state.refreshAt)
 	if state.ticketReason != "" {
 		status := metav1.ConditionFalse
 		if state.ticketReason == wechatv1alpha1.ReasonTicketValid {
@@ -171,38 +152,6 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 	}
 	setReady(&s.Conditions, c.Generation, now, state.token, state.refreshAt, state.failure, s.TokenSecretName, state.ticketReason, state.ticketMsg)
 	setStalled(&s.Conditions, c.Generation, state.failure)
-}
-
-// setReady sets Ready: True while the Secret serves a valid token, whatever else fails.
-func setReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, refreshAt time.Time,
-	f *failure, secretName, waitingReason, waitingMsg string) {
-	valid := token.validAt(now)
-	switch {
-	case valid && f == nil:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, wechatv1alpha1.ReasonTokenIssued,
-			fmt.Sprintf(msgTokenIssued, secretName, token.expiresAt.UTC().Format(time.RFC3339), refreshAt.UTC().Format(time.RFC3339)))
-	case valid:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, f.reason,
-			fmt.Sprintf(msgTokenStillValid, f.message, secretName, token.expiresAt.UTC().Format(time.RFC3339)))
-	case f != nil:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, fmt.Sprintf(msgNoToken, f.message))
-	case waitingReason != "" && waitingReason != wechatv1alpha1.ReasonTicketValid:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, waitingReason, fmt.Sprintf(msgNoToken, waitingMsg))
-	default:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, wechatv1alpha1.ReasonTokenExpired,
-			fmt.Sprintf(msgNoToken, "the token expired"))
-	}
-}
-
-func setCondition(conds *[]metav1.Condition, generation int64, condType string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: generation,
-	})
-}
-
-func timePtr(t time.Time) *metav1.Time {
-	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
-	return &mt
 }
 
 func componentTokenSecretName(c *wechatv1alpha1.WeChatComponent) string {
@@ -246,19 +195,4 @@ func (r *WeChatComponentReconciler) pruneKeyring(ctx context.Context) error {
 		}
 	}
 	return r.keyring().prune(ctx, func(n types.NamespacedName) bool { return live[n] })
-}
-
-// recordTokenEvent records a first token, and a refresh that ends a run of failures. A
-// routine refresh records none: at 10,000 authorizers that would be 10,000 Events every two
-// hours, a quarter of the operator's API writes, saying what status.lastRefreshTime and the
-// metrics already say.
-func recordTokenEvent(recorder events.EventRecorder, obj runtime.Object, what string, refreshed bool, failedBefore int32, token *issuedToken) {
-	switch {
-	case !refreshed:
-		recorder.Eventf(obj, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTokenIssued, "Refresh", "%s issued, valid until %s",
-			what, token.expiresAt.UTC().Format(time.RFC3339))
-	case failedBefore > 0:
-		recorder.Eventf(obj, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTokenRefreshed, "Refresh", "%s refreshed after %d failed attempts, valid until %s",
-			what, failedBefore, token.expiresAt.UTC().Format(time.RFC3339))
-	}
 }
