@@ -124,23 +124,28 @@ func unconsumed[T any](before, mine, latest []T, key func(T) string) []T {
 	return out
 }
 
-// componentStatusWriter and authorizerStatusWriter are the writers of the two kinds.
-func componentStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
+// newStatusWriter is the writer of the kind T, whose rebase sets latest's status to
+// mine's re-applied onto it.
+func newStatusWriter[T any, P interface {
+	*T
+	statusObject
+}](c client.Client, reader client.Reader, versions *writtenVersions, rebase func(before, mine, latest P)) statusWriter {
 	return statusWriter{client: c, reader: reader, versions: versions,
-		empty: func() statusObject { return &wechatv1alpha1.WeChatComponent{} },
+		empty: func() statusObject { return P(new(T)) },
 		rebase: func(before, mine, latest statusObject) {
-			b, m, l := before.(*wechatv1alpha1.WeChatComponent), mine.(*wechatv1alpha1.WeChatComponent), latest.(*wechatv1alpha1.WeChatComponent)
-			l.Status = rebaseComponentStatus(&b.Status, &m.Status, &l.Status)
-			*m = *l
+			rebase(before.(P), mine.(P), latest.(P))
+			*mine.(P) = *latest.(P)
 		}}
 }
 
+func componentStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
+	return newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatComponent) {
+		latest.Status = rebaseComponentStatus(&before.Status, &mine.Status, &latest.Status)
+	})
+}
+
 func authorizerStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
-	return statusWriter{client: c, reader: reader, versions: versions,
-		empty: func() statusObject { return &wechatv1alpha1.WeChatAuthorizer{} },
-		rebase: func(before, mine, latest statusObject) {
-			b, m, l := before.(*wechatv1alpha1.WeChatAuthorizer), mine.(*wechatv1alpha1.WeChatAuthorizer), latest.(*wechatv1alpha1.WeChatAuthorizer)
-			l.Status = rebaseAuthorizerStatus(&b.Status, &m.Status, &l.Status)
-			*m = *l
-		}}
+	return newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatAuthorizer) {
+		latest.Status = rebaseAuthorizerStatus(&before.Status, &mine.Status, &latest.Status)
+	})
 }

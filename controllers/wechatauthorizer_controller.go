@@ -99,22 +99,17 @@ type authorizerRun struct {
 	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
 }
 
-// Reconcile: fetch → gather → (revoked? exchange a code? find a refresh token?) → refresh → record.
+// Reconcile: fetch → deletion → gather → decide → act (reconcile) → status, written once.
 func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	// From the cache, unless our last status write may not be in it yet: a reconcile woken by
 	// our own Secret writes must not see the status from before them (a pending code would be
 	// exchanged twice). See writtenVersions.
 	a := &wechatv1alpha1.WeChatAuthorizer{}
-	if err := r.versions.get(ctx, r.Client, r.APIReader, req.NamespacedName, a); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.versions.forget(req.NamespacedName)
-			return reconcile.Result{}, r.pruneForwardKeys(ctx)
+	if live, err := r.versions.fetch(ctx, r.Client, r.APIReader, req.NamespacedName, a); err != nil || !live {
+		if err == nil {
+			err = r.pruneForwardKeys(ctx)
 		}
 		return reconcile.Result{}, err
-	}
-	if !a.DeletionTimestamp.IsZero() {
-		// The Secrets go with their owner references; only the keyring needs us.
-		return reconcile.Result{}, r.pruneForwardKeys(ctx)
 	}
 	if err := r.projectForwardKey(ctx, a); err != nil {
 		return reconcile.Result{}, err

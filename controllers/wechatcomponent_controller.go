@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -88,22 +87,16 @@ type WeChatComponentReconciler struct {
 	retries       retryMemory
 }
 
-// Reconcile reads like the story of a token: fetch, gather, decide, act, record.
+// Reconcile: fetch → deletion → gather and the steps (reconcileSteps) → status, written once.
 func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	// From the cache, unless our last status write may not be in it yet (writtenVersions).
 	component := &wechatv1alpha1.WeChatComponent{}
-	if err := r.versions.get(ctx, r.Client, r.APIReader, req.NamespacedName, component); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.versions.forget(req.NamespacedName)
-			return reconcile.Result{}, r.pruneKeyring(ctx)
+	if live, err := r.versions.fetch(ctx, r.Client, r.APIReader, req.NamespacedName, component); err != nil || !live {
+		if err == nil {
+			err = r.pruneKeyring(ctx)
 		}
 		return reconcile.Result{}, err
 	}
-	if !component.DeletionTimestamp.IsZero() {
-		// The token Secret goes with its owner reference; only the keyring needs us.
-		return reconcile.Result{}, r.pruneKeyring(ctx)
-	}
-
 	before := component.DeepCopy()
 	state, result, err := r.reconcileSteps(ctx, component)
 	r.recordStatus(component, state)
