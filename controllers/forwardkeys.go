@@ -125,18 +125,12 @@ func (r *WeChatAuthorizerReconciler) pruneForwardKeys(ctx context.Context) error
 	if k == nil {
 		return nil
 	}
-	list := &wechatv1alpha1.WeChatAuthorizerList{}
-	if err := r.List(ctx, list); err != nil {
+	live, err := liveObjects(ctx, r.Client, &wechatv1alpha1.WeChatAuthorizerList{})
+	if err != nil {
 		return err
 	}
-	live := map[types.NamespacedName]bool{}
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			live[client.ObjectKeyFromObject(&list.Items[i])] = true
-		}
-	}
 	var readErr error
-	err := k.pruneAuthorizers(ctx, func(n types.NamespacedName) bool {
+	err = k.pruneAuthorizers(ctx, func(n types.NamespacedName) bool {
 		if live[n] {
 			return false
 		}

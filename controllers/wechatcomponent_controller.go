@@ -177,15 +177,9 @@ func (r *WeChatComponentReconciler) keyring() *keyringWriter {
 
 // pruneKeyring drops the keyring entries of components that no longer exist.
 func (r *WeChatComponentReconciler) pruneKeyring(ctx context.Context) error {
-	list := &wechatv1alpha1.WeChatComponentList{}
-	if err := r.List(ctx, list); err != nil {
+	live, err := liveObjects(ctx, r.Client, &wechatv1alpha1.WeChatComponentList{})
+	if err != nil {
 		return err
-	}
-	live := map[types.NamespacedName]bool{}
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			live[types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}] = true
-		}
 	}
 	return r.keyring().prune(ctx, func(n types.NamespacedName) bool { return live[n] })
 }
