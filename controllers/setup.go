@@ -33,11 +33,14 @@ import (
 // and Secrets also from the operator namespace, where the receiver keyring is.
 func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue})
+	// One key for the Secret entry: a second &corev1.Secret{} would be a second map entry for
+	// the same kind, and which of the two the cache applies would depend on map order.
+	secret := &corev1.Secret{}
 	o := cache.Options{
 		// managedFields are never read here and are a third of a small object's size; an
 		// update without them leaves the server's untouched.
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}},
+		ByObject:         map[client.Object]cache.ByObject{secret: {Label: managed}},
 	}
 	if len(watchNamespaces) == 0 {
 		return o
@@ -48,7 +51,7 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 		o.DefaultNamespaces[ns] = cache.Config{}
 		secrets[ns] = cache.Config{LabelSelector: managed}
 	}
-	o.ByObject[&corev1.Secret{}] = cache.ByObject{Label: managed, Namespaces: secrets}
+	o.ByObject[secret] = cache.ByObject{Label: managed, Namespaces: secrets}
 	return o
 }
 
