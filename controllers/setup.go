@@ -64,20 +64,24 @@ func rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 // componentChanged lets through what must wake the controller: a spec change, a new ticket,
 // redirect code or 全网发布 test reply from the receiver, or a changed annotation (refresh
 // requests). The controller's own status writes do not add these, so they do not loop.
-var componentChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
-		newC, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatComponent)
-		if !ok1 || !ok2 {
-			return true
-		}
-		return oldC.Generation != newC.Generation ||
-			!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
-			len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
-			newTestReply(oldC.Status.PendingTestReplies, newC.Status.PendingTestReplies) ||
-			!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
-			!newC.DeletionTimestamp.IsZero()
-	},
+var componentChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent) bool {
+	return oldC.Generation != newC.Generation ||
+		!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
+		len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
+		newTestReply(oldC.Status.PendingTestReplies, newC.Status.PendingTestReplies) ||
+		!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
+		!newC.DeletionTimestamp.IsZero()
+})
+
+// onUpdate is a predicate that lets an update of a T through when changed says so (and
+// any update of another type, and every create, delete and generic event: predicate.Funcs
+// lets through what it has no function for).
+func onUpdate[T client.Object](changed func(oldObj, newObj T) bool) predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldObj, ok1 := e.ObjectOld.(T)
+		newObj, ok2 := e.ObjectNew.(T)
+		return !ok1 || !ok2 || changed(oldObj, newObj)
+	}}
 }
 
 // newTestReply reports a test reply in now that was not in before.
@@ -111,35 +115,20 @@ const indexComponentRef = "spec.componentRef.name"
 
 // authorizerChanged lets through what must wake the authorizer controller: a spec change, a
 // code or revocation recorded by the receiver, or an annotation change.
-var authorizerChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		oldA, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatAuthorizer)
-		newA, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatAuthorizer)
-		if !ok1 || !ok2 {
-			return true
-		}
-		return oldA.Generation != newA.Generation ||
-			!equality.Semantic.DeepEqual(oldA.Status.AuthorizationCode, newA.Status.AuthorizationCode) ||
-			!equality.Semantic.DeepEqual(oldA.Status.UnauthorizedAt, newA.Status.UnauthorizedAt) ||
-			!equality.Semantic.DeepEqual(oldA.Annotations, newA.Annotations) ||
-			!newA.DeletionTimestamp.IsZero()
-	},
-}
+var authorizerChanged = onUpdate(func(oldA, newA *wechatv1alpha1.WeChatAuthorizer) bool {
+	return oldA.Generation != newA.Generation ||
+		!equality.Semantic.DeepEqual(oldA.Status.AuthorizationCode, newA.Status.AuthorizationCode) ||
+		!equality.Semantic.DeepEqual(oldA.Status.UnauthorizedAt, newA.Status.UnauthorizedAt) ||
+		!equality.Semantic.DeepEqual(oldA.Annotations, newA.Annotations) ||
+		!newA.DeletionTimestamp.IsZero()
+})
 
 // componentTokenChanged lets through component changes its authorizers care about: a new
-// component token (they may have been waiting for one).
-var componentTokenChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
-		newC, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatComponent)
-		if !ok1 || !ok2 {
-			return true
-		}
-		return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt) || quotaResetChanged(oldC, newC)
-	},
-	DeleteFunc: func(event.DeleteEvent) bool { return true },
-	CreateFunc: func(event.CreateEvent) bool { return true },
-}
+// component token (they may have been waiting for one), or a quota reset; and a component
+// created or deleted.
+var componentTokenChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent) bool {
+	return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt) || quotaResetChanged(oldC, newC)
+})
 
 // SetupWithManager registers the WeChatAuthorizer controller.
 func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
