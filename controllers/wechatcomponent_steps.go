@@ -135,20 +135,20 @@ func (r *WeChatComponentReconciler) stepToken(ctx context.Context, run *componen
 		token: state.token, refreshAt: state.refreshAt, ticket: c.Status.VerifyTicket, namespace: c.Namespace, name: c.Name,
 		keysChanged: run.keysChanged, gate: gate, request: refreshRequestDecision{honour: honour, inARow: inARow, wait: wait},
 	}, now)
-	state.ticketReason, state.ticketMsg, state.gated = plan.ticketReason, plan.ticketMsg, plan.gated
+	state.ticketReason, state.ticketMsg = plan.ticketReason, plan.ticketMsg
 	switch plan.action {
 	case tokenServe:
 		// Keep the Secret's labels and annotations in line with spec, without a WeChat call.
 		if _, err := r.tokenSecrets().ensure(ctx, c, run.secret, componentTokenSecretName(c), c.Spec.TokenSecret, componentLabels(c), state.token); err != nil {
 			return r.secretFailure(ctx, run, err)
 		}
-		run.codesMayGo = true
+		state.gated, run.codesMayGo = plan.gated, true
 		return stepResult{requeue: plan.requeue}, nil
 	case tokenAwaitTicket:
 		r.requestTicketPush(ctx, c, run.creds)
 		return stepResult{requeue: plan.requeue}, nil
 	case tokenBackOff:
-		state.refreshAt = plan.retryAt
+		state.gated, state.refreshAt = plan.gated, plan.retryAt
 		return stepResult{requeue: plan.requeue}, nil
 	case tokenSettleKeys:
 		return stepResult{requeue: plan.requeue}, nil
