@@ -145,7 +145,7 @@ BENCH_FLAGS ?=
 
 .PHONY: bench-scale
 bench-scale: envtest ## Benchmark N authorizers with the real processes; records the table in docs/benchmarks.md.
-	$(GO) build -o bin/scalebench ./hack/scalebench
+	$(GO) build -o bin/scalebench ./test/scale
 	bin/scalebench --assets "$(ENVTEST_ASSETS)" --authorizers $(BENCH_AUTHORIZERS) --write-doc $(BENCH_FLAGS)
 
 # Images: $(IMG_REGISTRY)/manager:$(IMG_TAG) and $(IMG_REGISTRY)/webhook-receiver:$(IMG_TAG).

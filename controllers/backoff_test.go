@@ -95,7 +95,7 @@ var _ = Describe("classifying WeChat's errcodes", func() {
 		now := simStart
 		token := &issuedToken{accessToken: "t", issuedAt: now.Add(-time.Hour), expiresAt: now.Add(time.Hour)}
 		request := func() {
-			c.Annotations = map[string]string{AnnotationRefreshRequestedAt: now.UTC().Format(time.RFC3339)}
+			c.Annotations = map[string]string{wechatv1alpha1.AnnotationRefreshRequestedAt: now.UTC().Format(time.RFC3339)}
 		}
 		honoured := 0
 		end := now.Add(time.Hour)
@@ -147,7 +147,7 @@ func (w *world) driveComponent(until time.Time, maxReconciles int, onReconcile f
 			if c.Annotations == nil {
 				c.Annotations = map[string]string{}
 			}
-			c.Annotations[AnnotationRefreshRequestedAt] = step.UTC().Format(time.RFC3339)
+			c.Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt] = step.UTC().Format(time.RFC3339)
 			Expect(k8sClient.Patch(ctx, c, patch)).To(Succeed())
 			nextRequest = nextRequest.Add(time.Minute)
 		}
@@ -286,9 +286,9 @@ var _ = Describe("bounded calls when WeChat rejects the component token in an au
 					w.clock.Step(time.Second)
 				}
 				if !w.clock.Now().Before(nextA) {
-					annotated := w.component().Annotations[AnnotationRefreshRequestedAt]
+					annotated := w.component().Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt]
 					nextA = w.clock.Now().Add(w.reconcileAuthorizer(seededAuthorizer).RequeueAfter)
-					if w.component().Annotations[AnnotationRefreshRequestedAt] != annotated {
+					if w.component().Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt] != annotated {
 						requestsBefore := w.tokenCalls()
 						wakeC()
 						if i == 0 {

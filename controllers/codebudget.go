@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
 )
 
@@ -36,8 +37,7 @@ const (
 	// DefaultCodeInterval is the steady rate once the burst is spent: one call per interval.
 	DefaultCodeInterval = 15 * time.Second
 
-	EventCodeExchangesThrottled = "CodeExchangesThrottled"
-	msgCodeExchangesThrottled   = "more authorization codes than the budget of %d calls plus one per %s allows; " +
+	msgCodeExchangesThrottled = "more authorization codes than the budget of %d calls plus one per %s allows; " +
 		"the rest stay pending and are exchanged from %s. Many codes at once from nowhere: check who writes this component's status"
 )
 
@@ -194,7 +194,7 @@ func (cb *CodeBudget) throttledNotice(ctx context.Context, recorder events.Event
 	log.FromContext(ctx).Info("code exchanges are over the component's budget; the code stays pending",
 		"component", component.String(), "retryAt", at)
 	if cb.warnDue(component) {
-		recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventCodeExchangesThrottled, "ExchangeCode",
+		recorder.Eventf(obj, nil, corev1.EventTypeWarning, wechatv1alpha1.EventCodeExchangesThrottled, "ExchangeCode",
 			msgCodeExchangesThrottled, cb.burst, cb.interval, at.Format(time.RFC3339))
 	}
 }

@@ -171,7 +171,7 @@ var _ = Describe("code exchanges paid for by status writes", func() {
 		var warnings int
 		for len(w.recorder.Events) > 0 {
 			e := <-w.recorder.Events
-			if strings.Contains(e, EventCodeExchangesThrottled) {
+			if strings.Contains(e, wechatv1alpha1.EventCodeExchangesThrottled) {
 				warnings++
 			}
 			for _, code := range codes {

@@ -6,8 +6,16 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
+	"context"
 	"errors"
 	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
@@ -103,4 +111,42 @@ func classifyAPIError(err error) *failure {
 		return api(wechatv1alpha1.ReasonWeChatUnreachable, "; retrying with backoff")
 	}
 	return api(wechatv1alpha1.ReasonWeChatError, "")
+}
+
+// failureRecorder is the one way both reconcilers record a failure: count it in status, say
+// it in a Warning Event and a log line, and back off. Its two fields are the intended
+// differences between the kinds:
+//   - humanEvent: the Event reason of a failure only a human can fix. The WeChatComponent says
+//     CredentialsInvalid (what alerts on a platform's credentials look for); the
+//     WeChatAuthorizer says RefreshFailed for every failure (an authorizer has no credentials
+//     of its own: its human failures are the spec's or the account's).
+//   - what: the log line's subject.
+//
+// Failures found without calling WeChat (localFailureReasons) leave status.refreshAt alone;
+// any other moves it to the end of the backoff, and no wake-up calls WeChat before then.
+type failureRecorder struct {
+	recorder     events.EventRecorder
+	clock        clock.PassiveClock
+	random       func() float64
+	backoffScale float64
+	humanEvent   string
+	what         string
+}
+
+// record counts f in s, reports it, and returns the backoff and, unless f is local, the
+// time status.refreshAt is to show (zero: leave it).
+func (fr failureRecorder) record(ctx context.Context, obj runtime.Object, s *wechatv1alpha1.TokenStatus, f *failure) (wait time.Duration, retryAt time.Time) {
+	s.FailedAttempts++
+	s.LastFailureReason = f.reason
+	reason := wechatv1alpha1.EventRefreshFailed
+	if f.needsHuman() && fr.humanEvent != "" {
+		reason = fr.humanEvent
+	}
+	fr.recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Refresh", "%s", f.message)
+	log.FromContext(ctx).Info(fr.what+" reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", s.FailedAttempts)
+	wait = max(f.backoff.Scaled(fr.backoffScale).Delay(s.FailedAttempts, fr.random()), time.Second)
+	if !localFailureReasons[f.reason] {
+		retryAt = fr.clock.Now().Add(wait).Truncate(time.Second)
+	}
+	return wait, retryAt
 }

@@ -29,10 +29,6 @@ import (
 // whatever it holds ends up in the keyring, which an internet-facing process reads.
 
 const (
-	EventForwardKeyMissing = "ForwardKeyMissing"
-	// EventForwardKeyNotOptedIn: the Secret lacks the usable-by entry naming the resource.
-	EventForwardKeyNotOptedIn = wechatv1alpha1.ReasonSecretNotOptedIn
-
 	fieldForwardKey = "spec.messages.forward.hmacKeySecretRef"
 
 	msgForwardKeyMissing = "spec.messages.forward.hmacKeySecretRef: Secret %q has no non-empty key %q; " +
@@ -53,7 +49,7 @@ func readForwardKey(ctx context.Context, reader client.Reader, namespace, kind, 
 	fw *wechatv1alpha1.MessageForwarding) ([]byte, *forwardKeyProblem, error) {
 	ref := fw.HMACKeySecretRef
 	key := keyOr(ref.Key, wechatv1alpha1.DefaultHMACKeyKey)
-	missing := &forwardKeyProblem{EventForwardKeyMissing, fmt.Sprintf(msgForwardKeyMissing, ref.Name, key)}
+	missing := &forwardKeyProblem{wechatv1alpha1.EventForwardKeyMissing, fmt.Sprintf(msgForwardKeyMissing, ref.Name, key)}
 	secret := &corev1.Secret{}
 	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
 	switch {
@@ -62,14 +58,14 @@ func readForwardKey(ctx context.Context, reader client.Reader, namespace, kind, 
 	case err != nil:
 		return nil, nil, err
 	case !usableBy(secret, kind, name):
-		return nil, &forwardKeyProblem{EventForwardKeyNotOptedIn, notOptedIn(fieldForwardKey, secret, kind, name)}, nil
+		return nil, &forwardKeyProblem{wechatv1alpha1.EventForwardKeyNotOptedIn, notOptedIn(fieldForwardKey, secret, kind, name)}, nil
 	}
 	value := secret.Data[key]
 	switch {
 	case len(value) == 0:
 		return nil, missing, nil
 	case len(value) < minForwardKeyBytes:
-		return nil, &forwardKeyProblem{EventForwardKeyMissing, fmt.Sprintf(msgForwardKeyShort, key, ref.Name, minForwardKeyBytes)}, nil
+		return nil, &forwardKeyProblem{wechatv1alpha1.EventForwardKeyMissing, fmt.Sprintf(msgForwardKeyShort, key, ref.Name, minForwardKeyBytes)}, nil
 	}
 	return value, nil, nil
 }
@@ -129,18 +125,12 @@ func (r *WeChatAuthorizerReconciler) pruneForwardKeys(ctx context.Context) error
 	if k == nil {
 		return nil
 	}
-	list := &wechatv1alpha1.WeChatAuthorizerList{}
-	if err := r.List(ctx, list); err != nil {
+	live, err := liveObjects(ctx, r.Client, &wechatv1alpha1.WeChatAuthorizerList{})
+	if err != nil {
 		return err
 	}
-	live := map[types.NamespacedName]bool{}
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			live[client.ObjectKeyFromObject(&list.Items[i])] = true
-		}
-	}
 	var readErr error
-	err := k.pruneAuthorizers(ctx, func(n types.NamespacedName) bool {
+	err = k.pruneAuthorizers(ctx, func(n types.NamespacedName) bool {
 		if live[n] {
 			return false
 		}

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -122,4 +123,23 @@ func (k *keyringWriter) pruneAuthorizers(ctx context.Context, gone func(types.Na
 			}
 		}
 	})
+}
+
+// liveObjects lists the objects of list's kind (from the cache) and returns those that are
+// not being deleted: a keyring entry of any other is pruned.
+func liveObjects(ctx context.Context, c client.Reader, list client.ObjectList) (map[types.NamespacedName]bool, error) {
+	if err := c.List(ctx, list); err != nil {
+		return nil, err
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	live := map[types.NamespacedName]bool{}
+	for _, item := range items {
+		if o, ok := item.(client.Object); ok && o.GetDeletionTimestamp().IsZero() {
+			live[client.ObjectKeyFromObject(o)] = true
+		}
+	}
+	return live, nil
 }

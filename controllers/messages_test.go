@@ -164,7 +164,7 @@ var _ = Describe("Messages of authorized accounts", func() {
 
 			By("keeping codes and tokens out of logs and Events")
 			events := drainEvents()
-			Expect(events).To(ContainSubstring(EventTestReplySent))
+			Expect(events).To(ContainSubstring(wechatv1alpha1.EventTestReplySent))
 			for _, m := range w.sim.CustomMessages() {
 				code := strings.TrimSuffix(m.Content, "_from_api")
 				Expect(w.logs.String()).NotTo(ContainSubstring(code))
@@ -274,7 +274,7 @@ var _ = Describe("Messages of authorized accounts", func() {
 			send("queryauthcode@@@never-issued-by-wechat")
 			w.reconcile()
 			Expect(w.component().Status.PendingTestReplies).To(BeEmpty())
-			Expect(drainEvents()).To(ContainSubstring(EventTestReplyFailed))
+			Expect(drainEvents()).To(ContainSubstring(wechatv1alpha1.EventTestReplyFailed))
 
 			By("a code that waited past its lifetime")
 			code, _, err := w.sim.IssueAuthCode(testComponentAppID, account.AppID)
@@ -339,7 +339,7 @@ var _ = Describe("Messages of authorized accounts", func() {
 			})
 			By("the manager copying the component's key into the keyring once its Secret exists")
 			Expect(keyringData()).NotTo(HaveKey(keyring.ForwardKeyKey(w.ns, w.key.Name)))
-			Expect(drainEvents()).To(ContainSubstring(EventForwardKeyMissing))
+			Expect(drainEvents()).To(ContainSubstring(wechatv1alpha1.EventForwardKeyMissing))
 			hmacSecret("default-hmac", componentKey)
 			w.reconcile()
 			Expect(string(keyringData()[keyring.ForwardKeyKey(w.ns, w.key.Name)])).To(Equal(componentKey))

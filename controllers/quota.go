@@ -65,7 +65,7 @@ func lastQuotaReset(c *wechatv1alpha1.WeChatComponent) time.Time {
 
 // quotaResetRequestedAt parses the component's quota-reset request annotation.
 func quotaResetRequestedAt(c *wechatv1alpha1.WeChatComponent) (time.Time, bool) {
-	value, ok := c.Annotations[AnnotationQuotaResetRequestedAt]
+	value, ok := c.Annotations[wechatv1alpha1.AnnotationQuotaResetRequestedAt]
 	if !ok {
 		return time.Time{}, false
 	}
@@ -205,7 +205,7 @@ func (r *WeChatComponentReconciler) resetQuota(ctx context.Context, c *wechatv1a
 	if err == nil {
 		r.quota.reset(key, now)
 		c.Status.LastQuotaResetTime = timePtr(now)
-		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventQuotaReset, "ClearQuota", msgQuotaReset, cause, midnight)
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, wechatv1alpha1.EventQuotaReset, "ClearQuota", msgQuotaReset, cause, midnight)
 		logger.Info("daily API quotas reset with clear_quota", "cause", cause)
 		return quotaReset, nil
 	}
@@ -247,7 +247,7 @@ func quotaFailure(c *wechatv1alpha1.WeChatComponent, token *issuedToken, quotaEr
 }
 
 // honourQuotaResetRequest resets the quotas when an authorizer (or a human) asked for it
-// with AnnotationQuotaResetRequestedAt, under the same once-per-Beijing-day rule.
+// with wechatv1alpha1.AnnotationQuotaResetRequestedAt, under the same once-per-Beijing-day rule.
 func (r *WeChatComponentReconciler) honourQuotaResetRequest(ctx context.Context, c *wechatv1alpha1.WeChatComponent, token *issuedToken) {
 	now := r.Clock.Now()
 	if !quotaResetRequested(c, now) {
@@ -256,10 +256,10 @@ func (r *WeChatComponentReconciler) honourQuotaResetRequest(ctx context.Context,
 	outcome, err := r.resetQuota(ctx, c, token, "a WeChatAuthorizer's call")
 	switch {
 	case outcome == quotaResetRefused && err != nil: // only when WeChat was asked, not from memory
-		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventQuotaResetFailed, "ClearQuota",
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, wechatv1alpha1.EventQuotaResetFailed, "ClearQuota",
 			msgQuotaResetExhausted, nextBeijingMidnight(now).Format(time.RFC3339))
 	case outcome == quotaResetFailed:
-		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventQuotaResetFailed, "ClearQuota", msgQuotaResetFailed, err.Error())
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, wechatv1alpha1.EventQuotaResetFailed, "ClearQuota", msgQuotaResetFailed, err.Error())
 	}
 }
 
@@ -270,7 +270,7 @@ func (r *WeChatAuthorizerReconciler) requestQuotaReset(ctx context.Context, run 
 	if run.component == nil || !shouldRequestQuotaReset(run.component, now) {
 		return false
 	}
-	if err := r.annotateComponent(ctx, run, AnnotationQuotaResetRequestedAt, now); err != nil {
+	if err := r.annotateComponent(ctx, run, wechatv1alpha1.AnnotationQuotaResetRequestedAt, now); err != nil {
 		log.FromContext(ctx).Info("could not ask for a quota reset", "error", err.Error())
 		return false
 	}

@@ -106,7 +106,7 @@ var _ = Describe("daily quotas and clear_quota (spec.quota.resetOnExhausted)", f
 		Expect(w.sim.TokenState(token)).To(Equal(0))
 		Expect(result.RequeueAfter).To(Equal(2*time.Hour - 15*time.Minute))
 		recorded := drainEvents()
-		Expect(recorded).To(ContainElement(And(HavePrefix("Normal"), ContainSubstring(EventQuotaReset),
+		Expect(recorded).To(ContainElement(And(HavePrefix("Normal"), ContainSubstring(wechatv1alpha1.EventQuotaReset),
 			ContainSubstring("api_component_token answered 45009"))))
 		for _, secret := range []string{good, token, testAppSecret} {
 			Expect(strings.Join(recorded, "\n")).NotTo(ContainSubstring(secret))
@@ -211,7 +211,7 @@ var _ = Describe("daily quotas and clear_quota (spec.quota.resetOnExhausted)", f
 		It("asks the component, which resets, and the authorizer then gets its token", func() {
 			setup(true)
 			c := w.component()
-			Expect(c.Annotations).To(HaveKeyWithValue(AnnotationQuotaResetRequestedAt, w.clock.Now().UTC().Format(time.RFC3339)))
+			Expect(c.Annotations).To(HaveKeyWithValue(wechatv1alpha1.AnnotationQuotaResetRequestedAt, w.clock.Now().UTC().Format(time.RFC3339)))
 			Expect(condition(w.authorizer(second).Status.Conditions, wechatv1alpha1.ConditionReady).Message).
 				To(ContainSubstring(`asked WeChatComponent "platform" to reset the quota`))
 			Expect(clearCalls()).To(BeZero(), "only the component controller calls clear_quota")
@@ -224,7 +224,7 @@ var _ = Describe("daily quotas and clear_quota (spec.quota.resetOnExhausted)", f
 			Expect(clearCalls()).To(Equal(1))
 			Expect(c.Status.LastQuotaResetTime).NotTo(BeNil())
 			Expect(w.tokenCalls()).To(Equal(1), "the component's own token needed no refresh")
-			Expect(drainEvents()).To(ContainElement(And(HavePrefix("Normal"), ContainSubstring(EventQuotaReset))))
+			Expect(drainEvents()).To(ContainElement(And(HavePrefix("Normal"), ContainSubstring(wechatv1alpha1.EventQuotaReset))))
 			Expect(componentTokenChanged.Update(event.UpdateEvent{ObjectOld: before, ObjectNew: c})).To(BeTrue(), "the reset wakes the authorizers")
 
 			By("the authorizer, woken by the reset, refreshing")
@@ -243,14 +243,14 @@ var _ = Describe("daily quotas and clear_quota (spec.quota.resetOnExhausted)", f
 			w.clock.SetTime(w.authorizer("shop").Status.RefreshAt.Time)
 			w.reconcileAuthorizer("shop")
 			Expect(w.authorizer("shop").Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonQuotaExceeded))
-			Expect(w.component().Annotations[AnnotationQuotaResetRequestedAt]).To(Equal(c.Annotations[AnnotationQuotaResetRequestedAt]))
+			Expect(w.component().Annotations[wechatv1alpha1.AnnotationQuotaResetRequestedAt]).To(Equal(c.Annotations[wechatv1alpha1.AnnotationQuotaResetRequestedAt]))
 			w.reconcile()
 			Expect(clearCalls()).To(Equal(1))
 		})
 
 		It("does not ask a component that did not opt in", func() {
 			setup(false)
-			Expect(w.component().Annotations).NotTo(HaveKey(AnnotationQuotaResetRequestedAt))
+			Expect(w.component().Annotations).NotTo(HaveKey(wechatv1alpha1.AnnotationQuotaResetRequestedAt))
 			w.reconcile()
 			Expect(clearCalls()).To(BeZero())
 			Expect(w.component().Status.LastQuotaResetTime).To(BeNil())

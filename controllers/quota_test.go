@@ -85,7 +85,7 @@ func quotaComponent(optIn bool, lastReset time.Time, request string) *wechatv1al
 		c.Status.LastQuotaResetTime = &metav1.Time{Time: lastReset}
 	}
 	if request != "" {
-		c.Annotations = map[string]string{AnnotationQuotaResetRequestedAt: request}
+		c.Annotations = map[string]string{wechatv1alpha1.AnnotationQuotaResetRequestedAt: request}
 	}
 	return c
 }

@@ -7,13 +7,11 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,11 +33,14 @@ import (
 // and Secrets also from the operator namespace, where the receiver keyring is.
 func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue})
+	// One key for the Secret entry: a second &corev1.Secret{} would be a second map entry for
+	// the same kind, and which of the two the cache applies would depend on map order.
+	secret := &corev1.Secret{}
 	o := cache.Options{
 		// managedFields are never read here and are a third of a small object's size; an
 		// update without them leaves the server's untouched.
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: managed}},
+		ByObject:         map[client.Object]cache.ByObject{secret: {Label: managed}},
 	}
 	if len(watchNamespaces) == 0 {
 		return o
@@ -50,7 +51,7 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 		o.DefaultNamespaces[ns] = cache.Config{}
 		secrets[ns] = cache.Config{LabelSelector: managed}
 	}
-	o.ByObject[&corev1.Secret{}] = cache.ByObject{Label: managed, Namespaces: secrets}
+	o.ByObject[secret] = cache.ByObject{Label: managed, Namespaces: secrets}
 	return o
 }
 
@@ -63,20 +64,24 @@ func rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 // componentChanged lets through what must wake the controller: a spec change, a new ticket,
 // redirect code or 全网发布 test reply from the receiver, or a changed annotation (refresh
 // requests). The controller's own status writes do not add these, so they do not loop.
-var componentChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
-		newC, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatComponent)
-		if !ok1 || !ok2 {
-			return true
-		}
-		return oldC.Generation != newC.Generation ||
-			!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
-			len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
-			newTestReply(oldC.Status.PendingTestReplies, newC.Status.PendingTestReplies) ||
-			!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
-			!newC.DeletionTimestamp.IsZero()
-	},
+var componentChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent) bool {
+	return oldC.Generation != newC.Generation ||
+		!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
+		len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
+		newTestReply(oldC.Status.PendingTestReplies, newC.Status.PendingTestReplies) ||
+		!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
+		!newC.DeletionTimestamp.IsZero()
+})
+
+// onUpdate is a predicate that lets an update of a T through when changed says so (and
+// any update of another type, and every create, delete and generic event: predicate.Funcs
+// lets through what it has no function for).
+func onUpdate[T client.Object](changed func(oldObj, newObj T) bool) predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldObj, ok1 := e.ObjectOld.(T)
+		newObj, ok2 := e.ObjectNew.(T)
+		return !ok1 || !ok2 || changed(oldObj, newObj)
+	}}
 }
 
 // newTestReply reports a test reply in now that was not in before.
@@ -110,35 +115,20 @@ const indexComponentRef = "spec.componentRef.name"
 
 // authorizerChanged lets through what must wake the authorizer controller: a spec change, a
 // code or revocation recorded by the receiver, or an annotation change.
-var authorizerChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		oldA, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatAuthorizer)
-		newA, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatAuthorizer)
-		if !ok1 || !ok2 {
-			return true
-		}
-		return oldA.Generation != newA.Generation ||
-			!equality.Semantic.DeepEqual(oldA.Status.AuthorizationCode, newA.Status.AuthorizationCode) ||
-			!equality.Semantic.DeepEqual(oldA.Status.UnauthorizedAt, newA.Status.UnauthorizedAt) ||
-			!equality.Semantic.DeepEqual(oldA.Annotations, newA.Annotations) ||
-			!newA.DeletionTimestamp.IsZero()
-	},
-}
+var authorizerChanged = onUpdate(func(oldA, newA *wechatv1alpha1.WeChatAuthorizer) bool {
+	return oldA.Generation != newA.Generation ||
+		!equality.Semantic.DeepEqual(oldA.Status.AuthorizationCode, newA.Status.AuthorizationCode) ||
+		!equality.Semantic.DeepEqual(oldA.Status.UnauthorizedAt, newA.Status.UnauthorizedAt) ||
+		!equality.Semantic.DeepEqual(oldA.Annotations, newA.Annotations) ||
+		!newA.DeletionTimestamp.IsZero()
+})
 
 // componentTokenChanged lets through component changes its authorizers care about: a new
-// component token (they may have been waiting for one).
-var componentTokenChanged = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		oldC, ok1 := e.ObjectOld.(*wechatv1alpha1.WeChatComponent)
-		newC, ok2 := e.ObjectNew.(*wechatv1alpha1.WeChatComponent)
-		if !ok1 || !ok2 {
-			return true
-		}
-		return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt) || quotaResetChanged(oldC, newC)
-	},
-	DeleteFunc: func(event.DeleteEvent) bool { return true },
-	CreateFunc: func(event.CreateEvent) bool { return true },
-}
+// component token (they may have been waiting for one), or a quota reset; and a component
+// created or deleted.
+var componentTokenChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent) bool {
+	return !equality.Semantic.DeepEqual(oldC.Status.ExpiresAt, newC.Status.ExpiresAt) || quotaResetChanged(oldC, newC)
+})
 
 // SetupWithManager registers the WeChatAuthorizer controller.
 func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
@@ -168,40 +158,4 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatauthorizer").
 		Complete(r)
-}
-
-// conflictRetry is how soon a reconcile whose status write lost a race looks again: the
-// other writer's change is already on its way through the watch.
-const conflictRetry = time.Second
-
-// statusAttempts bounds the writes of one reconcile's status when others keep writing.
-const statusAttempts = 3
-
-// writeStatusIfChanged writes obj's status when the reconcile changed it. A conflict means
-// the receiver wrote to the object meanwhile (a ticket, a code, a revocation): rebase then
-// re-reads the object into obj with this reconcile's status re-applied (statusconflict.go),
-// and the write is tried again, so what the reconcile learned (a failure and its backoff) is
-// not lost.
-func writeStatusIfChanged(ctx context.Context, c client.Client, versions *writtenVersions, obj client.Object, changed bool,
-	rebase func(context.Context) error, result reconcile.Result, err error) (reconcile.Result, error) {
-	changed = wechatv1alpha1.SyncKstatusConditions(obj, time.Now()) || changed // Reconciling/Stalled follow Ready
-	if !changed {
-		return result, err
-	}
-	for attempt := 1; ; attempt++ {
-		uerr := c.Status().Update(ctx, obj, fieldOwner)
-		if uerr == nil {
-			versions.wrote(obj)
-			return result, err
-		}
-		if !apierrors.IsConflict(uerr) {
-			return reconcile.Result{}, errors.Join(err, uerr)
-		}
-		if attempt == statusAttempts {
-			return reconcile.Result{RequeueAfter: conflictRetry}, nil
-		}
-		if rerr := rebase(ctx); rerr != nil {
-			return reconcile.Result{}, errors.Join(err, rerr)
-		}
-	}
 }

@@ -24,11 +24,6 @@ import (
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
 )
 
-// AnnotationIssuedAt on a token Secret is when the token was obtained, RFC 3339. With the
-// expiry it gives the token's lifetime, so the refresh time can be recomputed from the
-// Secret alone after a crash that lost a status write.
-const AnnotationIssuedAt = "platform.wechat-operator.dev/issued-at"
-
 // fieldOwner is the manager's field manager name for everything it writes.
 const fieldOwner = client.FieldOwner("wechat-operator-manager")
 
@@ -38,6 +33,13 @@ type issuedToken struct {
 	appID       string
 	issuedAt    time.Time
 	expiresAt   time.Time
+}
+
+// newIssuedToken is a token WeChat issued at now for expiresIn, its times in whole seconds
+// so that what is stored and what is recomputed agree.
+func newIssuedToken(accessToken, appID string, now time.Time, expiresIn time.Duration) *issuedToken {
+	return &issuedToken{accessToken: accessToken, appID: appID,
+		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(expiresIn).Truncate(time.Second)}
 }
 
 // validAt reports whether the token can still be served at now.
@@ -55,7 +57,7 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 	if err != nil {
 		return nil
 	}
-	issuedAt, err := time.Parse(time.RFC3339, secret.Annotations[AnnotationIssuedAt])
+	issuedAt, err := time.Parse(time.RFC3339, secret.Annotations[wechatv1alpha1.AnnotationIssuedAt])
 	if err != nil {
 		// A Secret written by hand or by an older version: assume a 2-hour token.
 		issuedAt = expiresAt.Add(-2 * time.Hour)
@@ -69,11 +71,11 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 
 // keptRefreshTime keeps the refresh time in status when it belongs to token (status expiry
 // equals the token's), so a restart does not roll the jitter again; otherwise it computes one.
-func keptRefreshTime(refreshAt, expiresAt *metav1.Time, policy refresh.Policy, token *issuedToken, random func() float64) time.Time {
+func keptRefreshTime(refreshAt, expiresAt *metav1.Time, policy refresh.Policy, token *issuedToken, jitter float64) time.Time {
 	if refreshAt != nil && expiresAt != nil && expiresAt.Time.Equal(token.expiresAt) {
 		return refreshAt.Time
 	}
-	return policy.RefreshAt(token.issuedAt, token.expiresAt, random())
+	return policy.RefreshAt(token.issuedAt, token.expiresAt, jitter)
 }
 
 // tokenHash changes exactly when the token changes; consumers restart on it, never on a

@@ -16,14 +16,8 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
-// AnnotationTemplateKeys on a token Secret lists the label and annotation keys the operator
-// set from spec.tokenSecret's template (JSON: {"labels":[…],"annotations":[…]}), so that a
-// key removed from the template is removed from the Secret, while keys others set (a
-// mirroring tool's annotation, a GitOps tracking label) are never touched.
-const AnnotationTemplateKeys = "platform.wechat-operator.dev/template-keys"
-
 // tokenAnnotations are the annotations the operator sets on a Secret that holds a token.
-var tokenAnnotations = []string{wechatv1alpha1.AnnotationExpiresAt, AnnotationIssuedAt, wechatv1alpha1.AnnotationTokenHash}
+var tokenAnnotations = []string{wechatv1alpha1.AnnotationExpiresAt, wechatv1alpha1.AnnotationIssuedAt, wechatv1alpha1.AnnotationTokenHash}
 
 // templateKeys are the keys a template set, sorted.
 type templateKeys struct {
@@ -33,11 +27,11 @@ type templateKeys struct {
 
 func (k templateKeys) empty() bool { return len(k.Labels) == 0 && len(k.Annotations) == 0 }
 
-// previousTemplateKeys reads AnnotationTemplateKeys; nothing if absent or unreadable (a
+// previousTemplateKeys reads wechatv1alpha1.AnnotationTemplateKeys; nothing if absent or unreadable (a
 // Secret written by an older version: its template keys are then left in place).
 func previousTemplateKeys(s *corev1.Secret) templateKeys {
 	var k templateKeys
-	if v, ok := s.Annotations[AnnotationTemplateKeys]; ok {
+	if v, ok := s.Annotations[wechatv1alpha1.AnnotationTemplateKeys]; ok {
 		_ = json.Unmarshal([]byte(v), &k)
 	}
 	return k
@@ -62,16 +56,16 @@ func ownedMetadata(tmpl wechatv1alpha1.TokenSecretTemplate, labels map[string]st
 	m.template = templateKeys{Labels: slices.Sorted(maps.Keys(tmpl.Labels)), Annotations: slices.Sorted(maps.Keys(tmpl.Annotations))}
 	if token != nil {
 		m.annotations[wechatv1alpha1.AnnotationExpiresAt] = token.expiresAt.UTC().Format(time.RFC3339)
-		m.annotations[AnnotationIssuedAt] = token.issuedAt.UTC().Format(time.RFC3339)
+		m.annotations[wechatv1alpha1.AnnotationIssuedAt] = token.issuedAt.UTC().Format(time.RFC3339)
 		m.annotations[wechatv1alpha1.AnnotationTokenHash] = tokenHash(token.accessToken)
 	} else {
 		m.dropAnnotations = tokenAnnotations
 	}
 	if m.template.empty() {
-		m.dropAnnotations = append(slices.Clone(m.dropAnnotations), AnnotationTemplateKeys)
+		m.dropAnnotations = append(slices.Clone(m.dropAnnotations), wechatv1alpha1.AnnotationTemplateKeys)
 	} else {
 		record, _ := json.Marshal(m.template)
-		m.annotations[AnnotationTemplateKeys] = string(record)
+		m.annotations[wechatv1alpha1.AnnotationTemplateKeys] = string(record)
 	}
 	return m
 }

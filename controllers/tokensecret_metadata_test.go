@@ -34,7 +34,7 @@ var _ = Describe("the operator's share of a token Secret's metadata", func() {
 		Expect(a).To(HaveKeyWithValue("mirror/to", "ns"))
 		Expect(a).To(HaveKeyWithValue("note", "x"))
 		Expect(a).To(HaveKeyWithValue(wechatv1alpha1.AnnotationTokenHash, tokenHash("token-1")))
-		Expect(a).To(HaveKeyWithValue(AnnotationTemplateKeys, `{"labels":["team"],"annotations":["note"]}`))
+		Expect(a).To(HaveKeyWithValue(wechatv1alpha1.AnnotationTemplateKeys, `{"labels":["team"],"annotations":["note"]}`))
 	})
 
 	It("removes the template keys it set before and no longer wants, and only those", func() {

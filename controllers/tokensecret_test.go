@@ -128,7 +128,7 @@ var _ = Describe("the token Secret's metadata", func() {
 		s = w.tokenSecret()
 		Expect(s.Labels).NotTo(HaveKey("team"))
 		Expect(s.Annotations).NotTo(HaveKey("note"))
-		Expect(s.Annotations).NotTo(HaveKey(AnnotationTemplateKeys))
+		Expect(s.Annotations).NotTo(HaveKey(wechatv1alpha1.AnnotationTemplateKeys))
 		Expect(s.Labels).To(HaveKeyWithValue("argocd.argoproj.io/instance", "payments"))
 		Expect(s.Annotations).To(HaveKey(wechatv1alpha1.AnnotationTokenHash))
 	})

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,11 +30,6 @@ import (
 
 // Event reasons and messages of the WeChatAuthorizer controller. None carries a secret.
 const (
-	EventAuthorized            = "Authorized"
-	EventRefreshTokenRecovered = "RefreshTokenRecovered"
-	EventRefreshTokenImported  = "RefreshTokenImported"
-	EventUnauthorized          = "Unauthorized"
-
 	msgAuthorizerTokenIssued = "authorizer_access_token is in Secret %q, valid until %s, next refresh at %s"
 	msgComponentNotFound     = "WeChatComponent %q not found in this namespace; create it or fix spec.componentRef.name"
 	msgComponentNotReady     = "WeChatComponent %q has no valid component_access_token yet; waiting for it"
@@ -105,99 +99,109 @@ type authorizerRun struct {
 	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
 }
 
-// Reconcile: fetch → gather → (revoked? exchange a code? find a refresh token?) → refresh → record.
+// Reconcile: fetch → deletion → gather → decide → act (reconcile) → status, written once.
 func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	// From the cache, unless our last status write may not be in it yet: a reconcile woken by
 	// our own Secret writes must not see the status from before them (a pending code would be
 	// exchanged twice). See writtenVersions.
 	a := &wechatv1alpha1.WeChatAuthorizer{}
-	if err := r.versions.get(ctx, r.Client, r.APIReader, req.NamespacedName, a); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.versions.forget(req.NamespacedName)
-			return reconcile.Result{}, r.pruneForwardKeys(ctx)
+	if live, err := r.versions.fetch(ctx, r.Client, r.APIReader, req.NamespacedName, a); err != nil || !live {
+		if err == nil {
+			err = r.pruneForwardKeys(ctx)
 		}
 		return reconcile.Result{}, err
-	}
-	if !a.DeletionTimestamp.IsZero() {
-		// The Secrets go with their owner references; only the keyring needs us.
-		return reconcile.Result{}, r.pruneForwardKeys(ctx)
 	}
 	if err := r.projectForwardKey(ctx, a); err != nil {
 		return reconcile.Result{}, err
 	}
-	before := a.Status.DeepCopy()
+	before := a.DeepCopy()
 	run := &authorizerRun{a: a}
 	result, err := r.reconcile(ctx, run)
 	if run.codeWait > 0 && err == nil {
 		result.RequeueAfter = firstRetry(result.RequeueAfter, run.codeWait)
 	}
 	r.recordStatus(run)
-	rebase := func(ctx context.Context) error {
-		latest := &wechatv1alpha1.WeChatAuthorizer{}
-		if err := r.APIReader.Get(ctx, req.NamespacedName, latest); err != nil {
-			return err
-		}
-		latest.Status = rebaseAuthorizerStatus(before, &a.Status, &latest.Status)
-		*a = *latest
-		return nil
-	}
-	return writeStatusIfChanged(ctx, r.Client, &r.versions, a, !equality.Semantic.DeepEqual(before, &a.Status), rebase, result, err)
+	return authorizerStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, before, a, result, err)
 }
 
-func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+// gather reads what the decision needs: the authorizer's two Secrets, its component and
+// the component's token, all from the cache.
+func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizerRun) (authorizerInput, error) {
 	a := run.a
-	now := r.Clock.Now()
+	in := authorizerInput{authorizer: a, minMargin: r.MinRefreshMargin, jitter: r.Random()}
 	var err error
 	if run.stateSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a)); err != nil {
-		return reconcile.Result{}, err
+		return in, err
 	}
 	run.state = readState(run.stateSecret, a.Spec.AppID)
 	if run.tokenSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, authorizerTokenSecretName(a)); err != nil {
+		return in, err
+	}
+	in.state, in.hasTokenSecret = run.state, run.tokenSecret != nil
+	in.secretToken = readTokenSecret(run.tokenSecret, a.Spec.AppID)
+	run.served = in.secretToken
+	component := &wechatv1alpha1.WeChatComponent{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component); err != nil {
+		if !apierrors.IsNotFound(err) {
+			in.componentMsg = err.Error()
+		}
+		return in, nil
+	}
+	in.component, run.component = component, component
+	if secret, err := getManagedSecret(ctx, r.Client, component.Namespace, componentTokenSecretName(component)); err == nil {
+		in.componentToken = readTokenSecret(secret, component.Spec.AppID)
+	}
+	if in.componentToken.validAt(r.Clock.Now()) {
+		run.componentToken = in.componentToken.accessToken
+	}
+	return in, nil
+}
+
+// reconcile gathers, decides and acts. Writes happen in this order: the state Secret (a new
+// refresh token is safe before anything uses it), the token Secret, and last, in Reconcile,
+// the status.
+func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+	in, err := r.gather(ctx, run)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	current := readTokenSecret(run.tokenSecret, a.Spec.AppID)
-	run.served = current
-	policy, err := refresh.ParsePolicy(a.Spec.Refresh.Before, a.Spec.Refresh.Jitter)
-	policy = policy.WithMinMargin(r.MinRefreshMargin)
-	if err != nil {
-		return r.fail(ctx, run, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
-	}
-
-	// Revoked, and no newer authorization since: stop, keep the CR.
-	if revoked(a) {
-		return r.stopRevoked(ctx, run)
-	}
-
-	// The component's token is needed for every call.
-	if res, done := r.gatherComponent(ctx, run); done {
-		return res, nil
-	}
-
-	// A pending authorization code: exchange it first, it carries a fresh refresh token.
-	if code := a.Status.AuthorizationCode; code != nil {
-		if err := r.exchangeCode(ctx, run, policy, now); err != nil {
+	now := r.Clock.Now()
+	plan := decideAuthorizer(in, now)
+	if plan.action == authorizerExchange {
+		// It carries a fresh refresh token; what it leaves is decided on again.
+		if err := r.exchangeCode(ctx, run, now); err != nil {
 			return r.fail(ctx, run, err)
 		}
-		current = run.state.token
+		in.state, in.codeHandled = run.state, true
+		plan = decideAuthorizer(in, now)
 	}
+	return r.act(ctx, run, plan, now)
+}
 
-	// Serve what the state holds if it is newer than the token Secret's (a crash between the
-	// two writes, or a code exchanged by the component controller).
-	if st := run.state.token; st.validAt(now) && (!current.validAt(now) || st.expiresAt.After(current.expiresAt)) {
-		current = st
+// act carries out the plan.
+func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun, plan authorizerPlan, now time.Time) (reconcile.Result, error) {
+	a := run.a
+	switch plan.action {
+	case authorizerFail:
+		return r.fail(ctx, run, plan.failure)
+	case authorizerStop:
+		return r.stopRevoked(ctx, run, plan)
+	case authorizerWait:
+		run.waiting, run.waitingMsg = plan.waiting, plan.waitingMsg
+		return reconcile.Result{RequeueAfter: plan.requeue}, nil
 	}
-	if current != nil {
-		run.refreshAt = keptRefreshTime(a.Status.RefreshAt, a.Status.ExpiresAt, policy, current, r.Random)
+	if plan.dropCode {
+		a.Status.AuthorizationCode = nil
+		log.FromContext(ctx).Info("authorization code expired before it could be exchanged; looking for the refresh token instead")
 	}
-	needRefresh := !current.validAt(now) || !now.Before(run.refreshAt)
-	hadToken := current.validAt(now)
-	if !needRefresh {
-		if err := r.writeTokenSecret(ctx, run, current); err != nil {
+	run.refreshAt = plan.refreshAt
+	if plan.action == authorizerServe {
+		if err := r.writeTokenSecret(ctx, run, plan.serve); err != nil {
 			return r.fail(ctx, run, err)
 		}
 		r.markAuthorized(run)
 		r.updateInfo(ctx, run, now)
-		return r.requeueAt(run, now), nil
+		return reconcile.Result{RequeueAfter: authorizerRequeue(run.refreshAt, a.Status.Info, now)}, nil
 	}
 
 	// A refresh token: ours, imported, or recovered from WeChat.
@@ -213,13 +217,13 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 	if err != nil {
 		return r.fail(ctx, run, err)
 	}
-	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+	run.refreshAt = plan.policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	r.markAuthorized(run)
-	recordTokenEvent(r.Recorder, a, "authorizer_access_token", hadToken, a.Status.FailedAttempts, token)
+	recordTokenEvent(r.Recorder, a, "authorizer_access_token", plan.hadToken, a.Status.FailedAttempts, token)
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)
-	return r.requeueAt(run, now), nil
+	return reconcile.Result{RequeueAfter: authorizerRequeue(run.refreshAt, a.Status.Info, now)}, nil
 }
 
 // revoked reports an unauthorized push newer than the last authorization and than any pending code.
@@ -237,64 +241,33 @@ func revoked(a *wechatv1alpha1.WeChatAuthorizer) bool {
 	return true
 }
 
-func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *authorizerRun) (reconcile.Result, error) {
+// stopRevoked records a revocation and, if spec asks, empties the token Secret. No requeue:
+// a new authorization (a code recorded by the receiver) wakes us.
+func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *authorizerRun, plan authorizerPlan) (reconcile.Result, error) {
 	a := run.a
-	msg := fmt.Sprintf(msgRevoked, a.Status.UnauthorizedAt.UTC().Format(time.RFC3339))
-	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonUnauthorized, Message: msg}
-	run.waiting, run.waitingMsg = wechatv1alpha1.ReasonUnauthorized, msg
+	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonUnauthorized, Message: plan.waitingMsg}
+	run.waiting, run.waitingMsg = plan.waiting, plan.waitingMsg
 	if a.Status.LastFailureReason != wechatv1alpha1.ReasonUnauthorized {
-		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventUnauthorized, "Stop", "%s", msg)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, wechatv1alpha1.EventUnauthorized, "Stop", "%s", plan.waitingMsg)
 	}
 	a.Status.LastFailureReason = wechatv1alpha1.ReasonUnauthorized
 	a.Status.RefreshAt = nil
-	if a.Spec.OnUnauthorized == wechatv1alpha1.UnauthorizedDeleteToken && run.tokenSecret != nil {
+	if plan.deleteToken {
 		if _, err := r.tokenSecrets().ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), nil); err != nil {
 			return reconcile.Result{}, err
 		}
 		run.served = nil
 	}
-	// No requeue: a new authorization (a code recorded by the receiver) wakes us.
 	return reconcile.Result{}, nil
-}
-
-// gatherComponent finds the component and its token. done means: nothing more to do now.
-func (r *WeChatAuthorizerReconciler) gatherComponent(ctx context.Context, run *authorizerRun) (reconcile.Result, bool) {
-	a := run.a
-	component := &wechatv1alpha1.WeChatComponent{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component)
-	if err != nil {
-		run.waiting = wechatv1alpha1.ReasonComponentNotFound
-		run.waitingMsg = fmt.Sprintf(msgComponentNotFound, a.Spec.ComponentRef.Name)
-		if !apierrors.IsNotFound(err) {
-			run.waitingMsg = err.Error()
-		}
-		// The component's creation wakes us through the watch; look again now and then anyway.
-		return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, true
-	}
-	run.component = component
-	secret, err := getManagedSecret(ctx, r.Client, component.Namespace, componentTokenSecretName(component))
-	token := readTokenSecret(secret, component.Spec.AppID)
-	if err != nil || !token.validAt(r.Clock.Now()) {
-		run.waiting = wechatv1alpha1.ReasonComponentNotReady
-		run.waitingMsg = fmt.Sprintf(msgComponentNotReady, component.Name)
-		// The component's token Secret appearing wakes us through the watch.
-		return reconcile.Result{RequeueAfter: refresh.ConfigurationError.Cap}, true
-	}
-	run.componentToken = token.accessToken
-	return reconcile.Result{}, false
 }
 
 // exchangeCode trades the pending authorization code for tokens with api_query_auth. The
 // refresh token is persisted before anything else; the code is cleared whatever happens
 // to it, since WeChat accepts it only once.
-func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *authorizerRun, policy refresh.Policy, now time.Time) error {
+func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *authorizerRun, now time.Time) error {
 	a := run.a
 	code := a.Status.AuthorizationCode
 	a.Status.AuthorizationCode = nil
-	if !now.Before(code.ExpiresAt.Time) {
-		log.FromContext(ctx).Info("authorization code expired before it could be exchanged; looking for the refresh token instead")
-		return nil
-	}
 	budget := r.budget()
 	componentKey := client.ObjectKeyFromObject(run.component)
 	if allowed, wait, overBudget := budget.allow(componentKey, code.Code); !allowed {
@@ -324,8 +297,7 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 		return configurationFailure(wechatv1alpha1.ReasonNotAuthorized,
 			fmt.Sprintf("the authorization code belongs to account %s, not to spec.appID %s", info.AuthorizerAppID, a.Spec.AppID))
 	}
-	token := &issuedToken{accessToken: info.AccessToken, appID: a.Spec.AppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	token := newIssuedToken(info.AccessToken, a.Spec.AppID, now, info.ExpiresIn)
 	run.state = authorizerState{refreshToken: info.RefreshToken, token: token}
 	if err := r.saveState(ctx, run); err != nil {
 		return err
@@ -336,8 +308,7 @@ func (r *WeChatAuthorizerReconciler) exchangeCode(ctx context.Context, run *auth
 	authorizedAt := metav1.NewTime(now.UTC().Truncate(time.Second))
 	a.Status.AuthorizedAt = &authorizedAt
 	a.Status.Info = nil // fetch it again: the permissions may have changed
-	run.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
-	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventAuthorized, "ExchangeCode",
+	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventAuthorized, "ExchangeCode",
 		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(a))
 	return nil
 }
@@ -353,7 +324,7 @@ func (r *WeChatAuthorizerReconciler) reportToComponent(ctx context.Context, run 
 	f := classifyAPIError(err)
 	switch {
 	case wxapi.IsInvalidToken(err) && run.component != nil:
-		if perr := r.annotateComponent(ctx, run, AnnotationRefreshRequestedAt, r.Clock.Now()); perr != nil {
+		if perr := r.annotateComponent(ctx, run, wechatv1alpha1.AnnotationRefreshRequestedAt, r.Clock.Now()); perr != nil {
 			log.FromContext(ctx).Info("could not ask for a component token refresh", "error", perr.Error())
 		}
 	case wxapi.IsQuota(err):

@@ -285,21 +285,6 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		Expect(result.RequeueAfter).To(BeNumerically(">=", time.Minute), "no hot loop")
 	})
 
-	It("waits without a hot loop while the component has no token", func() {
-		w = newWorld()
-		w.createComponent()
-		Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{
-			ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: w.ns},
-			Spec: wechatv1alpha1.WeChatAuthorizerSpec{
-				ComponentRef: wechatv1alpha1.LocalObjectReference{Name: "platform"}, AppID: testAuthorizerAppID,
-			},
-		})).To(Succeed())
-		result := w.reconcileAuthorizer("shop")
-		Expect(ready("shop").Reason).To(Equal(wechatv1alpha1.ReasonComponentNotReady))
-		Expect(result.RequeueAfter).To(BeNumerically(">=", time.Minute))
-		Expect(w.sim.Calls(wxapi.APIGetAuthorizerList, testComponentAppID)).To(Equal(0))
-	})
-
 	It("recovers a rotated refresh token lost in a crash between WeChat's answer and the Secret write", func() {
 		platformReady(true, func(o *wxsim.Options) { o.RotateRefreshTokens = true })
 		authorize()

@@ -41,7 +41,7 @@ func (r *WeChatAuthorizerReconciler) findRefreshToken(ctx context.Context, run *
 		if err := r.saveState(ctx, run); err != nil {
 			return err
 		}
-		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventRefreshTokenImported, "Import", msgRefreshTokenImported, ref.Name)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventRefreshTokenImported, "Import", msgRefreshTokenImported, ref.Name)
 		return nil
 	}
 	return r.recoverRefreshToken(ctx, run, "")
@@ -67,7 +67,7 @@ func (r *WeChatAuthorizerReconciler) recoverRefreshToken(ctx context.Context, ru
 	// finds it here as a matter of course: its TokenIssued Event follows, and one Event per
 	// account is what an import of 10,000 accounts should cost.
 	if rejected != "" {
-		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventRefreshTokenRecovered, "Recover", msgRefreshTokenRecovered)
+		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventRefreshTokenRecovered, "Recover", msgRefreshTokenRecovered)
 	}
 	return nil
 }
@@ -92,8 +92,7 @@ func (r *WeChatAuthorizerReconciler) refreshToken(ctx context.Context, run *auth
 			}
 			return nil, r.reportToComponent(ctx, run, err)
 		}
-		token := &issuedToken{accessToken: answer.AccessToken, appID: a.Spec.AppID,
-			issuedAt: now.Truncate(time.Second), expiresAt: now.Add(answer.ExpiresIn).Truncate(time.Second)}
+		token := newIssuedToken(answer.AccessToken, a.Spec.AppID, now, answer.ExpiresIn)
 		rotated := answer.RefreshToken != "" && answer.RefreshToken != run.state.refreshToken
 		if rotated {
 			run.state.refreshToken = answer.RefreshToken

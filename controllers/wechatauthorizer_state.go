@@ -20,9 +20,6 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
-// LabelAuthorizer names the WeChatAuthorizer a Secret belongs to.
-const LabelAuthorizer = "platform.wechat-operator.dev/authorizer"
-
 // Keys of the operator-private state Secret, besides refresh_token.
 const (
 	stateKeyAccessToken = "access_token"
@@ -69,7 +66,7 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 	}
 	if existing != nil {
 		owned := metav1.IsControlledBy(existing, owner)
-		if !owned && existing.Labels[LabelAuthorizer] != owner.Name {
+		if !owned && existing.Labels[wechatv1alpha1.LabelAuthorizer] != owner.Name {
 			return nil, errSecretNotOurs{name: existing.Name}
 		}
 		if owned && maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) {
@@ -91,8 +88,8 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 		ObjectMeta: metav1.ObjectMeta{
 			Name: stateSecretName(owner), Namespace: owner.Namespace,
 			Labels: map[string]string{
-				wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue,
-				LabelAuthorizer:               owner.Name,
+				wechatv1alpha1.LabelManagedBy:  wechatv1alpha1.ManagedByValue,
+				wechatv1alpha1.LabelAuthorizer: owner.Name,
 			},
 		},
 		Type: corev1.SecretTypeOpaque,

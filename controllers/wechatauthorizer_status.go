@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -23,7 +22,7 @@ import (
 // updateInfo refreshes status.info daily; a failure is logged, not fatal.
 func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *authorizerRun, now time.Time) {
 	a := run.a
-	if a.Status.Info != nil && a.Status.Info.UpdatedAt != nil && now.Sub(a.Status.Info.UpdatedAt.Time) < infoRefreshInterval {
+	if !infoDue(a.Status.Info, now) {
 		return
 	}
 	info, err := r.WeChat.GetAuthorizerInfo(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
@@ -35,32 +34,24 @@ func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *author
 	a.Status.Info = authorizerInfoStatus(info, now)
 }
 
-func (r *WeChatAuthorizerReconciler) requeueAt(run *authorizerRun, now time.Time) reconcile.Result {
-	next := run.refreshAt
-	if info := run.a.Status.Info; info != nil && info.UpdatedAt != nil {
-		next = minTime(next, info.UpdatedAt.Add(infoRefreshInterval))
-	}
-	return reconcile.Result{RequeueAfter: max(next.Sub(now), time.Second)}
-}
-
+// fail records a failure and backs off (failureRecorder). status.refreshAt says when the
+// next attempt is; with a token still valid, a wake-up before then finds nothing due
+// (keptRefreshTime keeps it), so WeChat is not called.
 func (r *WeChatAuthorizerReconciler) fail(ctx context.Context, run *authorizerRun, err error) (reconcile.Result, error) {
 	var f *failure
 	if !errors.As(err, &f) {
 		return reconcile.Result{}, err
 	}
-	a := run.a
 	run.failure = f
-	a.Status.FailedAttempts++
-	a.Status.LastFailureReason = f.reason
-	r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventRefreshFailed, "Refresh", "%s", f.message)
-	log.FromContext(ctx).Info("authorizer reconcile failed", "reason", f.reason, "message", f.message, "failedAttempts", a.Status.FailedAttempts)
-	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(a.Status.FailedAttempts, r.Random()), time.Second)
-	// status.refreshAt says when the next attempt is; with a token still valid, a wake-up
-	// before then finds nothing due (keptRefreshTime keeps it), so WeChat is not called.
-	if !localFailureReasons[f.reason] && f.reason != wechatv1alpha1.ReasonRefreshTokenSecretInvalid {
-		run.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
+	wait, retryAt := r.failures().record(ctx, run.a, &run.a.Status.TokenStatus, f)
+	if !retryAt.IsZero() {
+		run.refreshAt = retryAt
 	}
 	return reconcile.Result{RequeueAfter: wait}, nil
+}
+
+func (r *WeChatAuthorizerReconciler) failures() failureRecorder {
+	return failureRecorder{recorder: r.Recorder, clock: r.Clock, random: r.Random, backoffScale: r.BackoffScale, what: "authorizer"}
 }
 
 // recordStatus turns the run into conditions and status fields.
@@ -70,19 +61,13 @@ func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
 	s := &a.Status
 	s.ObservedGeneration = a.Generation
 	setStalled(&s.Conditions, a.Generation, run.failure)
-	if !run.refreshAt.IsZero() {
-		s.RefreshAt = timePtr(run.refreshAt)
-	}
 	if run.authorized != nil {
 		c := *run.authorized
 		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionAuthorized, c.Status, c.Reason, c.Message)
 	}
 	token := run.served
-	if token != nil {
-		s.TokenSecretName = authorizerTokenSecretName(a)
-		s.ExpiresAt = timePtr(token.expiresAt)
-		s.LastRefreshTime = timePtr(token.issuedAt)
-	} else if run.waiting == wechatv1alpha1.ReasonUnauthorized {
+	recordToken(&s.TokenStatus, authorizerTokenSecretName(a), token, run.refreshAt)
+	if token == nil && run.waiting == wechatv1alpha1.ReasonUnauthorized {
 		s.ExpiresAt = nil
 	}
 	if run.waiting == wechatv1alpha1.ReasonUnauthorized {
@@ -129,7 +114,7 @@ func authorizerTokenSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
 }
 
 func authorizerLabels(a *wechatv1alpha1.WeChatAuthorizer) map[string]string {
-	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, LabelAuthorizer: a.Name}
+	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, wechatv1alpha1.LabelAuthorizer: a.Name}
 }
 
 func (r *WeChatAuthorizerReconciler) tokenSecrets() *tokenSecretWriter {

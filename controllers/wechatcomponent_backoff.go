@@ -6,13 +6,11 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
@@ -34,6 +32,8 @@ var localFailureReasons = map[string]bool{
 	wechatv1alpha1.ReasonCredentialsInvalid:        true,
 	wechatv1alpha1.ReasonInvalidSpec:               true,
 	wechatv1alpha1.ReasonSecretConflict:            true,
+	// Only an authorizer has it: spec.refreshTokenSecretRef names a missing Secret or key.
+	wechatv1alpha1.ReasonRefreshTokenSecretInvalid: true,
 }
 
 // retryMemory is what one manager process knows about a component's failures beyond its
@@ -117,48 +117,11 @@ func (r *WeChatComponentReconciler) gate(c *wechatv1alpha1.WeChatComponent, cred
 	}
 }
 
-// refreshRequest says whether the refresh-requested-at annotation is honoured now and, if it
-// is not yet, how long until it may be: at once the first time, then after APIFailure's
-// backoff (5s, 10s, ... 5 minutes) measured from the token a previous request brought. A
-// token from a scheduled refresh since the last request starts a new run.
+// refreshRequest reads the run of honoured requests from memory and decides on the
+// refresh-requested-at annotation (decideRefreshRequest).
 func (r *WeChatComponentReconciler) refreshRequest(c *wechatv1alpha1.WeChatComponent, token *issuedToken, now time.Time) (honour bool, inARow int32, wait time.Duration) {
-	if !r.refreshRequested(c, token) {
-		return false, 0, 0
-	}
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-	backoff := refresh.APIFailure.Scaled(r.BackoffScale)
-	age := now.Sub(token.issuedAt)
-	run := r.retries.requestRun(key)
-	n := run.inARow
-	if token.issuedAt.After(run.last) || age >= 2*backoff.Cap {
-		// The token came from a scheduled refresh after the last request, or lived well past
-		// the backoff's cap: a new run of rejections starts.
-		n = 0
-	}
-	if n > 0 {
-		if wait := backoff.Delay(n, 0) - age; wait > 0 {
-			return false, n, wait
-		}
-	}
-	return true, n + 1, 0
-}
-
-// keepBackedOffReady leaves Ready as the failure being backed off left it, unless the token
-// it still called valid has expired meanwhile.
-func keepBackedOffReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, reason string, retryAt time.Time) {
-	ready := meta.FindStatusCondition(*conds, wechatv1alpha1.ConditionReady)
-	if ready == nil || ready.Status != metav1.ConditionTrue || token.validAt(now) {
-		return
-	}
-	setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, reason,
-		fmt.Sprintf(msgNoToken, fmt.Sprintf(msgRetryAt, reason, retryAt.UTC().Format(time.RFC3339))))
-}
-
-// setStalled sets Stalled while a failure needs a human, and removes it otherwise.
-func setStalled(conds *[]metav1.Condition, generation int64, f *failure) {
-	if !f.needsHuman() {
-		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionStalled)
-		return
-	}
-	setCondition(conds, generation, wechatv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
+	at, err := time.Parse(time.RFC3339, c.Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt])
+	d := decideRefreshRequest(at, err == nil, token, r.retries.requestRun(client.ObjectKeyFromObject(c)),
+		refresh.APIFailure.Scaled(r.BackoffScale), now)
+	return d.honour, d.inARow, d.wait
 }

@@ -7,15 +7,10 @@ package controllers
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,20 +21,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
-	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
 
 // Event reasons and messages of the WeChatComponent controller. None carries a secret.
 const (
-	EventTokenIssued        = "TokenIssued"
-	EventTokenRefreshed     = "TokenRefreshed"
-	EventRefreshFailed      = "RefreshFailed"
-	EventCredentialsInvalid = "CredentialsInvalid"
-	EventTicketRequested    = "TicketPushRequested"
-	EventQuotaReset         = "QuotaReset"
-	EventQuotaResetFailed   = "QuotaResetFailed"
-
 	msgTokenIssued      = "component_access_token is in Secret %q, valid until %s, next refresh at %s"
 	msgTokenStillValid  = "%s; the current token in Secret %q stays valid until %s"
 	msgNoToken          = "%s; no valid component_access_token is available"
@@ -57,17 +43,6 @@ const (
 	// before WeChat is asked to push a ticket signed with them.
 	keyringSettleTime = 2 * time.Second
 )
-
-// AnnotationRefreshRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a refresh of
-// the component token if the current one was issued before it. The WeChatAuthorizer
-// controller sets it when WeChat rejects the component token (40001/42001); a human can too.
-const AnnotationRefreshRequestedAt = "platform.wechat-operator.dev/refresh-requested-at"
-
-// AnnotationQuotaResetRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a reset of
-// the platform's daily API quotas with clear_quota, if spec.quota.resetOnExhausted is set and
-// no reset happened yet that Beijing day. The WeChatAuthorizer controller sets it when WeChat
-// answers 45009 to an authorizer's call; a human can too.
-const AnnotationQuotaResetRequestedAt = "platform.wechat-operator.dev/quota-reset-requested-at"
 
 // ComponentAPI is what the WeChatComponent controller needs of WeChat.
 type ComponentAPI interface {
@@ -112,189 +87,20 @@ type WeChatComponentReconciler struct {
 	retries       retryMemory
 }
 
-// componentState is what one reconcile learned; it is turned into status at the end.
-type componentState struct {
-	token        *issuedToken
-	refreshAt    time.Time
-	failure      *failure
-	ticketReason string
-	ticketMsg    string
-	// gated: a failed call's backoff is running, nothing new was learned; its conditions stay.
-	gated bool
-}
-
-// Reconcile reads like the story of a token: fetch, gather, decide, act, record.
+// Reconcile: fetch → deletion → gather and the steps (reconcileSteps) → status, written once.
 func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	// From the cache, unless our last status write may not be in it yet (writtenVersions).
 	component := &wechatv1alpha1.WeChatComponent{}
-	if err := r.versions.get(ctx, r.Client, r.APIReader, req.NamespacedName, component); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.versions.forget(req.NamespacedName)
-			return reconcile.Result{}, r.pruneKeyring(ctx)
+	if live, err := r.versions.fetch(ctx, r.Client, r.APIReader, req.NamespacedName, component); err != nil || !live {
+		if err == nil {
+			err = r.pruneKeyring(ctx)
 		}
 		return reconcile.Result{}, err
 	}
-	if !component.DeletionTimestamp.IsZero() {
-		// The token Secret goes with its owner reference; only the keyring needs us.
-		return reconcile.Result{}, r.pruneKeyring(ctx)
-	}
-
-	before := component.Status.DeepCopy()
-	state, result, err := r.reconcileToken(ctx, component)
+	before := component.DeepCopy()
+	state, result, err := r.reconcileSteps(ctx, component)
 	r.recordStatus(component, state)
-	rebase := func(ctx context.Context) error {
-		latest := &wechatv1alpha1.WeChatComponent{}
-		if err := r.APIReader.Get(ctx, req.NamespacedName, latest); err != nil {
-			return err
-		}
-		latest.Status = rebaseComponentStatus(before, &component.Status, &latest.Status)
-		*component = *latest
-		return nil
-	}
-	return writeStatusIfChanged(ctx, r.Client, &r.versions, component, !equality.Semantic.DeepEqual(before, &component.Status), rebase, result, err)
-}
-
-// reconcileToken does the work and says when to come back.
-func (r *WeChatComponentReconciler) reconcileToken(ctx context.Context, c *wechatv1alpha1.WeChatComponent) (*componentState, reconcile.Result, error) {
-	logger := log.FromContext(ctx)
-	now := r.Clock.Now()
-	state := &componentState{}
-
-	// Gather.
-	secretName := componentTokenSecretName(c)
-	existing, err := getManagedSecret(ctx, r.Client, c.Namespace, secretName)
-	if err != nil {
-		return state, reconcile.Result{}, err
-	}
-	state.token = readTokenSecret(existing, c.Spec.AppID)
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-	r.quota.restore(key, c)
-	policy, err := refresh.ParsePolicy(c.Spec.Refresh.Before, c.Spec.Refresh.Jitter)
-	policy = policy.WithMinMargin(r.MinRefreshMargin)
-	if err != nil {
-		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonInvalidSpec, err.Error()))
-	}
-	if state.token != nil {
-		state.refreshAt = keptRefreshTime(c.Status.RefreshAt, c.Status.ExpiresAt, policy, state.token, r.Random)
-	}
-
-	creds, err := r.loadCredentials(ctx, c)
-	if err != nil {
-		return r.fail(ctx, c, state, err)
-	}
-	forwardKey, err := r.forwardKey(ctx, c)
-	if err != nil {
-		return state, reconcile.Result{}, err
-	}
-	keysChanged, err := r.keyring().project(ctx, key, creds.token, creds.encodingAESKey, forwardKey)
-	if err != nil {
-		return state, reconcile.Result{}, fmt.Errorf("updating the receiver keyring: %w", err)
-	}
-	ticket, ticketOK := r.ticketState(c, state, now)
-	if state.token.validAt(now) {
-		r.honourQuotaResetRequest(ctx, c, state.token)
-	}
-
-	// Decide.
-	gate := r.gate(c, creds.version)
-	requested, inARow, requestWait := r.refreshRequest(c, state.token, now)
-	refreshNeeded := !state.token.validAt(now) || !now.Before(state.refreshAt) || requested || (gate.waiting && gate.changed)
-	if !refreshNeeded {
-		// Keep the Secret's labels and annotations in line with spec, without a WeChat call.
-		if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), state.token); err != nil {
-			return r.secretFailure(ctx, c, state, err)
-		}
-		state.gated = gate.waiting // a failure is being backed off: keep its conditions
-		retry := firstRetry(r.exchangePendingCodes(ctx, c, state.token.accessToken), r.answerTestReplies(ctx, c, state.token.accessToken))
-		if requestWait > 0 {
-			retry = soonest(retry, requestWait)
-		}
-		return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
-	}
-	if !ticketOK {
-		if keysChanged {
-			// A push asked for now would reach receivers that cannot verify it yet; WeChat
-			// retries only a few times, then waits for its next round, 10 minutes later.
-			return state, reconcile.Result{RequeueAfter: keyringSettleTime}, nil
-		}
-		r.requestTicketPush(ctx, c, creds)
-		// The ticket push wakes us; until then, look again when the token needs it.
-		return state, reconcile.Result{RequeueAfter: r.waitForTicket(state, now)}, nil
-	}
-
-	if gate.blocks(now) {
-		// The backoff of the last failure has not run out: no call, whatever woke us.
-		state.gated, state.refreshAt = true, gate.at
-		return state, reconcile.Result{RequeueAfter: max(gate.at.Sub(now), time.Second)}, nil
-	}
-	if gate.changed {
-		logger.Info("the spec or the credentials Secret changed since the last failure; trying again now")
-	}
-	if requested {
-		r.retries.honourRequest(key, inARow, now)
-	}
-
-	// Act.
-	issued, err := r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
-	if wxapi.IsQuota(err) {
-		outcome, resetErr := r.resetQuota(ctx, c, state.token, wxapi.APIComponentToken)
-		if outcome == quotaReset {
-			// Retry once, right away; another 45009 backs off like any failure.
-			issued, err = r.WeChat.ComponentToken(ctx, c.Spec.AppID, creds.appSecret, ticket)
-		} else {
-			err = quotaFailure(c, state.token, err, outcome, resetErr, now)
-		}
-	}
-	if err != nil {
-		f := classifyComponentTokenError(err, c.Spec.CredentialsSecretRef.Name)
-		r.retries.failed(key, creds.version)
-		if f.reason == wechatv1alpha1.ReasonTicketRejected {
-			state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketRejected, msgTicketRejected
-			r.requestTicketPush(ctx, c, creds)
-		}
-		return r.fail(ctx, c, state, f)
-	}
-	token := &issuedToken{accessToken: issued.AccessToken, appID: c.Spec.AppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(issued.ExpiresIn).Truncate(time.Second)}
-	if _, err := r.tokenSecrets().ensure(ctx, c, existing, secretName, c.Spec.TokenSecret, componentLabels(c), token); err != nil {
-		return r.secretFailure(ctx, c, state, err)
-	}
-	recordTokenEvent(r.Recorder, c, "component_access_token", state.token.validAt(now), c.Status.FailedAttempts, token)
-	state.token = token
-	state.refreshAt = policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
-	c.Status.FailedAttempts, c.Status.LastFailureReason = 0, ""
-	r.retries.succeeded(key)
-	logger.Info("component_access_token refreshed", "expiresAt", token.expiresAt, "refreshAt", state.refreshAt)
-	r.honourQuotaResetRequest(ctx, c, token)
-	retry := firstRetry(r.exchangePendingCodes(ctx, c, token.accessToken), r.answerTestReplies(ctx, c, token.accessToken))
-	return state, reconcile.Result{RequeueAfter: soonest(state.refreshAt.Sub(now), retry)}, nil
-}
-
-// refreshRequested reports whether the refresh annotation asks for a newer token than the current one.
-func (r *WeChatComponentReconciler) refreshRequested(c *wechatv1alpha1.WeChatComponent, token *issuedToken) bool {
-	value, ok := c.Annotations[AnnotationRefreshRequestedAt]
-	if !ok || token == nil {
-		return false
-	}
-	at, err := time.Parse(time.RFC3339, value)
-	return err == nil && at.After(token.issuedAt)
-}
-
-// ticketState says whether a usable ticket is known and records the TicketReceived condition.
-func (r *WeChatComponentReconciler) ticketState(c *wechatv1alpha1.WeChatComponent, state *componentState, now time.Time) (string, bool) {
-	t := c.Status.VerifyTicket
-	switch {
-	case t == nil || t.Ticket == "":
-		state.ticketReason = wechatv1alpha1.ReasonWaitingForTicket
-		state.ticketMsg = fmt.Sprintf(msgWaitingForTicket, c.Namespace, c.Name)
-		return "", false
-	case now.Sub(t.CreateTime.Time) >= ticketValidity:
-		state.ticketReason, state.ticketMsg = wechatv1alpha1.ReasonTicketExpired, msgTicketExpired
-		return "", false
-	}
-	state.ticketReason = wechatv1alpha1.ReasonTicketValid
-	state.ticketMsg = msgTicketValid
-	return t.Ticket, true
+	return componentStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, before, component, result, err)
 }
 
 // requestTicketPush calls api_start_push_ticket at most once per startPushMinInterval per component.
@@ -317,49 +123,7 @@ func (r *WeChatComponentReconciler) requestTicketPush(ctx context.Context, c *we
 		log.FromContext(ctx).Info("api_start_push_ticket failed", "error", err.Error())
 		return
 	}
-	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventTicketRequested, "RequestTicket", msgTicketRequested)
-}
-
-// waitForTicket is how long to wait for a ticket push before looking again.
-func (r *WeChatComponentReconciler) waitForTicket(state *componentState, now time.Time) time.Duration {
-	wait := startPushMinInterval
-	if state.token.validAt(now) {
-		wait = min(wait, max(state.token.expiresAt.Sub(now), time.Second))
-	}
-	return wait
-}
-
-// fail records a failure and backs off.
-func (r *WeChatComponentReconciler) fail(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
-	var f *failure
-	if !errors.As(err, &f) {
-		return state, reconcile.Result{}, err
-	}
-	state.failure = f
-	c.Status.FailedAttempts++
-	c.Status.LastFailureReason = f.reason
-	eventReason := EventRefreshFailed
-	if f.backoff == refresh.ConfigurationError {
-		eventReason = EventCredentialsInvalid
-	}
-	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, eventReason, "Refresh", "%s", f.message)
-	log.FromContext(ctx).Info("component reconcile failed", "reason", f.reason, "message", f.message,
-		"failedAttempts", c.Status.FailedAttempts)
-	wait := max(f.backoff.Scaled(r.BackoffScale).Delay(c.Status.FailedAttempts, r.Random()), time.Second)
-	if !localFailureReasons[f.reason] {
-		// status.refreshAt is the end of the backoff: no WeChat call before it (see gate).
-		// A failure found without calling WeChat leaves the token's refresh time as it is.
-		state.refreshAt = r.Clock.Now().Add(wait).Truncate(time.Second)
-	}
-	return state, reconcile.Result{RequeueAfter: wait}, nil
-}
-
-func (r *WeChatComponentReconciler) secretFailure(ctx context.Context, c *wechatv1alpha1.WeChatComponent, state *componentState, err error) (*componentState, reconcile.Result, error) {
-	var notOurs errSecretNotOurs
-	if errors.As(err, &notOurs) {
-		return r.fail(ctx, c, state, configurationFailure(wechatv1alpha1.ReasonSecretConflict, err.Error()))
-	}
-	return state, reconcile.Result{}, fmt.Errorf("writing the token Secret: %w", err)
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTicketRequested, "RequestTicket", msgTicketRequested)
 }
 
 // recordStatus turns what the reconcile learned into status and conditions.
@@ -367,14 +131,7 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 	now := r.Clock.Now()
 	s := &c.Status
 	s.ObservedGeneration = c.Generation
-	if state.token != nil {
-		s.TokenSecretName = componentTokenSecretName(c)
-		s.ExpiresAt = timePtr(state.token.expiresAt)
-		s.LastRefreshTime = timePtr(state.token.issuedAt)
-	}
-	if !state.refreshAt.IsZero() {
-		s.RefreshAt = timePtr(state.refreshAt)
-	}
+	recordToken(&s.TokenStatus, componentTokenSecretName(c), state.token, state.refreshAt)
 	if state.ticketReason != "" {
 		status := metav1.ConditionFalse
 		if state.ticketReason == wechatv1alpha1.ReasonTicketValid {
@@ -388,38 +145,6 @@ func (r *WeChatComponentReconciler) recordStatus(c *wechatv1alpha1.WeChatCompone
 	}
 	setReady(&s.Conditions, c.Generation, now, state.token, state.refreshAt, state.failure, s.TokenSecretName, state.ticketReason, state.ticketMsg)
 	setStalled(&s.Conditions, c.Generation, state.failure)
-}
-
-// setReady sets Ready: True while the Secret serves a valid token, whatever else fails.
-func setReady(conds *[]metav1.Condition, generation int64, now time.Time, token *issuedToken, refreshAt time.Time,
-	f *failure, secretName, waitingReason, waitingMsg string) {
-	valid := token.validAt(now)
-	switch {
-	case valid && f == nil:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, wechatv1alpha1.ReasonTokenIssued,
-			fmt.Sprintf(msgTokenIssued, secretName, token.expiresAt.UTC().Format(time.RFC3339), refreshAt.UTC().Format(time.RFC3339)))
-	case valid:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionTrue, f.reason,
-			fmt.Sprintf(msgTokenStillValid, f.message, secretName, token.expiresAt.UTC().Format(time.RFC3339)))
-	case f != nil:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, fmt.Sprintf(msgNoToken, f.message))
-	case waitingReason != "" && waitingReason != wechatv1alpha1.ReasonTicketValid:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, waitingReason, fmt.Sprintf(msgNoToken, waitingMsg))
-	default:
-		setCondition(conds, generation, wechatv1alpha1.ConditionReady, metav1.ConditionFalse, wechatv1alpha1.ReasonTokenExpired,
-			fmt.Sprintf(msgNoToken, "the token expired"))
-	}
-}
-
-func setCondition(conds *[]metav1.Condition, generation int64, condType string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: generation,
-	})
-}
-
-func timePtr(t time.Time) *metav1.Time {
-	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
-	return &mt
 }
 
 func componentTokenSecretName(c *wechatv1alpha1.WeChatComponent) string {
@@ -437,6 +162,11 @@ func (r *WeChatComponentReconciler) tokenSecrets() *tokenSecretWriter {
 	return &tokenSecretWriter{client: r.Client, reader: r.APIReader, scheme: r.Scheme}
 }
 
+func (r *WeChatComponentReconciler) failures() failureRecorder {
+	return failureRecorder{recorder: r.Recorder, clock: r.Clock, random: r.Random, backoffScale: r.BackoffScale,
+		humanEvent: wechatv1alpha1.EventCredentialsInvalid, what: "component"}
+}
+
 func (r *WeChatComponentReconciler) budget() *CodeBudget {
 	return codeBudgetOf(&r.CodeBudget, &r.budgetOnce, r.Clock, r.BackoffScale, r.Random)
 }
@@ -447,30 +177,9 @@ func (r *WeChatComponentReconciler) keyring() *keyringWriter {
 
 // pruneKeyring drops the keyring entries of components that no longer exist.
 func (r *WeChatComponentReconciler) pruneKeyring(ctx context.Context) error {
-	list := &wechatv1alpha1.WeChatComponentList{}
-	if err := r.List(ctx, list); err != nil {
+	live, err := liveObjects(ctx, r.Client, &wechatv1alpha1.WeChatComponentList{})
+	if err != nil {
 		return err
 	}
-	live := map[types.NamespacedName]bool{}
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			live[types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}] = true
-		}
-	}
 	return r.keyring().prune(ctx, func(n types.NamespacedName) bool { return live[n] })
-}
-
-// recordTokenEvent records a first token, and a refresh that ends a run of failures. A
-// routine refresh records none: at 10,000 authorizers that would be 10,000 Events every two
-// hours, a quarter of the operator's API writes, saying what status.lastRefreshTime and the
-// metrics already say.
-func recordTokenEvent(recorder events.EventRecorder, obj runtime.Object, what string, refreshed bool, failedBefore int32, token *issuedToken) {
-	switch {
-	case !refreshed:
-		recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenIssued, "Refresh", "%s issued, valid until %s",
-			what, token.expiresAt.UTC().Format(time.RFC3339))
-	case failedBefore > 0:
-		recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventTokenRefreshed, "Refresh", "%s refreshed after %d failed attempts, valid until %s",
-			what, failedBefore, token.expiresAt.UTC().Format(time.RFC3339))
-	}
 }

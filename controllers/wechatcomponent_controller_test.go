@@ -110,7 +110,7 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		for len(w.recorder.Events) > 0 {
 			recorded = append(recorded, <-w.recorder.Events)
 		}
-		Expect(recorded).To(ContainElement(ContainSubstring(EventTokenIssued)))
+		Expect(recorded).To(ContainElement(ContainSubstring(wechatv1alpha1.EventTokenIssued)))
 		conds := fmt.Sprintf("%v", c.Status.Conditions)
 		for _, secretValue := range []string{token, ticket, testAppSecret, testVerifyToken, testEncodingAESKey} {
 			Expect(w.logs.String()).NotTo(ContainSubstring(secretValue))
@@ -314,7 +314,7 @@ var _ = Describe("WeChatComponent controller with the receiver and the simulator
 		issueFirstToken()
 		w.clock.Step(time.Minute)
 		c := w.component()
-		c.Annotations = map[string]string{AnnotationRefreshRequestedAt: w.clock.Now().Format(time.RFC3339)}
+		c.Annotations = map[string]string{wechatv1alpha1.AnnotationRefreshRequestedAt: w.clock.Now().Format(time.RFC3339)}
 		Expect(k8sClient.Update(ctx, c)).To(Succeed())
 		w.reconcile()
 		Expect(w.tokenCalls()).To(Equal(2))

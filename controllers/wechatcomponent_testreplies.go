@@ -28,9 +28,6 @@ import (
 // testresponder.go.)
 
 const (
-	EventTestReplySent   = "TestReplySent"
-	EventTestReplyFailed = "TestReplyFailed"
-
 	testReplySuffix    = "_from_api"
 	msgTestReplySent   = "sent the 全网发布 test's customer-service reply for account %s"
 	msgTestReplyFailed = "could not answer the 全网发布 test's QUERY_AUTH_CODE for account %s: %s"
@@ -113,7 +110,7 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 			continue // sent by an earlier reconcile whose status write was lost
 		}
 		if !now.Before(p.ExpiresAt.Time) {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventTestReplyFailed, "AnswerTest", msgTestReplyExpiry, p.AuthorizerAppID)
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, wechatv1alpha1.EventTestReplyFailed, "AnswerTest", msgTestReplyExpiry, p.AuthorizerAppID)
 			continue
 		}
 		token := remembered.token
@@ -128,7 +125,7 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 					backOff(p, p.Code)
 					continue
 				}
-				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventTestReplyFailed, "AnswerTest", msgTestReplyFailed, p.AuthorizerAppID, err.Error())
+				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, wechatv1alpha1.EventTestReplyFailed, "AnswerTest", msgTestReplyFailed, p.AuthorizerAppID, err.Error())
 				continue
 			}
 			r.testReplies.put(p.Code, testReplyEntry{token: token, forgetAt: p.ExpiresAt.Time})
@@ -143,11 +140,11 @@ func (r *WeChatComponentReconciler) answerTestReplies(ctx context.Context, c *we
 				backOff(p, reply)
 				continue
 			}
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventTestReplyFailed, "AnswerTest", msgTestReplyFailed, p.AuthorizerAppID, err.Error())
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, wechatv1alpha1.EventTestReplyFailed, "AnswerTest", msgTestReplyFailed, p.AuthorizerAppID, err.Error())
 			continue
 		}
 		r.testReplies.put(p.Code, testReplyEntry{sent: true, forgetAt: p.ExpiresAt.Time})
-		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventTestReplySent, "AnswerTest", msgTestReplySent, p.AuthorizerAppID)
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTestReplySent, "AnswerTest", msgTestReplySent, p.AuthorizerAppID)
 		logger.Info("answered the 全网发布 test's QUERY_AUTH_CODE", "authorizerAppID", p.AuthorizerAppID)
 	}
 	c.Status.PendingTestReplies = keep
@@ -181,8 +178,7 @@ func (r *WeChatComponentReconciler) testReplyToken(ctx context.Context, sender T
 	if err != nil {
 		return nil, err
 	}
-	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	token := newIssuedToken(info.AccessToken, info.AuthorizerAppID, now, info.ExpiresIn)
 	// Keep the refresh token the exchange returned if the account has a WeChatAuthorizer:
 	// its code is spent now, and its controller would otherwise have to recover it.
 	if wechatv1alpha1.PickAuthorizer(authorizers.Items, c.Name, info.AuthorizerAppID) != nil {

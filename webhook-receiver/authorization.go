@@ -21,8 +21,6 @@ import (
 
 // Event reasons the receiver emits on a WeChatComponent.
 const (
-	EventAuthorizationNotRecorded  = "AuthorizationNotRecorded"
-	EventAuthorizationRevoked      = "AuthorizationRevoked"
 	msgAuthorizationWithoutTarget  = "account %s authorized this platform but no WeChatAuthorizer with spec.appID %s references it; create one (its refresh token is then recovered from WeChat) or set spec.authorizers.autoCreate"
 	msgRevokedWithoutAuthorizer    = "account %s revoked its authorization; no WeChatAuthorizer references it"
 	msgUnauthorizedConditionReason = "the account revoked its authorization of the platform (unauthorized push at %s); refreshing stopped. A new authorization resumes it"
@@ -85,7 +83,7 @@ func (s *Server) recordAuthorizationCode(ctx context.Context, component *wechatv
 		Source: wechatv1alpha1.AuthorizationCodeFromPush}
 	if a == nil {
 		if !component.Spec.Authorizers.AutoCreate {
-			s.event(component, corev1.EventTypeWarning, EventAuthorizationNotRecorded, msgAuthorizationWithoutTarget, appID, appID)
+			s.event(component, corev1.EventTypeWarning, wechatv1alpha1.EventAuthorizationNotRecorded, msgAuthorizationWithoutTarget, appID, appID)
 			return false, nil
 		}
 		entry.AuthorizerAppID = appID // the manager creates the authorizer and hands it the code
@@ -107,7 +105,7 @@ func (s *Server) recordRevocation(ctx context.Context, component *wechatv1alpha1
 		return false, err
 	}
 	if a == nil {
-		s.event(component, corev1.EventTypeNormal, EventAuthorizationRevoked, msgRevokedWithoutAuthorizer, appID)
+		s.event(component, corev1.EventTypeNormal, wechatv1alpha1.EventAuthorizationRevoked, msgRevokedWithoutAuthorizer, appID)
 		return false, nil
 	}
 	revokedAt := metav1.NewTime(at.UTC())

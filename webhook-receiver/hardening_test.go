@@ -340,7 +340,7 @@ func TestAnAuthorizationWithoutAuthorizerIsLeftToTheManager(t *testing.T) {
 			for len(e.recorder.Events) > 0 {
 				recorded = append(recorded, <-e.recorder.Events)
 			}
-			got := strings.Contains(strings.Join(recorded, "\n"), EventAuthorizationNotRecorded)
+			got := strings.Contains(strings.Join(recorded, "\n"), wechatv1alpha1.EventAuthorizationNotRecorded)
 			if got != tc.wantEvent {
 				t.Fatalf("events %q; want an AuthorizationNotRecorded: %v", recorded, tc.wantEvent)
 			}

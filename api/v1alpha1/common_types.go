@@ -5,6 +5,8 @@ SPDX-License-Identifier: Apache-2.0
 
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // TokenSecretTemplate says where an access token is written and how that Secret is labelled.
 // The Secret holds only what an app needs (access_token, expires_at, appid): nothing in it can
 // mint new tokens.
@@ -67,4 +69,33 @@ type SecretKeyReference struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	Key string `json:"key,omitempty"`
+}
+
+// TokenStatus is the part of a WeChatComponent's and a WeChatAuthorizer's status that says
+// where the access token is and when it is refreshed. Both controllers write it the same way.
+type TokenStatus struct {
+	// TokenSecretName is the Secret the current access token is in.
+	// +optional
+	TokenSecretName string `json:"tokenSecretName,omitempty"`
+
+	// ExpiresAt is when the current access token expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// RefreshAt is when the controller will next refresh the token; after a failed refresh
+	// (failedAttempts > 0), when it tries again: WeChat is not called before then.
+	// +optional
+	RefreshAt *metav1.Time `json:"refreshAt,omitempty"`
+
+	// LastRefreshTime is when the current token was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// FailedAttempts counts refresh attempts that failed since the last success.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+
+	// LastFailureReason is the condition reason of the last failed attempt.
+	// +optional
+	LastFailureReason string `json:"lastFailureReason,omitempty"`
 }

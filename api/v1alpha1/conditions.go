@@ -5,6 +5,11 @@ SPDX-License-Identifier: Apache-2.0
 
 package v1alpha1
 
+// This file is the operator's vocabulary, in one place: condition types and reasons, Event
+// reasons, and the labels, annotations and data keys of the objects the operator reads and
+// writes. The controllers, the webhook receiver, kubectl-wechat and docs/ use these names;
+// a string that appears in status, an Event or on an object is defined here and nowhere else.
+
 import (
 	"slices"
 	"time"
@@ -100,8 +105,107 @@ const (
 	ReasonRefreshTokenSecretInvalid = "RefreshTokenSecretInvalid"
 )
 
-// Well-known label, annotation and data keys of the Secrets the operator writes.
+// Event reasons. Every Event names its regarding object and carries no token, ticket, code
+// or key. The action (the Event's second word) says what was being done: Refresh,
+// RequestTicket, ClearQuota, ExchangeCode, AnswerTest, Import, Recover, Stop, ProjectForwardKey.
 const (
+	// EventTokenIssued (Normal): a first token is in the token Secret. A routine refresh
+	// records no Event: status.lastRefreshTime and the metrics say it.
+	EventTokenIssued = "TokenIssued"
+	// EventTokenRefreshed (Normal): a refresh succeeded after failed attempts.
+	EventTokenRefreshed = "TokenRefreshed"
+	// EventRefreshFailed (Warning): a refresh failed for a reason that may pass; the message
+	// carries the condition reason's hint.
+	EventRefreshFailed = "RefreshFailed"
+	// EventCredentialsInvalid (Warning, WeChatComponent): a failure only a human can fix
+	// (credentials, spec, whitelist, permissions).
+	EventCredentialsInvalid = "CredentialsInvalid"
+	// EventTicketRequested (Normal, WeChatComponent): WeChat was asked to push a
+	// component_verify_ticket (api_start_push_ticket).
+	EventTicketRequested = "TicketPushRequested"
+	// EventQuotaReset (Normal, WeChatComponent): clear_quota reset the daily API quotas.
+	EventQuotaReset = "QuotaReset"
+	// EventQuotaResetFailed (Warning, WeChatComponent): a requested clear_quota failed or was refused (48006).
+	EventQuotaResetFailed = "QuotaResetFailed"
+	// EventCodeExchangesThrottled (Warning): more authorization codes than the component's
+	// budget allows; at most one per budget window.
+	EventCodeExchangesThrottled = "CodeExchangesThrottled"
+	// EventTestReplySent (Normal, WeChatComponent): a 全网发布 test's customer-service reply was sent.
+	EventTestReplySent = "TestReplySent"
+	// EventTestReplyFailed (Warning, WeChatComponent): a 全网发布 test's reply could not be sent.
+	EventTestReplyFailed = "TestReplyFailed"
+	// EventAuthorizationNotRecorded (Warning, WeChatComponent): an account authorized the
+	// platform but no WeChatAuthorizer references it and autoCreate is off (the controller
+	// after exchanging a redirect code, or the receiver on a push).
+	EventAuthorizationNotRecorded = "AuthorizationNotRecorded"
+	// EventAuthorizationRevoked (Normal, WeChatComponent, the receiver): an account with no
+	// WeChatAuthorizer revoked its authorization.
+	EventAuthorizationRevoked = "AuthorizationRevoked"
+	// EventAuthorizerCreated (Normal, WeChatComponent): autoCreate created a WeChatAuthorizer.
+	EventAuthorizerCreated = "AuthorizerCreated"
+	// EventAuthorized (Normal, WeChatAuthorizer): an authorization code was exchanged; the
+	// refresh token is in the state Secret.
+	EventAuthorized = "Authorized"
+	// EventUnauthorized (Warning, WeChatAuthorizer): the account revoked its authorization; refreshing stopped.
+	EventUnauthorized = "Unauthorized"
+	// EventRefreshTokenImported (Normal, WeChatAuthorizer): the refresh token was read from spec.refreshTokenSecretRef.
+	EventRefreshTokenImported = "RefreshTokenImported"
+	// EventRefreshTokenRecovered (Normal, WeChatAuthorizer): WeChat rejected the refresh token
+	// (61023) and the current one was found in api_get_authorizer_list.
+	EventRefreshTokenRecovered = "RefreshTokenRecovered"
+	// EventForwardKeyMissing (Warning): spec.messages.forward names a Secret key that is
+	// missing, empty or shorter than 16 bytes; messages are not forwarded.
+	EventForwardKeyMissing = "ForwardKeyMissing"
+	// EventForwardKeyNotOptedIn (Warning): the forwarding key's Secret lacks the
+	// AnnotationUsableBy entry naming the resource.
+	EventForwardKeyNotOptedIn = ReasonSecretNotOptedIn
+)
+
+// AnnotationUsableBy opts a Secret in to being read by the operator for the resources it
+// names. The manager reads a Secret that a spec field names (credentialsSecretRef,
+// refreshTokenSecretRef, messages.forward.hmacKeySecretRef) only when that Secret, in the
+// resource's own namespace, carries this annotation naming the resource:
+//
+//	platform.wechat-operator.dev/usable-by: WeChatComponent/demo-platform
+//	platform.wechat-operator.dev/usable-by: WeChatComponent/demo-platform, WeChatAuthorizer/*
+//
+// The value is a comma-separated list of "<Kind>/<name>" entries; the name "*" stands for
+// every resource of that kind in the namespace. Whoever may edit a WeChatComponent or a
+// WeChatAuthorizer can thereby name only Secrets their owner released to it: without the
+// annotation, naming a Secret (say, another team's database password) in a spec field would
+// make the manager copy parts of it into the receiver keyring, or send it to WeChat.
+const AnnotationUsableBy = "platform.wechat-operator.dev/usable-by"
+
+// Kinds that AnnotationUsableBy entries name.
+const (
+	KindWeChatComponent  = "WeChatComponent"
+	KindWeChatAuthorizer = "WeChatAuthorizer"
+)
+
+// Labels and annotations the operator reads or writes. A value under
+// platform.wechat-operator.dev/ that is not listed here is not the operator's.
+const (
+	// LabelAuthorizer names the WeChatAuthorizer a Secret (its token or state Secret) belongs to.
+	LabelAuthorizer = "platform.wechat-operator.dev/authorizer"
+	// AnnotationIssuedAt on a token Secret is when the token was obtained, RFC 3339. With the
+	// expiry it gives the token's lifetime, so the refresh time can be recomputed from the
+	// Secret alone after a crash that lost a status write.
+	AnnotationIssuedAt = "platform.wechat-operator.dev/issued-at"
+	// AnnotationTemplateKeys on a token Secret lists the label and annotation keys the
+	// operator set from spec.tokenSecret's template (JSON: {"labels":[…],"annotations":[…]}),
+	// so that a key removed from the template is removed from the Secret, while keys others
+	// set (a mirroring tool's annotation, a GitOps tracking label) are never touched.
+	AnnotationTemplateKeys = "platform.wechat-operator.dev/template-keys"
+	// AnnotationRefreshRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a refresh
+	// of the component token if the current one was issued before it. The WeChatAuthorizer
+	// controller sets it when WeChat rejects the component token (40001/42001); a human can too.
+	AnnotationRefreshRequestedAt = "platform.wechat-operator.dev/refresh-requested-at"
+	// AnnotationQuotaResetRequestedAt on a WeChatComponent, an RFC 3339 time, asks for a reset
+	// of the platform's daily API quotas with clear_quota, if spec.quota.resetOnExhausted is
+	// set and no reset happened yet that Beijing day. The WeChatAuthorizer controller sets it
+	// when WeChat answers 45009 to an authorizer's call; a human can too.
+	AnnotationQuotaResetRequestedAt = "platform.wechat-operator.dev/quota-reset-requested-at"
+
 	// LabelManagedBy marks every object the operator writes; the manager caches only those Secrets.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.
@@ -204,16 +308,4 @@ func SetKstatusConditions(conds *[]metav1.Condition, generation int64, now time.
 	}
 	meta.SetStatusCondition(conds, reconciling)
 	return !slices.Equal(before, *conds)
-}
-
-// SyncKstatusConditions applies SetKstatusConditions to a WeChatComponent or a
-// WeChatAuthorizer (anything else is left alone) and reports whether it changed.
-func SyncKstatusConditions(obj any, now time.Time) bool {
-	switch o := obj.(type) {
-	case *WeChatComponent:
-		return SetKstatusConditions(&o.Status.Conditions, o.Generation, now)
-	case *WeChatAuthorizer:
-		return SetKstatusConditions(&o.Status.Conditions, o.Generation, now)
-	}
-	return false
 }

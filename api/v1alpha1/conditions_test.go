@@ -145,25 +145,6 @@ func TestSetKstatusConditionsDerivedStalledIsStable(t *testing.T) {
 	}
 }
 
-func TestSyncKstatusConditions(t *testing.T) {
-	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	c := &WeChatComponent{}
-	c.Generation = 4
-	if !SyncKstatusConditions(c, now) || !meta.IsStatusConditionTrue(c.Status.Conditions, ConditionReconciling) ||
-		c.Status.Conditions[0].ObservedGeneration != 4 {
-		t.Errorf("component: %+v, want Reconciling True for generation 4", c.Status.Conditions)
-	}
-	a := &WeChatAuthorizer{}
-	a.Generation = 2
-	a.Status.Conditions = []metav1.Condition{{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonUnauthorized, ObservedGeneration: 2}}
-	if !SyncKstatusConditions(a, now) || !meta.IsStatusConditionTrue(a.Status.Conditions, ConditionStalled) {
-		t.Errorf("authorizer: %+v, want Stalled True", a.Status.Conditions)
-	}
-	if SyncKstatusConditions(&WeChatComponentList{}, now) {
-		t.Errorf("a list was reported changed")
-	}
-}
-
 func equalConditions(a, b []metav1.Condition) bool {
 	if len(a) != len(b) {
 		return false

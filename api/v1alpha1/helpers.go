@@ -66,3 +66,11 @@ func NewAutoCreatedAuthorizer(component *WeChatComponent, appID string) *WeChatA
 	a.Labels[LabelManagedBy] = ManagedByValue
 	return a
 }
+
+// StatusConditions lets code common to both kinds (the manager's status writer) reach the
+// conditions.
+func (c *WeChatComponent) StatusConditions() *[]metav1.Condition { return &c.Status.Conditions }
+
+// StatusConditions lets code common to both kinds (the manager's status writer) reach the
+// conditions.
+func (a *WeChatAuthorizer) StatusConditions() *[]metav1.Condition { return &a.Status.Conditions }

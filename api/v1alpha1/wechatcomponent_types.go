@@ -184,30 +184,8 @@ type WeChatComponentStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	PendingTestReplies []TestReply `json:"pendingTestReplies,omitempty"`
 
-	// TokenSecretName is the Secret the current component_access_token is in.
-	// +optional
-	TokenSecretName string `json:"tokenSecretName,omitempty"`
-
-	// ExpiresAt is when the current component_access_token expires.
-	// +optional
-	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
-
-	// RefreshAt is when the controller will next refresh the token; after a failed refresh
-	// (failedAttempts > 0), when it tries again: WeChat is not called before then.
-	// +optional
-	RefreshAt *metav1.Time `json:"refreshAt,omitempty"`
-
-	// LastRefreshTime is when the current token was obtained.
-	// +optional
-	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
-
-	// FailedAttempts counts refresh attempts that failed since the last success.
-	// +optional
-	FailedAttempts int32 `json:"failedAttempts,omitempty"`
-
-	// LastFailureReason is the condition reason of the last failed attempt.
-	// +optional
-	LastFailureReason string `json:"lastFailureReason,omitempty"`
+	// TokenStatus: where the token is, until when, and how its refreshes went.
+	TokenStatus `json:",inline"`
 
 	// LastQuotaResetTime is when the controller last reset the platform's daily API quotas
 	// with clear_quota (spec.quota.resetOnExhausted). At most one reset is made per Beijing day.

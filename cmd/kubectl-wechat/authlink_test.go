@@ -108,7 +108,7 @@ func component(ns, name, tokenSecret string) *wechatv1alpha1.WeChatComponent {
 			AppID:                simAppID,
 			CredentialsSecretRef: wechatv1alpha1.CredentialsSecretReference{Name: name + "-credentials"},
 		},
-		Status: wechatv1alpha1.WeChatComponentStatus{TokenSecretName: tokenSecret},
+		Status: wechatv1alpha1.WeChatComponentStatus{TokenStatus: wechatv1alpha1.TokenStatus{TokenSecretName: tokenSecret}},
 	}
 }
 

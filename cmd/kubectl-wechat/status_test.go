@@ -45,19 +45,18 @@ func statusObjects() []client.Object {
 			},
 			VerifyTicket:              &wechatv1alpha1.VerifyTicket{Ticket: ticketValue, CreateTime: *at(-4 * time.Minute), ReceivedAt: *at(-4*time.Minute + time.Second)},
 			PendingAuthorizationCodes: []wechatv1alpha1.AuthorizationCode{{Code: authCode, ExpiresAt: *at(time.Hour)}},
-			TokenSecretName:           "alpha-component-token",
-			ExpiresAt:                 at(time.Hour + 43*time.Minute + 20*time.Second),
+			TokenStatus: wechatv1alpha1.TokenStatus{
+				TokenSecretName: "alpha-component-token", ExpiresAt: at(time.Hour + 43*time.Minute + 20*time.Second)},
 		},
 	}
 	failing := &wechatv1alpha1.WeChatComponent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "wechat", Name: "beta"},
 		Spec:       wechatv1alpha1.WeChatComponentSpec{AppID: "wx00000000000000b2"},
 		Status: wechatv1alpha1.WeChatComponentStatus{
-			Conditions:        []metav1.Condition{cond(wechatv1alpha1.ConditionReady, "False", wechatv1alpha1.ReasonTokenExpired)},
-			VerifyTicket:      &wechatv1alpha1.VerifyTicket{Ticket: ticketValue, CreateTime: *at(-13 * time.Hour), ReceivedAt: *at(-13 * time.Hour)},
-			ExpiresAt:         at(-3*time.Minute - 10*time.Second),
-			FailedAttempts:    3,
-			LastFailureReason: wechatv1alpha1.ReasonTicketRejected,
+			Conditions:   []metav1.Condition{cond(wechatv1alpha1.ConditionReady, "False", wechatv1alpha1.ReasonTokenExpired)},
+			VerifyTicket: &wechatv1alpha1.VerifyTicket{Ticket: ticketValue, CreateTime: *at(-13 * time.Hour), ReceivedAt: *at(-13 * time.Hour)},
+			TokenStatus: wechatv1alpha1.TokenStatus{ExpiresAt: at(-3*time.Minute - 10*time.Second),
+				FailedAttempts: 3, LastFailureReason: wechatv1alpha1.ReasonTicketRejected},
 		},
 	}
 	fresh := &wechatv1alpha1.WeChatComponent{ // just applied: no status at all
@@ -68,8 +67,8 @@ func statusObjects() []client.Object {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "delta"},
 		Spec:       wechatv1alpha1.WeChatComponentSpec{AppID: "wx00000000000000d4"},
 		Status: wechatv1alpha1.WeChatComponentStatus{
-			Conditions: []metav1.Condition{cond(wechatv1alpha1.ConditionReady, "True", wechatv1alpha1.ReasonTokenIssued)},
-			ExpiresAt:  at(50 * time.Hour),
+			Conditions:  []metav1.Condition{cond(wechatv1alpha1.ConditionReady, "True", wechatv1alpha1.ReasonTokenIssued)},
+			TokenStatus: wechatv1alpha1.TokenStatus{ExpiresAt: at(50 * time.Hour)},
 		},
 	}
 	account := &wechatv1alpha1.WeChatAuthorizer{
@@ -82,8 +81,8 @@ func statusObjects() []client.Object {
 				cond(wechatv1alpha1.ConditionReady, "True", wechatv1alpha1.ReasonTokenIssued),
 				cond(wechatv1alpha1.ConditionAuthorized, "True", wechatv1alpha1.ReasonAuthorized),
 			},
-			Info:      &wechatv1alpha1.AuthorizerInfo{NickName: "测试公众号"},
-			ExpiresAt: at(30 * time.Minute),
+			Info:        &wechatv1alpha1.AuthorizerInfo{NickName: "测试公众号"},
+			TokenStatus: wechatv1alpha1.TokenStatus{ExpiresAt: at(30 * time.Minute)},
 		},
 	}
 	revoked := &wechatv1alpha1.WeChatAuthorizer{
@@ -98,9 +97,8 @@ func statusObjects() []client.Object {
 			},
 			AuthorizationCode: &wechatv1alpha1.AuthorizationCode{Code: authCode, ExpiresAt: *at(time.Hour)},
 			Info:              &wechatv1alpha1.AuthorizerInfo{NickName: "\x1b[31mshop\tname\n"},
-			ExpiresAt:         at(-50 * time.Hour),
-			FailedAttempts:    2,
-			LastFailureReason: wechatv1alpha1.ReasonRefreshTokenInvalid,
+			TokenStatus: wechatv1alpha1.TokenStatus{ExpiresAt: at(-50 * time.Hour),
+				FailedAttempts: 2, LastFailureReason: wechatv1alpha1.ReasonRefreshTokenInvalid},
 		},
 	}
 	secret := tokenSecret("wechat", "alpha-component-token", "component-access-token-do-not-print", fixedNow.Add(time.Hour))

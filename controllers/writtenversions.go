@@ -9,6 +9,7 @@ import (
 	"context"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -64,4 +65,18 @@ func (w *writtenVersions) get(ctx context.Context, cached, uncached client.Reade
 	// Wait for the cache to reach what the API server has now.
 	w.wrote(obj)
 	return nil
+}
+
+// fetch reads key into obj as get does, and reports whether the object is live: false when
+// it is gone (what is known of it is forgotten) or being deleted. Either way the caller's
+// only work left is the keyring's: the Secrets go with their owner references.
+func (w *writtenVersions) fetch(ctx context.Context, cached, uncached client.Reader, key types.NamespacedName, obj client.Object) (live bool, err error) {
+	if err := w.get(ctx, cached, uncached, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			w.forget(key)
+			return false, nil
+		}
+		return false, err
+	}
+	return obj.GetDeletionTimestamp().IsZero(), nil
 }

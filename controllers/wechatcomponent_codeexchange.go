@@ -23,9 +23,6 @@ import (
 // because only the exchange tells which account they belong to.
 
 const (
-	EventAuthorizationNotRecorded = "AuthorizationNotRecorded"
-	EventAuthorizerCreated        = "AuthorizerCreated"
-
 	msgRedirectWithoutAuthorizer = "account %s authorized this platform but no WeChatAuthorizer with spec.appID %s references it; " +
 		"create one (its refresh token is then recovered from WeChat) or set spec.authorizers.autoCreate"
 )
@@ -122,7 +119,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	target := wechatv1alpha1.PickAuthorizer(items, c.Name, info.AuthorizerAppID)
 	if target == nil {
 		if !c.Spec.Authorizers.AutoCreate {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, EventAuthorizationNotRecorded, "ExchangeCode",
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, wechatv1alpha1.EventAuthorizationNotRecorded, "ExchangeCode",
 				msgRedirectWithoutAuthorizer, info.AuthorizerAppID, info.AuthorizerAppID)
 			return nil
 		}
@@ -136,8 +133,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	if err != nil {
 		return err
 	}
-	token := &issuedToken{accessToken: info.AccessToken, appID: info.AuthorizerAppID,
-		issuedAt: now.Truncate(time.Second), expiresAt: now.Add(info.ExpiresIn).Truncate(time.Second)}
+	token := newIssuedToken(info.AccessToken, info.AuthorizerAppID, now, info.ExpiresIn)
 	if _, err = writeState(ctx, r.Client, r.APIReader, target, stateSecret, authorizerState{refreshToken: info.RefreshToken, token: token}); err != nil {
 		return err
 	}
@@ -149,7 +145,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 	if err := r.Status().Patch(ctx, target, patch, fieldOwner); err != nil {
 		return err
 	}
-	r.Recorder.Eventf(target, nil, corev1.EventTypeNormal, EventAuthorized, "ExchangeCode",
+	r.Recorder.Eventf(target, nil, corev1.EventTypeNormal, wechatv1alpha1.EventAuthorized, "ExchangeCode",
 		"the account authorized the platform; tokens issued, refresh token kept in Secret %q", stateSecretName(target))
 	return nil
 }
@@ -176,7 +172,7 @@ func (r *WeChatComponentReconciler) createAuthorizer(ctx context.Context, c *wec
 	if apierrors.IsAlreadyExists(err) {
 		err = r.Get(ctx, client.ObjectKeyFromObject(a), a)
 	} else if err == nil {
-		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventAuthorizerCreated, "ExchangeCode",
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, wechatv1alpha1.EventAuthorizerCreated, "ExchangeCode",
 			"created WeChatAuthorizer %s for account %s", a.Name, appID)
 	}
 	return a, err

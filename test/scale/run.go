@@ -28,6 +28,7 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	"github.com/wechat-operator/wechat-operator/internal/memlimit"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 	"github.com/wechat-operator/wechat-operator/test/harness"
 )
@@ -38,16 +39,20 @@ const (
 	appSecret      = "bench-app-secret"
 	verifyToken    = "bench-verify-token"
 	encodingAESKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-	realLifetime   = 7200 * time.Second
-	// What the operator's defaults are, before compression.
-	realMinMargin   = 10 * time.Minute
-	realAPIRate     = 50
-	realAPIBurst    = 100
-	realKubeQPS     = 100
-	realKubeBurst   = 200
-	realPushEvery   = 10 * time.Minute
-	realOverlap     = 5 * time.Minute
-	realTicketValid = 12 * time.Hour
+	// WeChat's documented values, as the simulator has them, and the operator's least refresh
+	// margin, before compression.
+	realLifetime    = wxsim.DefaultTokenLifetime
+	realOverlap     = wxsim.DefaultTokenOverlap
+	realPushEvery   = wxsim.DefaultTicketInterval
+	realTicketValid = wxsim.DefaultTicketLifetime
+	realMinMargin   = refresh.MinMargin
+	// The manager's flag defaults (cmd/manager: --wechat-api-rate, --wechat-api-burst,
+	// --kube-api-qps, --kube-api-burst). They are literals of package main, which cannot be
+	// imported; keep them in step with it.
+	realAPIRate   = 50
+	realAPIBurst  = 100
+	realKubeQPS   = 100
+	realKubeBurst = 200
 )
 
 func componentName(i int) string   { return fmt.Sprintf("platform-%03d", i) }

@@ -1,0 +1,43 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TestCacheOptionsOneSecretEntry: the Secret cache is configured by one entry. Two entries for
+// the kind (two &corev1.Secret{} keys) left it to map order whether the operator namespace,
+// where the keyring is, was cached: a keyring write then failed now and then with "unknown
+// namespace for the cache".
+func TestCacheOptionsOneSecretEntry(t *testing.T) {
+	for name, watch := range map[string][]string{"cluster-wide": nil, "watched namespaces": {"apps", "more"}} {
+		t.Run(name, func(t *testing.T) {
+			o := CacheOptions("operator", watch)
+			if len(o.ByObject) != 1 {
+				t.Fatalf("ByObject has %d entries, want 1", len(o.ByObject))
+			}
+			for obj, by := range o.ByObject {
+				if _, ok := obj.(*corev1.Secret); !ok {
+					t.Fatalf("ByObject entry for %T, want *corev1.Secret", obj)
+				}
+				if by.Label == nil || by.Label.String() != "app.kubernetes.io/managed-by=wechat-operator" {
+					t.Errorf("Secret label selector = %v", by.Label)
+				}
+				if watch == nil {
+					continue
+				}
+				for _, ns := range append([]string{"operator"}, watch...) {
+					if _, ok := by.Namespaces[ns]; !ok {
+						t.Errorf("Secrets of namespace %q are not cached", ns)
+					}
+				}
+			}
+		})
+	}
+}

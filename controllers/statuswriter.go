@@ -1,0 +1,154 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+// conflictRetry is how soon a reconcile whose status write lost a race looks again: the
+// other writer's change is already on its way through the watch.
+const conflictRetry = time.Second
+
+// statusAttempts bounds the writes of one reconcile's status when others keep writing.
+const statusAttempts = 3
+
+// statusObject is a WeChatComponent or a WeChatAuthorizer.
+type statusObject interface {
+	client.Object
+	StatusConditions() *[]metav1.Condition
+}
+
+// statusWriter writes a reconcile's status, once, at the end, and only when it changed. It
+// is the one place where status is finalised before the write. A conflict means the
+// receiver wrote to the object meanwhile (a ticket, a code, a revocation): the latest object
+// is read, this reconcile's status re-applied onto it (rebase), and the write tried again, so
+// what the reconcile learned (a failure and its backoff) is not lost.
+type statusWriter struct {
+	client   client.Client
+	reader   client.Reader // uncached: the latest object after a conflict
+	versions *writtenVersions
+	// empty returns a new object of the kind; rebase makes mine the latest object with mine's
+	// status re-applied onto it (before is the object as the reconcile read it).
+	empty  func() statusObject
+	rebase func(before, mine, latest statusObject)
+}
+
+// write writes obj's status if it differs from before's, and returns the reconcile's result.
+func (w statusWriter) write(ctx context.Context, before, obj statusObject, result reconcile.Result, err error) (reconcile.Result, error) {
+	// Reconciling and Stalled follow Ready (kstatus, Argo CD): derived here, before the
+	// comparison, so an unchanged derivation costs no write.
+	wechatv1alpha1.SetKstatusConditions(obj.StatusConditions(), obj.GetGeneration(), time.Now())
+	if equality.Semantic.DeepEqual(before, obj) {
+		return result, err
+	}
+	for attempt := 1; ; attempt++ {
+		uerr := w.client.Status().Update(ctx, obj, fieldOwner)
+		if uerr == nil {
+			w.versions.wrote(obj)
+			return result, err
+		}
+		if !apierrors.IsConflict(uerr) {
+			return reconcile.Result{}, errors.Join(err, uerr)
+		}
+		if attempt == statusAttempts {
+			return reconcile.Result{RequeueAfter: conflictRetry}, nil
+		}
+		latest := w.empty()
+		if rerr := w.reader.Get(ctx, client.ObjectKeyFromObject(obj), latest); rerr != nil {
+			return reconcile.Result{}, errors.Join(err, rerr)
+		}
+		// obj becomes latest with this reconcile's status: the next Update carries latest's
+		// resourceVersion.
+		w.rebase(before, obj, latest)
+	}
+}
+
+// A status write conflicts when the receiver wrote to the same object during the reconcile
+// (a ticket, a code, a revocation). Dropping the reconcile's status then would lose what it
+// learned (a failure, its count and backoff), so it is re-applied onto the latest object:
+// the fields the receiver writes come from the latest, less what this reconcile consumed.
+
+// rebaseComponentStatus returns mine re-applied onto latest. before is the status the
+// reconcile started from.
+func rebaseComponentStatus(before, mine, latest *wechatv1alpha1.WeChatComponentStatus) wechatv1alpha1.WeChatComponentStatus {
+	merged := *mine.DeepCopy()
+	merged.VerifyTicket = latest.VerifyTicket.DeepCopy()
+	merged.PendingAuthorizationCodes = unconsumed(before.PendingAuthorizationCodes, mine.PendingAuthorizationCodes, latest.PendingAuthorizationCodes,
+		func(c wechatv1alpha1.AuthorizationCode) string { return c.Code })
+	merged.PendingTestReplies = unconsumed(before.PendingTestReplies, mine.PendingTestReplies, latest.PendingTestReplies,
+		func(t wechatv1alpha1.TestReply) string { return t.Code })
+	return merged
+}
+
+// rebaseAuthorizerStatus returns mine re-applied onto latest.
+func rebaseAuthorizerStatus(before, mine, latest *wechatv1alpha1.WeChatAuthorizerStatus) wechatv1alpha1.WeChatAuthorizerStatus {
+	merged := *mine.DeepCopy()
+	merged.UnauthorizedAt = latest.UnauthorizedAt.DeepCopy()
+	// A code the receiver recorded meanwhile is kept for the next reconcile; the one this
+	// reconcile exchanged (or kept for a retry) is as it left it.
+	if !equality.Semantic.DeepEqual(latest.AuthorizationCode, before.AuthorizationCode) {
+		merged.AuthorizationCode = latest.AuthorizationCode.DeepCopy()
+	}
+	return merged
+}
+
+// unconsumed is latest without the entries this reconcile removed (in before, not in mine).
+func unconsumed[T any](before, mine, latest []T, key func(T) string) []T {
+	var consumed []string
+	for _, b := range before {
+		if !slices.ContainsFunc(mine, func(m T) bool { return key(m) == key(b) }) {
+			consumed = append(consumed, key(b))
+		}
+	}
+	out := make([]T, 0, len(latest))
+	for _, l := range latest {
+		if !slices.Contains(consumed, key(l)) {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// newStatusWriter is the writer of the kind T, whose rebase sets latest's status to
+// mine's re-applied onto it.
+func newStatusWriter[T any, P interface {
+	*T
+	statusObject
+}](c client.Client, reader client.Reader, versions *writtenVersions, rebase func(before, mine, latest P)) statusWriter {
+	return statusWriter{client: c, reader: reader, versions: versions,
+		empty: func() statusObject { return P(new(T)) },
+		rebase: func(before, mine, latest statusObject) {
+			rebase(before.(P), mine.(P), latest.(P))
+			*mine.(P) = *latest.(P)
+		}}
+}
+
+func componentStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
+	return newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatComponent) {
+		latest.Status = rebaseComponentStatus(&before.Status, &mine.Status, &latest.Status)
+	})
+}
+
+func authorizerStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
+	return newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatAuthorizer) {
+		latest.Status = rebaseAuthorizerStatus(&before.Status, &mine.Status, &latest.Status)
+	})
+}
