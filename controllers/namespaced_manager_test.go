@@ -8,6 +8,7 @@ package controllers
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +50,7 @@ func decodeRBAC(path ...string) []client.Object {
 	var out []client.Object
 	for {
 		var raw map[string]any
-		if err := dec.Decode(&raw); err == io.EOF {
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
 			return out
 		} else {
 			Expect(err).NotTo(HaveOccurred())

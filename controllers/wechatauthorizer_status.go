@@ -28,7 +28,7 @@ func (r *WeChatAuthorizerReconciler) updateInfo(ctx context.Context, run *author
 	info, err := r.WeChat.GetAuthorizerInfo(ctx, run.componentToken, run.component.Spec.AppID, a.Spec.AppID)
 	if err != nil {
 		log.FromContext(ctx).Info("api_get_authorizer_info failed; keeping the previous info", "error", err.Error())
-		r.reportToComponent(ctx, run, err)
+		_ = r.reportToComponent(ctx, run, err) // the info is optional: no failure of the authorizer's own
 		return
 	}
 	a.Status.Info = authorizerInfoStatus(info, now)

@@ -7,6 +7,7 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -181,7 +182,7 @@ func TestAddPendingCode(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got, changed, err := addPendingCode(tc.pending, tc.entry, now)
-			if err != tc.wantErr {
+			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
 			if tc.wantCodes == "" {

@@ -45,7 +45,7 @@ func (s *Server) applyTicket(ctx context.Context, key types.NamespacedName, p wx
 	for attempt := 0; attempt < maxPatchAttempts; attempt++ {
 		component := &wechatv1alpha1.WeChatComponent{}
 		// The first read comes from the cache; after a lost race, from the API server.
-		reader := client.Reader(s.reader)
+		reader := s.reader
 		if attempt > 0 {
 			reader = s.apiReader
 		}

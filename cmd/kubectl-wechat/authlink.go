@@ -330,7 +330,7 @@ const qrLevel = qr.L
 func writeQR(w io.Writer, text string) error {
 	// qrterminal ignores an encoding error (and would then crash): check first.
 	if _, err := qr.Encode(text, qrLevel); err != nil {
-		return fmt.Errorf("the link does not fit in a QR code: %v", err)
+		return fmt.Errorf("the link does not fit in a QR code: %w", err)
 	}
 	ew := &errWriter{w: w}
 	qrterminal.GenerateWithConfig(text, qrterminal.Config{

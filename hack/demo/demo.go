@@ -145,7 +145,7 @@ func (d *demo) poll(ctx context.Context, timeout time.Duration, f func() (bool, 
 func (d *demo) childrenAlive() error {
 	for _, c := range d.children {
 		if c.Exited() {
-			return fmt.Errorf("%w: %s (%v); last lines of %s:\n%s", errExited, c.Name, c.Err(), d.rel(c.LogPath), c.Tail(30))
+			return fmt.Errorf("%w: %s (%w); last lines of %s:\n%s", errExited, c.Name, c.Err(), d.rel(c.LogPath), c.Tail(30))
 		}
 	}
 	return nil

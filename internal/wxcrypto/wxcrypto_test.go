@@ -693,7 +693,7 @@ func TestConcurrentUse(t *testing.T) {
 				}
 				p, err := c.OpenPush(body, "1700000000", "n", sig)
 				if err != nil || p != Push(want) {
-					errs <- fmt.Errorf("OpenPush = %v, %v", p, err)
+					errs <- fmt.Errorf("OpenPush = %v, %w", p, err)
 					return
 				}
 			}

@@ -49,7 +49,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			if ns != "" {
 				o.SetNamespace(ns)
 			}
-			if err := c.Patch(ctx, o, client.Apply, client.FieldOwner("chart-test"), client.ForceOwnership); err != nil {
+			if err := c.Patch(ctx, o, client.Apply, //nolint:staticcheck // unstructured objects rendered by helm; the typed Apply needs apply configurations
+				client.FieldOwner("chart-test"), client.ForceOwnership); err != nil {
 				t.Fatalf("applying %s: %v", key(o), err)
 			}
 		}

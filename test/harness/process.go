@@ -197,7 +197,7 @@ func WaitHTTP(ctx context.Context, p *Process, url string, timeout time.Duration
 			}
 		}
 		if p != nil && p.Exited() {
-			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.err, p.LogPath, p.Tail(20))
+			return fmt.Errorf("%s exited (%w); last lines of %s:\n%s", p.Name, p.err, p.LogPath, p.Tail(20))
 		}
 		select {
 		case <-ctx.Done():

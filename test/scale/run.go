@@ -120,7 +120,7 @@ func runOne(ctx context.Context, o *options, n int) (*results, error) {
 func (r *run) alive() error {
 	for _, p := range r.processes {
 		if p.Exited() {
-			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, p.Tail(20))
+			return fmt.Errorf("%s exited (%w); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, p.Tail(20))
 		}
 	}
 	return nil
