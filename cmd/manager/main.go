@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,6 +29,7 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/controllers"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/managerdefaults"
 	"github.com/wechat-operator/wechat-operator/internal/memlimit"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
@@ -48,15 +48,15 @@ func main() {
 		operatorNS    = flag.String("operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the receiver keyring Secret (default: $POD_NAMESPACE)")
 		keyringName   = flag.String("keyring-secret", keyring.DefaultSecretName, "name of the receiver keyring Secret in the operator namespace")
 		apiURL        = flag.String("wechat-api-url", wxapi.DefaultBaseURL, "base URL of the WeChat API (point it at wechat-sim for local runs)")
-		apiRate       = flag.Float64("wechat-api-rate", 50, "largest sustained rate of WeChat API calls per second (100,000 authorizers need about 18/s)")
-		apiBurst      = flag.Int("wechat-api-burst", 100, "burst of WeChat API calls above the sustained rate")
-		apiInFlight   = flag.Int("wechat-api-concurrency", 16, "WeChat API requests in flight at once (at ~200 ms a call, 16 allow ~80 calls/s)")
-		apiTimeout    = flag.Duration("wechat-api-timeout", 10*time.Second, "timeout of one WeChat API request")
+		apiRate       = flag.Float64("wechat-api-rate", managerdefaults.WeChatAPIRate, "largest sustained rate of WeChat API calls per second (100,000 authorizers need about 18/s)")
+		apiBurst      = flag.Int("wechat-api-burst", managerdefaults.WeChatAPIBurst, "burst of WeChat API calls above the sustained rate")
+		apiInFlight   = flag.Int("wechat-api-concurrency", managerdefaults.WeChatAPIConcurrency, "WeChat API requests in flight at once (at ~200 ms a call, 16 allow ~80 calls/s)")
+		apiTimeout    = flag.Duration("wechat-api-timeout", managerdefaults.WeChatAPITimeout, "timeout of one WeChat API request")
 		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
 		minMargin     = flag.Duration("min-refresh-margin", 0, "least time before expiry a token is refreshed (default 10m); lower it only to compress time in tests and benchmarks against wechat-sim with short tokens")
 		backoffScale  = flag.Float64("backoff-scale", 1, "multiplies the failure backoffs (5s..5m for WeChat errors, 30s..10m for problems a human must fix); lower it only to compress time in tests against wechat-sim")
-		kubeQPS       = flag.Float64("kube-api-qps", 100, "largest sustained rate of requests to the Kubernetes API server per second")
-		kubeBurst     = flag.Int("kube-api-burst", 200, "burst of Kubernetes API requests above --kube-api-qps")
+		kubeQPS       = flag.Float64("kube-api-qps", managerdefaults.KubeAPIQPS, "largest sustained rate of requests to the Kubernetes API server per second")
+		kubeBurst     = flag.Int("kube-api-burst", managerdefaults.KubeAPIBurst, "burst of Kubernetes API requests above --kube-api-qps")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
 		zapOptions    = zap.Options{}
 	)

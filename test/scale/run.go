@@ -27,6 +27,7 @@ import (
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/managerdefaults"
 	"github.com/wechat-operator/wechat-operator/internal/memlimit"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
 	"github.com/wechat-operator/wechat-operator/internal/wxsim"
@@ -46,13 +47,12 @@ const (
 	realPushEvery   = wxsim.DefaultTicketInterval
 	realTicketValid = wxsim.DefaultTicketLifetime
 	realMinMargin   = refresh.MinMargin
-	// The manager's flag defaults (cmd/manager: --wechat-api-rate, --wechat-api-burst,
-	// --kube-api-qps, --kube-api-burst). They are literals of package main, which cannot be
-	// imported; keep them in step with it.
-	realAPIRate   = 50
-	realAPIBurst  = 100
-	realKubeQPS   = 100
-	realKubeBurst = 200
+	// The manager's flag defaults (--wechat-api-rate, --wechat-api-burst, --kube-api-qps,
+	// --kube-api-burst), multiplied by the compression.
+	realAPIRate   = managerdefaults.WeChatAPIRate
+	realAPIBurst  = managerdefaults.WeChatAPIBurst
+	realKubeQPS   = managerdefaults.KubeAPIQPS
+	realKubeBurst = managerdefaults.KubeAPIBurst
 )
 
 func componentName(i int) string   { return fmt.Sprintf("platform-%03d", i) }
