@@ -37,6 +37,9 @@ func scanFlatMessage(doc []byte, m *message) bool {
 			return false
 		}
 		name := b[1:end]
+		if name[0] >= '0' && name[0] <= '9' {
+			return false // not an XML name: encoding/xml refuses the document
+		}
 		for _, c := range name {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
 				return false

@@ -467,3 +467,47 @@ func mustSlice(o *unstructured.Unstructured, path ...string) []map[string]any {
 	}
 	return out
 }
+
+// A string value is one value: none can end the document it is in and start objects of its
+// own (a ClusterRoleBinding to cluster-admin, say) in what Helm applies with the installer's
+// rights. Each value either renders as a quoted scalar or is refused by the values schema.
+func TestStringValuesCannotAddObjects(t *testing.T) {
+	const payload = "x\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: injected\ndata:\n  rest: |1\n"
+	abs, err := filepath.Abs(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := map[string]any{"enabled": true}
+	for name, vals := range map[string]map[string]any{
+		"watchNamespaces": {"watchNamespaces": []string{payload}},
+		"metrics.serviceMonitor.prometheusServiceAccount.name": {"metrics": map[string]any{"serviceMonitor": map[string]any{
+			"enabled": true, "prometheusServiceAccount": map[string]any{"name": payload}}}},
+		"metrics.serviceMonitor.prometheusServiceAccount.namespace": {"metrics": map[string]any{"serviceMonitor": map[string]any{
+			"enabled": true, "prometheusServiceAccount": map[string]any{"namespace": payload}}}},
+		"ingress.className":          {"ingress": map[string]any{"enabled": true, "className": payload}},
+		"receiver.service.clusterIP": {"receiver": map[string]any{"service": map[string]any{"clusterIP": payload}}},
+		"image.registry":             {"image": map[string]any{"registry": payload}},
+		"image.tag":                  {"image": map[string]any{"tag": payload}},
+		"ingress.hosts":              {"ingress": map[string]any{"enabled": true, "hosts": []string{payload}}},
+		"manager.extraArgs":          {"manager": map[string]any{"extraArgs": []string{payload}}, "networkPolicies": on},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := helm(t, "template", "wechat-operator", abs, "--namespace", operatorNS, "--values", valuesFile(t, vals))
+			if err != nil {
+				if !bytes.Contains(out, []byte("schema")) {
+					t.Fatalf("refused, but not by the values schema: %v", err)
+				}
+				return // refused by the values schema
+			}
+			objs, err := kustomize.Decode(out)
+			if err != nil {
+				t.Fatalf("decoding helm template's output: %v\n%s", err, out)
+			}
+			for _, o := range objs {
+				if o.GetName() == "injected" {
+					t.Fatalf("the value added %s", key(o))
+				}
+			}
+		})
+	}
+}

@@ -206,7 +206,7 @@ func (t *templater) scalar(s string) string { return t.add(placeholder{scalar: s
 // optional: `key: {{ value }}` only when the value is set.
 func (t *templater) optional(key, value string) string {
 	return t.add(placeholder{block: func(in string) string {
-		return fmt.Sprintf("{{- with %s }}\n%s%s: {{ . }}\n{{- end }}", value, in, key)
+		return fmt.Sprintf("{{- with %s }}\n%s%s: {{ . | quote }}\n{{- end }}", value, in, key)
 	}})
 }
 
@@ -461,7 +461,7 @@ func generate(root string) (map[string][]byte, error) {
 		file := fileName(kind, name, c.namespace)
 		if inExample {
 			// One per watched namespace, but none twice in the operator's own.
-			text = strings.ReplaceAll(text, "namespace: "+c.exampleNS+"\n", "namespace: {{ . }}\n")
+			text = strings.ReplaceAll(text, "namespace: "+c.exampleNS+"\n", "namespace: {{ . | quote }}\n")
 			text = "{{- range " + watchedList + " }}\n{{- if ne . $.Release.Namespace }}\n---\n" + text + "{{- end }}\n{{- end }}\n"
 			file = strings.TrimSuffix(file, ".yaml") + "-watched.yaml"
 		}
@@ -495,8 +495,8 @@ func generate(root string) (map[string][]byte, error) {
 			}
 			sa := subjects[0].(object)
 			c.promSA = object{"name": sa["name"], "namespace": sa["namespace"]}
-			sa["name"] = t.scalar("{{ .Values.metrics.serviceMonitor.prometheusServiceAccount.name }}")
-			sa["namespace"] = t.scalar("{{ .Values.metrics.serviceMonitor.prometheusServiceAccount.namespace }}")
+			sa["name"] = t.scalar("{{ .Values.metrics.serviceMonitor.prometheusServiceAccount.name | quote }}")
+			sa["namespace"] = t.scalar("{{ .Values.metrics.serviceMonitor.prometheusServiceAccount.namespace | quote }}")
 			cond = ".Values.metrics.enabled .Values.metrics.serviceMonitor.enabled"
 		default:
 			key := strings.ToLower(kind[:1]) + kind[1:]
@@ -619,7 +619,7 @@ func (c *chart) deployment(t *templater, o object) (*component, error) {
 	comp.replicas = int64(r)
 	v := ".Values." + comp.key
 	get(o, "spec").(object)["replicas"] = t.scalar("{{ " + v + ".replicas }}")
-	ctr["image"] = t.scalar(fmt.Sprintf(`{{ .Values.image.registry }}/%s:{{ .Values.image.tag | default $.Chart.AppVersion }}`, img))
+	ctr["image"] = t.scalar(fmt.Sprintf(`{{ printf "%%s/%s:%%s" .Values.image.registry (.Values.image.tag | default $.Chart.AppVersion) | quote }}`, img))
 	ctr["imagePullPolicy"] = t.optional("imagePullPolicy", ".Values.image.pullPolicy")
 	ctr["resources"] = t.toYaml("resources", v+".resources")
 	args, _ := ctr["args"].([]any)
@@ -633,7 +633,7 @@ func (c *chart) deployment(t *templater, o object) (*component, error) {
 	}
 	extra := ""
 	if comp.key == "manager" {
-		extra = fmt.Sprintf("{{- with %s }}\n%%s- %s{{ . }}\n{{- end }}\n", watched, c.watchFlag)
+		extra = fmt.Sprintf("{{- with %s }}\n%%s- {{ print %q . | quote }}\n{{- end }}\n", watched, c.watchFlag)
 	}
 	args = append(args, t.add(placeholder{block: func(in string) string {
 		in = strings.TrimSuffix(in, "  ")
