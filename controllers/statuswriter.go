@@ -49,10 +49,11 @@ type statusWriter struct {
 }
 
 // write writes obj's status if it differs from before's, and returns the reconcile's result.
-func (w statusWriter) write(ctx context.Context, before, obj statusObject, result reconcile.Result, err error) (reconcile.Result, error) {
+// now is the reconciler's clock: the transition time of a new Reconciling condition.
+func (w statusWriter) write(ctx context.Context, now time.Time, before, obj statusObject, result reconcile.Result, err error) (reconcile.Result, error) {
 	// Reconciling and Stalled follow Ready (kstatus, Argo CD): derived here, before the
 	// comparison, so an unchanged derivation costs no write.
-	wechatv1alpha1.SetKstatusConditions(obj.StatusConditions(), obj.GetGeneration(), time.Now())
+	wechatv1alpha1.SetKstatusConditions(obj.StatusConditions(), obj.GetGeneration(), now)
 	if equality.Semantic.DeepEqual(before, obj) {
 		return result, err
 	}

@@ -121,7 +121,7 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 		result.RequeueAfter = firstRetry(result.RequeueAfter, run.codeWait)
 	}
 	r.recordStatus(run)
-	return authorizerStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, before, a, result, err)
+	return authorizerStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, r.Clock.Now(), before, a, result, err)
 }
 
 // gather reads what the decision needs: the authorizer's two Secrets, its component and

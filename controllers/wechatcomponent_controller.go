@@ -100,7 +100,7 @@ func (r *WeChatComponentReconciler) Reconcile(ctx context.Context, req reconcile
 	before := component.DeepCopy()
 	state, result, err := r.reconcileSteps(ctx, component)
 	r.recordStatus(component, state)
-	return componentStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, before, component, result, err)
+	return componentStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, r.Clock.Now(), before, component, result, err)
 }
 
 // requestTicketPush calls api_start_push_ticket at most once per startPushMinInterval per component.

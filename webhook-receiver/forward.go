@@ -120,7 +120,7 @@ func (s *Server) forward(ctx context.Context, t *forwardTarget, ring map[string]
 func (s *Server) doForward(ctx context.Context, t *forwardTarget, key []byte, component, authorizerAppID string, plaintext []byte) ([]byte, string) {
 	if t.refused != nil {
 		s.log.Info("forwarding URL refused; the message is not forwarded", "component", component,
-			"authorizerAppID", authorizerAppID, "url", t.url, "reason", t.refused.Error())
+			"authorizerAppID", authorizerAppID, "url", redactedURL(t.url), "reason", t.refused.Error())
 		return nil, forwardRefused
 	}
 	if len(key) == 0 {

@@ -158,3 +158,13 @@ func forwardDialer(allowLoopback bool) func(ctx context.Context, network, addr s
 	d := &net.Dialer{Timeout: MaxForwardTimeout, KeepAlive: 30 * time.Second, Control: dialControl(allowLoopback)}
 	return d.DialContext
 }
+
+// redactedURL is u for a log line: scheme, host and path, without user information, query or
+// fragment, which may carry a credential (a refused URL is logged once per message).
+func redactedURL(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return (&url.URL{Scheme: parsed.Scheme, Host: parsed.Host, Path: parsed.Path}).String()
+}

@@ -114,3 +114,20 @@ func TestTheDefaultForwardClientRefusesLinkLocalEvenWhenListed(t *testing.T) {
 		t.Fatalf("GET 169.254.169.254: %v, want the address refused", err)
 	}
 }
+
+func TestRedactedURLDropsWhatMayCarryACredential(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"a query":           {"http://203.0.113.7:8080/wechat?token=s3cret", "http://203.0.113.7:8080/wechat"},
+		"user information":  {"https://user:s3cret@app.example.com/x", "https://app.example.com/x"},
+		"a fragment":        {"http://app.example.com/x#s3cret", "http://app.example.com/x"},
+		"nothing to redact": {"http://app.team-a.svc:8080/wechat", "http://app.team-a.svc:8080/wechat"},
+		"not a URL at all":  {"http://[::1%s3cret", "(not a URL)"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := redactedURL(tc.in); got != tc.want {
+				t.Fatalf("redactedURL(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
