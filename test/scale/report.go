@@ -6,13 +6,13 @@ SPDX-License-Identifier: Apache-2.0
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wechat-operator/wechat-operator/test/harness"
 )
 
 // results are one run's figures.
@@ -119,7 +119,7 @@ func (r *results) table() string {
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "\nNote: %s.\n", n)
 	}
-	fmt.Fprintf(&b, "\nMeasured %s on %s; the run took %s.\n", r.started.UTC().Format("2006-01-02 15:04 MST"), machine(), r.finished.Sub(r.started).Round(time.Second))
+	fmt.Fprintf(&b, "\nMeasured %s on %s; the run took %s.\n", r.started.UTC().Format("2006-01-02 15:04 MST"), harness.Machine(), r.finished.Sub(r.started).Round(time.Second))
 	return b.String()
 }
 
@@ -160,29 +160,6 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-// machine describes this machine: CPU model, cores, memory, Go version.
-func machine() string {
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb uint64
-		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
-		}
-	}
-	return fmt.Sprintf("%d cores (%s)%s, %s", runtime.NumCPU(), model, mem, runtime.Version())
 }
 
 // recordInDoc replaces (or appends) the block for this authorizer count in doc.

@@ -203,6 +203,19 @@ func (t *templater) add(p placeholder) string {
 
 func (t *templater) scalar(s string) string { return t.add(placeholder{scalar: s}) }
 
+// releaseLabels adds Helm's chart, manager and release labels to o and returns its labels.
+func (t *templater) releaseLabels(o object) object {
+	labels, _ := meta(o)["labels"].(object)
+	if labels == nil {
+		labels = object{}
+		meta(o)["labels"] = labels
+	}
+	labels["helm.sh/chart"] = t.scalar(`{{ $.Chart.Name }}-{{ $.Chart.Version | replace "+" "_" }}`)
+	labels["app.kubernetes.io/managed-by"] = t.scalar(`{{ $.Release.Service }}`)
+	labels["app.kubernetes.io/instance"] = t.scalar(`{{ $.Release.Name }}`)
+	return labels
+}
+
 // optional: `key: {{ value }}` only when the value is set.
 func (t *templater) optional(key, value string) string {
 	return t.add(placeholder{block: func(in string) string {
@@ -415,14 +428,7 @@ func generate(root string) (map[string][]byte, error) {
 		}
 		inExample := nsOf(o) == c.exampleNS
 		replaceString(o, c.namespace, ns)
-		labels, _ := meta(o)["labels"].(object)
-		if labels == nil {
-			labels = object{}
-			meta(o)["labels"] = labels
-		}
-		labels["helm.sh/chart"] = t.scalar(`{{ $.Chart.Name }}-{{ $.Chart.Version | replace "+" "_" }}`)
-		labels["app.kubernetes.io/managed-by"] = t.scalar(`{{ $.Release.Service }}`)
-		labels["app.kubernetes.io/instance"] = t.scalar(`{{ $.Release.Name }}`)
+		t.releaseLabels(o)
 
 		var conds []string
 		switch {
@@ -475,14 +481,7 @@ func generate(root string) (map[string][]byte, error) {
 		o = deepCopy(o)
 		kind, name := kindOf(o), nameOf(o)
 		replaceString(o, c.namespace, ns)
-		labels, _ := meta(o)["labels"].(object)
-		if labels == nil {
-			labels = object{}
-			meta(o)["labels"] = labels
-		}
-		labels["helm.sh/chart"] = t.scalar(`{{ $.Chart.Name }}-{{ $.Chart.Version | replace "+" "_" }}`)
-		labels["app.kubernetes.io/managed-by"] = t.scalar(`{{ $.Release.Service }}`)
-		labels["app.kubernetes.io/instance"] = t.scalar(`{{ $.Release.Name }}`)
+		labels := t.releaseLabels(o)
 		var cond string
 		switch kind {
 		case "ServiceMonitor":

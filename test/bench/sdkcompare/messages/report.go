@@ -6,10 +6,8 @@ SPDX-License-Identifier: Apache-2.0
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -21,7 +19,7 @@ import (
 // message over the rounds, the latency percentiles over all of them, and the ratios.
 func formatReport(o options, results map[cellKey][]cell, targets []*target, mem map[string]harness.Memory, heap float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s; %s\n\n", machine(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "%s; %s\n\n", harness.Machine(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "%d accounts, %d rounds of %d messages per server and concurrency (half with 1 sender), servers interleaved.\n"+
 		"ack: the app answers at once with an empty body; reply: with a passive reply the server encrypts and signs.\n"+
 		"CPU is the server process's (utime+stime); msg/s and CPU are medians over the rounds, latencies over all messages.\n\n",
@@ -66,22 +64,6 @@ func formatReport(o options, results map[cellKey][]cell, targets []*target, mem 
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// machine describes the CPU, the cores and the Go version.
-func machine() string {
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		_ = f.Close()
-	}
-	return fmt.Sprintf("%s, %d cores (shared with other work), %s %s/%s", model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
 
 // writeDoc replaces the block between <!-- tag --> and <!-- /tag --> in path with text, or
 // appends it to the "Message path" section's results when it is not there yet.
