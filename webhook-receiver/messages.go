@@ -145,7 +145,7 @@ func (s *Server) processMessage(r *http.Request, w http.ResponseWriter, key type
 		}
 		return fail(http.StatusBadRequest, resultRejected, "could not read the body")
 	}
-	keys, err := s.keys.lookup(r.Context(), key.Namespace, key.Name)
+	keys, err := s.keys.lookupShared(r.Context(), key.Namespace, key.Name)
 	if err != nil {
 		if errors.Is(err, errUnknownComponent) {
 			return fail(http.StatusNotFound, resultUnknown, "no such component, or its keys are not in the keyring yet")

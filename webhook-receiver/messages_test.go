@@ -89,6 +89,35 @@ type msgEnv struct {
 	failStatusWrites atomic.Bool
 	apiLists         atomic.Int32
 	recorder         *events.FakeRecorder
+	// componentGets records, for each WeChatComponent read from the cache, whether the reader
+	// was told not to deep-copy it (the object would then be the cache's own).
+	componentGetsMu sync.Mutex
+	componentGets   []bool
+}
+
+// componentGetRecorder is the receiver's cache reader in these tests: e.client, recording the
+// options of WeChatComponent reads. A pointer, so that it compares (findAuthorizer compares
+// readers).
+type componentGetRecorder struct {
+	client.Reader
+	e *msgEnv
+}
+
+func (r *componentGetRecorder) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*wechatv1alpha1.WeChatComponent); ok {
+		var o client.GetOptions
+		o.ApplyOptions(opts)
+		r.e.componentGetsMu.Lock()
+		r.e.componentGets = append(r.e.componentGets, o.UnsafeDisableDeepCopy != nil && *o.UnsafeDisableDeepCopy)
+		r.e.componentGetsMu.Unlock()
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (e *msgEnv) recordedComponentGets() []bool {
+	e.componentGetsMu.Lock()
+	defer e.componentGetsMu.Unlock()
+	return append([]bool(nil), e.componentGets...)
 }
 
 type envOption func(*wechatv1alpha1.WeChatComponent, *corev1.Secret, *Options)
@@ -133,7 +162,8 @@ func newMsgEnv(t *testing.T, opts ...envOption) *msgEnv {
 		WithStatusSubresource(&wechatv1alpha1.WeChatComponent{}, &wechatv1alpha1.WeChatAuthorizer{}).
 		WithIndex(&wechatv1alpha1.WeChatAuthorizer{}, AuthorizerIndex, authorizerIndexValues).Build()
 	// As in production (cmd/webhook-receiver): messages find their account through the index.
-	o.Reader, o.AuthorizersIndexed = e.client, true
+	o.Reader = &componentGetRecorder{Reader: e.client, e: e}
+	o.AuthorizersIndexed = true
 	o.Client = interceptor.NewClient(e.client.(client.WithWatch), interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			if e.failStatusWrites.Load() {
@@ -851,5 +881,26 @@ func TestMessagesOfWeChatsShapeAreScanned(t *testing.T) {
 	}
 	if m, _ := parseMessage([]byte("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType><Content><![CDATA[x]]]]><![CDATA[>y]]></Content></xml>")); m.Content != "x]]>y" {
 		t.Errorf("split CDATA content = %q", m.Content)
+	}
+}
+
+// The message path only reads its WeChatComponent, so it takes the cache's object without a
+// deep copy; every other lookup (pushes and the landing page write the component's status)
+// gets a copy of its own.
+func TestOnlyTheMessagePathSharesTheCachedComponent(t *testing.T) {
+	a := newApp(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) {})
+	e := newMsgEnv(t, withForward(&wechatv1alpha1.MessageForwarding{URL: a.srv.URL + "/wechat", Timeout: "2s"}))
+	e.addAccount("shop", tAccountAppID, tAccountUser, nil)
+	if reply := e.send("text", "hello", ""); reply.StatusCode != 200 || len(a.received()) != 1 {
+		t.Fatalf("answer HTTP %d, app got %d messages; want 200 and 1", reply.StatusCode, len(a.received()))
+	}
+	if got := e.recordedComponentGets(); len(got) != 1 || !got[0] {
+		t.Fatalf("component reads of a message (shared?) = %v, want one, shared", got)
+	}
+	if _, err := e.server.keys.lookup(context.Background(), tNamespace, tComponent); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.recordedComponentGets(); len(got) != 2 || got[1] {
+		t.Fatalf("component reads (shared?) = %v, want lookup's to be a copy", got)
 	}
 }
