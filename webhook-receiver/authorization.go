@@ -47,14 +47,19 @@ func authorizerIndexValues(obj client.Object) []string {
 	return []string{authorizerIndexValue(a.Spec.ComponentRef.Name, a.Spec.AppID)}
 }
 
-// findAuthorizer returns the WeChatAuthorizer of componentName for appID, or nil. Through
-// s.reader with Options.AuthorizersIndexed it reads only the candidates, not deep-copied:
-// the result is read, never written (writes go through patchAuthorizerStatus, which reads
-// afresh). The choice among several is PickAuthorizer's either way.
-func (s *Server) findAuthorizer(ctx context.Context, reader client.Reader, namespace, componentName, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
+// findAuthorizer returns the WeChatAuthorizer of componentName for appID, or nil, from the
+// cache (s.reader) or, when fresh, from the API server (s.apiReader). From the cache with
+// Options.AuthorizersIndexed it reads only the candidates, not deep-copied: the result is
+// read, never written (writes go through patchAuthorizerStatus, which reads afresh). The
+// choice among several is PickAuthorizer's either way.
+func (s *Server) findAuthorizer(ctx context.Context, fresh bool, namespace, componentName, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
 	list := &wechatv1alpha1.WeChatAuthorizerList{}
 	opts := []client.ListOption{client.InNamespace(namespace)}
-	if s.indexed && reader == s.reader {
+	reader := s.apiReader
+	if !fresh {
+		reader = s.reader
+	}
+	if s.indexed && !fresh {
 		opts = append(opts, client.MatchingFields{AuthorizerIndex: authorizerIndexValue(componentName, appID)}, client.UnsafeDisableDeepCopy)
 	}
 	if err := reader.List(ctx, list, opts...); err != nil {
@@ -70,10 +75,10 @@ func (s *Server) findAuthorizer(ctx context.Context, reader client.Reader, names
 // be able to make an object that names a Secret or a URL. Without autoCreate an Event says
 // what to do. The same code twice is recorded once. It reports whether it wrote.
 func (s *Server) recordAuthorizationCode(ctx context.Context, component *wechatv1alpha1.WeChatComponent, appID, code string, expiresAt time.Time) (bool, error) {
-	a, err := s.findAuthorizer(ctx, s.reader, component.Namespace, component.Name, appID)
+	a, err := s.findAuthorizer(ctx, false, component.Namespace, component.Name, appID)
 	if err == nil && a == nil {
 		// The cache may lag a creation: ask the API server before recording elsewhere.
-		a, err = s.findAuthorizer(ctx, s.apiReader, component.Namespace, component.Name, appID)
+		a, err = s.findAuthorizer(ctx, true, component.Namespace, component.Name, appID)
 	}
 	if err != nil {
 		return false, err
@@ -100,7 +105,7 @@ func (s *Server) recordAuthorizationCode(ctx context.Context, component *wechatv
 
 // recordRevocation marks the account's WeChatAuthorizer unauthorized. It reports whether it wrote.
 func (s *Server) recordRevocation(ctx context.Context, component *wechatv1alpha1.WeChatComponent, appID string, at time.Time) (bool, error) {
-	a, err := s.findAuthorizer(ctx, s.apiReader, component.Namespace, component.Name, appID)
+	a, err := s.findAuthorizer(ctx, true, component.Namespace, component.Name, appID)
 	if err != nil {
 		return false, err
 	}

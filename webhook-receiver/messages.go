@@ -178,7 +178,7 @@ func (s *Server) processMessage(r *http.Request, w http.ResponseWriter, key type
 	if knownMsgTypes[m.MsgType] {
 		out.msgType = m.MsgType
 	}
-	authorizer, err := s.findAuthorizer(r.Context(), s.reader, key.Namespace, key.Name, appID)
+	authorizer, err := s.findAuthorizer(r.Context(), false, key.Namespace, key.Name, appID)
 	if err != nil {
 		return fail(http.StatusServiceUnavailable, resultPersistError, "listing authorizers: "+err.Error())
 	}

@@ -96,8 +96,7 @@ type msgEnv struct {
 }
 
 // componentGetRecorder is the receiver's cache reader in these tests: e.client, recording the
-// options of WeChatComponent reads. A pointer, so that it compares (findAuthorizer compares
-// readers).
+// options of WeChatComponent reads.
 type componentGetRecorder struct {
 	client.Reader
 	e *msgEnv
