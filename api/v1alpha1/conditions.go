@@ -32,6 +32,30 @@ const (
 	// absent otherwise. WeChat is called again only after the backoff, or at once when the
 	// credentials Secret or the spec changes.
 	ConditionStalled = "Stalled"
+	// ConditionTicketsReady (WeChatAuthorizer, only with spec.tickets) is True while every
+	// ticket spec.tickets lists is in the token Secret and not expired. Its reason on False
+	// is the last failure's (QuotaExceeded, InvalidToken, ...) or WaitingForToken. It does not
+	// affect Ready, which is about the access token.
+	ConditionTicketsReady = "TicketsReady"
+)
+
+// Reasons and data keys of API tickets (WeChatAuthorizer spec.tickets).
+const (
+	// ReasonTicketsIssued (TicketsReady True): every listed ticket is valid in the token Secret.
+	ReasonTicketsIssued = "TicketsIssued"
+	// ReasonWaitingForToken (TicketsReady False): tickets are obtained with the account's
+	// access token, and there is no valid one yet (Ready says why).
+	ReasonWaitingForToken = "WaitingForToken"
+	// SecretKeyTicketSuffix and SecretKeyTicketExpiresAtSuffix make the token Secret's keys of a
+	// ticket type: "jsapi" is in jsapi_ticket, its expiry (RFC 3339) in jsapi_ticket_expires_at.
+	SecretKeyTicketSuffix          = "_ticket"
+	SecretKeyTicketExpiresAtSuffix = "_ticket_expires_at"
+	// EventTicketIssued (Normal, WeChatAuthorizer): a ticket type's first ticket, or the
+	// first after failed attempts, is in the token Secret. Routine refreshes record no Event.
+	EventTicketIssued = "TicketIssued"
+	// EventTicketFailed (Warning, WeChatAuthorizer): getticket failed; the message carries
+	// the reason's hint. Action: RefreshTicket.
+	EventTicketFailed = "TicketFailed"
 )
 
 // Condition reasons. Messages say what to do; none of them carries a token, ticket, code or key.

@@ -58,6 +58,64 @@ type WeChatAuthorizerSpec struct {
 	// Messages configures how the receiver handles this account's messages and events.
 	// +optional
 	Messages AuthorizerMessages `json:"messages,omitempty"`
+
+	// Tickets lists the API tickets the operator keeps fresh for this account, obtained with
+	// the account's own authorizer_access_token (cgi-bin/ticket/getticket) and written into the
+	// token Secret beside the access token: "jsapi" as jsapi_ticket and jsapi_ticket_expires_at
+	// (RFC 3339), "wx_card" as wx_card_ticket and wx_card_ticket_expires_at. A ticket is
+	// refreshed before it expires by the same policy as the token (spec.refresh); a new access
+	// token does not refresh it. Removing a type removes its keys from the Secret. Condition
+	// TicketsReady says whether every listed ticket is valid.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=2
+	Tickets []TicketSpec `json:"tickets,omitempty"`
+}
+
+// TicketType is a kind of API ticket (the type parameter of cgi-bin/ticket/getticket).
+// +kubebuilder:validation:Enum=jsapi;wx_card
+type TicketType string
+
+const (
+	// TicketJSAPI is the jsapi_ticket that signs JS-SDK configurations (wx.config).
+	TicketJSAPI TicketType = "jsapi"
+	// TicketWXCard is the api_ticket of WeChat card and coupon JS APIs.
+	TicketWXCard TicketType = "wx_card"
+)
+
+// TicketSpec asks for one API ticket.
+type TicketSpec struct {
+	// Type is the ticket: "jsapi" (JS-SDK signatures) or "wx_card" (card and coupon APIs).
+	Type TicketType `json:"type"`
+}
+
+// TicketStatus is what the controller observed of one API ticket. The ticket itself is only
+// in the token Secret.
+type TicketStatus struct {
+	// Type is the ticket this entry is about.
+	Type TicketType `json:"type"`
+
+	// ExpiresAt is when the ticket in the token Secret expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// RefreshAt is when the ticket is next refreshed; after a failed attempt
+	// (failedAttempts > 0), when it is tried again: WeChat is not called before then.
+	// +optional
+	RefreshAt *metav1.Time `json:"refreshAt,omitempty"`
+
+	// LastRefreshTime is when the ticket in the token Secret was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// FailedAttempts counts attempts that failed since the last success.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+
+	// LastFailureReason is the condition reason of the last failed attempt.
+	// +optional
+	LastFailureReason string `json:"lastFailureReason,omitempty"`
 }
 
 // AuthorizationCode is an authorization code (auth_code) waiting to be exchanged with
@@ -163,7 +221,8 @@ type BusinessInfo struct {
 // WeChatAuthorizerStatus is the observed state of a WeChatAuthorizer.
 type WeChatAuthorizerStatus struct {
 	// Conditions: Ready (a valid authorizer_access_token is in the token Secret),
-	// Authorized (the account's authorization of the component is in force), and kstatus'
+	// Authorized (the account's authorization of the component is in force), TicketsReady
+	// (with spec.tickets: every ticket listed is valid in the token Secret), and kstatus'
 	// Reconciling (work in flight) and Stalled (a human must act).
 	// +optional
 	// +listType=map
@@ -195,6 +254,12 @@ type WeChatAuthorizerStatus struct {
 
 	// TokenStatus: where the token is, until when, and how its refreshes went.
 	TokenStatus `json:",inline"`
+
+	// Tickets: the API tickets of spec.tickets, one entry per type.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Tickets []TicketStatus `json:"tickets,omitempty"`
 }
 
 // WeChatAuthorizer is an official account or mini program that authorized a

@@ -195,6 +195,8 @@ type endpoint struct {
 	path string
 	// tokenParam is the query parameter the token goes in; "component_access_token" if empty.
 	tokenParam string
+	// get: a GET whose parameters are the url.Values body, added to the query (getticket).
+	get bool
 }
 
 func (ep endpoint) urlPath() string {
@@ -228,15 +230,22 @@ func (c *Client) call(ctx context.Context, ep endpoint, accessToken string, body
 	if c.base == nil {
 		return fmt.Errorf("wechat %s: invalid base URL", ep.name)
 	}
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("wechat %s: encoding request: %w", ep.name, err)
+	query := url.Values{}
+	var payload []byte
+	if params, ok := body.(url.Values); ok && ep.get {
+		query = params
+	} else {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("wechat %s: encoding request: %w", ep.name, err)
+		}
 	}
 	u := *c.base
 	u.Path = c.base.Path + ep.urlPath()
 	if accessToken != "" {
-		u.RawQuery = url.Values{ep.tokenQuery(): {accessToken}}.Encode()
+		query.Set(ep.tokenQuery(), accessToken)
 	}
+	u.RawQuery = query.Encode()
 	target := u.String()
 
 	for attempt := 1; ; attempt++ {
@@ -360,11 +369,17 @@ func (c *Client) attempt(ctx context.Context, api, target string, payload []byte
 func (c *Client) roundTrip(ctx context.Context, api, target string, payload []byte, out response, secrets redactor) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
+	method, reqBody := http.MethodPost, io.Reader(bytes.NewReader(payload))
+	if payload == nil {
+		method, reqBody = http.MethodGet, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, reqBody)
 	if err != nil {
 		return newNetworkError(api, err, secrets)
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 

@@ -28,6 +28,7 @@ var errMsgs = map[int]string{
 	41002: "appid missing",
 	41004: "appsecret missing",
 	42001: "access_token expired",
+	43001: "require GET method",
 	43002: "require POST method",
 	44004: "empty content",
 	45009: "reach max api daily quota limit",
@@ -91,6 +92,7 @@ func (s *Simulator) routes() {
 	}
 	s.mux.HandleFunc("/cgi-bin/get_api_domain_ip", s.serveGetAPIDomainIP)
 	s.mux.HandleFunc("/cgi-bin/message/custom/send", s.serveSendCustomMessage)
+	s.mux.HandleFunc("/cgi-bin/ticket/getticket", s.serveGetTicket)
 	s.adminRoutes()
 }
 

@@ -110,6 +110,8 @@ type Options struct {
 	TicketLifetime      time.Duration // validity of a ticket
 	PreAuthCodeLifetime time.Duration
 	AuthCodeLifetime    time.Duration
+	// APITicketLifetime is the expires_in of getticket's jsapi and wx_card tickets.
+	APITicketLifetime time.Duration
 	// RotateRefreshTokens makes api_authorizer_token return a new refresh
 	// token every time; the previous one is then rejected with 61023.
 	RotateRefreshTokens bool
@@ -152,6 +154,7 @@ func (o *Options) setDefaults() {
 	def(&o.TicketLifetime, DefaultTicketLifetime)
 	def(&o.PreAuthCodeLifetime, DefaultPreAuthCodeLifetime)
 	def(&o.AuthCodeLifetime, DefaultAuthCodeLifetime)
+	def(&o.APITicketLifetime, DefaultAPITicketLifetime)
 	def(&o.PushTimeout, DefaultPushTimeout)
 	def(&o.PushRetryDelay, DefaultPushRetryDelay)
 	switch {

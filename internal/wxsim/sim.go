@@ -115,6 +115,11 @@ type authorizer struct {
 	refreshToken string
 	authTime     time.Time
 	token        string // newest authorizer_access_token
+	// apiTickets are getticket's tickets (tickets.go); usage counts the account's own
+	// quota of getticket on usageDay.
+	apiTickets map[string]apiTicket
+	usageDay   string
+	usage      map[string]int
 }
 
 type tokenKind int
