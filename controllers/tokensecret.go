@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,8 @@ type tokenSecretWriter struct {
 	client client.Client
 	reader client.Reader // uncached
 	scheme *runtime.Scheme
+	// extraData is written beside a token (an authorizer's API tickets); not without one.
+	extraData map[string][]byte
 }
 
 // errSecretNotOurs is returned when the token Secret's name is taken by a Secret the
@@ -120,6 +123,7 @@ func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, exi
 			wechatv1alpha1.SecretKeyExpiresAt:   []byte(token.expiresAt.UTC().Format(time.RFC3339)),
 			wechatv1alpha1.SecretKeyAppID:       []byte(token.appID),
 		}
+		maps.Copy(desired.Data, w.extraData)
 	}
 	if err := controllerutil.SetControllerReference(owner, desired, w.scheme); err != nil {
 		return nil, err

@@ -48,6 +48,7 @@ type AuthorizerAPI interface {
 	QueryAuth(ctx context.Context, componentToken, appID, authCode string) (wxapi.AuthorizationInfo, error)
 	AuthorizerToken(ctx context.Context, componentToken, appID, authorizerAppID, refreshToken string) (wxapi.AuthorizerToken, error)
 	GetAuthorizerInfo(ctx context.Context, componentToken, appID, authorizerAppID string) (wxapi.AuthorizerInfo, error)
+	GetTicket(ctx context.Context, authorizerToken, ticketType string) (wxapi.Ticket, error)
 	AuthorizerLister
 }
 
@@ -97,6 +98,10 @@ type authorizerRun struct {
 	waiting        string            // reason Ready is False without a failure
 	waitingMsg     string
 	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
+	// tickets are the API tickets the token Secret serves (spec.tickets); ticketFailures
+	// this reconcile's failed getticket calls (wechatauthorizer_tickets.go).
+	tickets        ticketSet
+	ticketFailures map[wechatv1alpha1.TicketType]*failure
 }
 
 // Reconcile: fetch → deletion → gather → decide → act (reconcile) → status, written once.
@@ -138,6 +143,7 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 		return in, err
 	}
 	in.state, in.hasTokenSecret = run.state, run.tokenSecret != nil
+	run.tickets = readTickets(run.tokenSecret, a)
 	in.secretToken = readTokenSecret(run.tokenSecret, a.Spec.AppID)
 	run.served = in.secretToken
 	component := &wechatv1alpha1.WeChatComponent{}
@@ -201,7 +207,7 @@ func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun
 		}
 		r.markAuthorized(run)
 		r.updateInfo(ctx, run, now)
-		return reconcile.Result{RequeueAfter: authorizerRequeue(run.refreshAt, a.Status.Info, now)}, nil
+		return r.reconcileTickets(ctx, run, plan, now, authorizerRequeue(run.refreshAt, a.Status.Info, now))
 	}
 
 	// A refresh token: ours, imported, or recovered from WeChat.
@@ -223,7 +229,7 @@ func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)
-	return reconcile.Result{RequeueAfter: authorizerRequeue(run.refreshAt, a.Status.Info, now)}, nil
+	return r.reconcileTickets(ctx, run, plan, now, authorizerRequeue(run.refreshAt, a.Status.Info, now))
 }
 
 // revoked reports an unauthorized push newer than the last authorization and than any pending code.
@@ -256,7 +262,7 @@ func (r *WeChatAuthorizerReconciler) stopRevoked(ctx context.Context, run *autho
 		if _, err := r.tokenSecrets().ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), nil); err != nil {
 			return reconcile.Result{}, err
 		}
-		run.served = nil
+		run.served, run.tickets = nil, nil
 	}
 	return reconcile.Result{}, nil
 }
@@ -347,7 +353,9 @@ func (r *WeChatAuthorizerReconciler) annotateComponent(ctx context.Context, run 
 
 func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *authorizerRun, token *issuedToken) error {
 	a := run.a
-	secret, err := r.tokenSecrets().ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), token)
+	w := r.tokenSecrets()
+	w.extraData = run.tickets.data() // the tickets live beside the token
+	secret, err := w.ensure(ctx, a, run.tokenSecret, authorizerTokenSecretName(a), a.Spec.TokenSecret, authorizerLabels(a), token)
 	if err != nil {
 		return r.secretError(err)
 	}

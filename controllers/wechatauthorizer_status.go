@@ -60,6 +60,7 @@ func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
 	now := r.Clock.Now()
 	s := &a.Status
 	s.ObservedGeneration = a.Generation
+	r.recordTickets(run, now)
 	setStalled(&s.Conditions, a.Generation, run.failure)
 	if run.authorized != nil {
 		c := *run.authorized

@@ -51,11 +51,9 @@ const (
 	SecretKeyTicketSuffix          = "_ticket"
 	SecretKeyTicketExpiresAtSuffix = "_ticket_expires_at"
 	// EventTicketIssued (Normal, WeChatAuthorizer): a ticket type's first ticket, or the
-	// first after failed attempts, is in the token Secret. Routine refreshes record no Event.
+	// first after failed attempts, is in the token Secret. Routine refreshes record no Event;
+	// a failed getticket is a RefreshFailed Warning whose message names the ticket type.
 	EventTicketIssued = "TicketIssued"
-	// EventTicketFailed (Warning, WeChatAuthorizer): getticket failed; the message carries
-	// the reason's hint. Action: RefreshTicket.
-	EventTicketFailed = "TicketFailed"
 )
 
 // Condition reasons. Messages say what to do; none of them carries a token, ticket, code or key.
