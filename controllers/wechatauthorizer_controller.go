@@ -98,10 +98,7 @@ type authorizerRun struct {
 	waiting        string            // reason Ready is False without a failure
 	waitingMsg     string
 	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
-	// tickets are the API tickets the token Secret serves (spec.tickets); ticketFailures
-	// this reconcile's failed getticket calls (wechatauthorizer_tickets.go).
-	tickets        ticketSet
-	ticketFailures map[wechatv1alpha1.TicketType]*failure
+	tickets        ticketSet     // the API tickets the token Secret serves (spec.tickets)
 }
 
 // Reconcile: fetch → deletion → gather → decide → act (reconcile) → status, written once.

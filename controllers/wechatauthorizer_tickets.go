@@ -30,7 +30,17 @@ const (
 	msgTicketWaitToken   = "tickets are obtained with the account's access token, and there is no valid one (see condition Ready)"
 	msgTicketFailed      = "getticket type=%s: %s"
 	msgTicketTokenHint   = "; WeChat rejected the account's access token, so a new one was obtained and the ticket asked for again (at most once per backoff)"
+	msgTicketRetry       = "%s_ticket: the last %d attempts failed (%s%s); next attempt at %s (the RefreshFailed Events have WeChat's answers)"
 )
+
+// ticketHints say what a getticket failure reason means, in TicketsReady's message: it is
+// rebuilt from status on every reconcile, also those between two attempts.
+var ticketHints = map[string]string{
+	wechatv1alpha1.ReasonInvalidToken: ": WeChat rejected the account's access token; each attempt gets a new one first",
+	wechatv1alpha1.ReasonQuotaExceeded: ": the account's daily getticket quota is used up; it resets at midnight Beijing time, " +
+		"and a ticket in the Secret is served until it expires",
+	wechatv1alpha1.ReasonAPIUnauthorized: ": the account did not grant the platform the permission for this ticket (JS-SDK or cards)",
+}
 
 // reconcileTickets runs after the access token step left a valid token served: it asks
 // getticket for every ticket that is due (decideTickets) and writes what it got into the
@@ -40,7 +50,6 @@ func (r *WeChatAuthorizerReconciler) reconcileTickets(ctx context.Context, run *
 	plans := decideTickets(ticketInput{spec: a.Spec.Tickets, status: a.Status.Tickets, served: run.tickets,
 		tokenValid: run.served.validAt(now), policy: plan.policy, jitter: r.Random()}, now)
 	changed, tokenRenewed := false, false
-	run.ticketFailures = map[wechatv1alpha1.TicketType]*failure{}
 	for i := range plans {
 		p := &plans[i]
 		if p.action != ticketFetch {
@@ -113,7 +122,6 @@ func (r *WeChatAuthorizerReconciler) ticketFailed(ctx context.Context, run *auth
 		retryAt = r.Clock.Now().Add(wait).Truncate(time.Second)
 	}
 	st.FailedAttempts, st.LastFailureReason, st.RefreshAt = counts.FailedAttempts, counts.LastFailureReason, timePtr(retryAt)
-	run.ticketFailures[st.Type] = &f
 	return retryAt
 }
 
@@ -163,11 +171,8 @@ func (r *WeChatAuthorizerReconciler) recordTickets(run *authorizerRun, now time.
 	secret := authorizerTokenSecretName(a)
 	reason, message := wechatv1alpha1.ReasonWaitingForToken, msgTicketWaitToken
 	if failed != nil {
-		reason, message = failed.LastFailureReason, fmt.Sprintf("%s_ticket: the last %d attempts failed (%s); next attempt at %s",
-			failed.Type, failed.FailedAttempts, failed.LastFailureReason, failed.RefreshAt.UTC().Format(time.RFC3339))
-		if f := run.ticketFailures[failed.Type]; f != nil {
-			message = f.message
-		}
+		reason, message = failed.LastFailureReason, fmt.Sprintf(msgTicketRetry, failed.Type, failed.FailedAttempts, failed.LastFailureReason,
+			ticketHints[failed.LastFailureReason], failed.RefreshAt.UTC().Format(time.RFC3339))
 	}
 	switch {
 	case len(missing) > 0:

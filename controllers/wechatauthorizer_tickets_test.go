@@ -37,19 +37,28 @@ func (w *world) authorizerTokenCalls() int {
 
 // driveAuthorizer runs the component and an authorizer through simulated time as the manager
 // would: each at the requeue time it asked for, the authorizer also when the component's
-// token changes, and a ticket push every 2 hours. check runs after every step.
-func (w *world) driveAuthorizer(name string, until time.Time, maxSteps int, check func()) {
+// token changes, and a ticket push every 2 hours; with wakeEvery > 0, the authorizer also
+// that often (the wake-ups of unrelated watch events, which must not call WeChat early).
+// check runs after every step.
+func (w *world) driveAuthorizer(name string, until time.Time, maxSteps int, wakeEvery time.Duration, check func()) {
 	nextComponent := w.clock.Now().Add(w.reconcile().RequeueAfter)
 	nextAuthorizer := w.clock.Now().Add(w.reconcileAuthorizer(name).RequeueAfter)
 	nextPush := w.clock.Now().Add(2 * time.Hour)
+	nextWake := until
+	if wakeEvery > 0 {
+		nextWake = w.clock.Now().Add(wakeEvery)
+	}
 	for i := 0; i < maxSteps && w.clock.Now().Before(until); i++ {
-		step := minTime(minTime(nextComponent, nextAuthorizer), nextPush)
+		step := minTime(minTime(minTime(nextComponent, nextAuthorizer), nextPush), nextWake)
 		if step.After(until) {
 			w.clock.SetTime(until) // nothing is due before until
 			break
 		}
 		w.clock.SetTime(step)
-		woken := !step.Before(nextAuthorizer)
+		woken := !step.Before(nextAuthorizer) || !step.Before(nextWake)
+		if wakeEvery > 0 && !step.Before(nextWake) {
+			nextWake = nextWake.Add(wakeEvery)
+		}
 		if !step.Before(nextPush) {
 			w.pushTicket()
 			nextPush = nextPush.Add(2 * time.Hour)
@@ -60,7 +69,11 @@ func (w *world) driveAuthorizer(name string, until time.Time, maxSteps int, chec
 			woken = woken || !w.component().Status.ExpiresAt.Equal(expires)
 		}
 		if woken {
-			nextAuthorizer = w.clock.Now().Add(w.reconcileAuthorizer(name).RequeueAfter)
+			requeue := w.clock.Now().Add(w.reconcileAuthorizer(name).RequeueAfter)
+			// The workqueue keeps the earliest pending requeue of a key.
+			if !nextAuthorizer.After(w.clock.Now()) || requeue.Before(nextAuthorizer) {
+				nextAuthorizer = requeue
+			}
 		}
 		if check != nil {
 			check()
@@ -134,7 +147,7 @@ var _ = Describe("API tickets of an authorizer (spec.tickets)", func() {
 	It("refreshes the ticket before it expires with one getticket call per cycle, over a simulated day", func() {
 		ready(wechatv1alpha1.TicketJSAPI)
 		start := w.clock.Now()
-		w.driveAuthorizer(seededAuthorizer, start.Add(24*time.Hour), 5000, func() {
+		w.driveAuthorizer(seededAuthorizer, start.Add(24*time.Hour), 5000, 0, func() {
 			ticket, expires := w.jsapiTicket(seededAuthorizer)
 			Expect(w.clock.Now().Before(expires)).To(BeTrue(), "an expired ticket served at %v", w.clock.Now())
 			Expect(w.sim.APITicketValid(testComponentAppID, testAuthorizerAppID, "jsapi", ticket)).To(BeTrue(), "at %v", w.clock.Now())
@@ -173,7 +186,7 @@ var _ = Describe("API tickets of an authorizer (spec.tickets)", func() {
 		old, _ := w.jsapiTicket(seededAuthorizer)
 		due := w.authorizer(seededAuthorizer).Status.Tickets[0].RefreshAt.Time
 		// Up to just before the ticket is due; the token is refreshed on its own schedule meanwhile.
-		w.driveAuthorizer(seededAuthorizer, due.Add(-time.Second), 1000, nil)
+		w.driveAuthorizer(seededAuthorizer, due.Add(-time.Second), 1000, 0, nil)
 		Expect(w.ticketCalls()).To(Equal(1))
 		served := string(w.secret(seededAuthorizer + "-token").Data["access_token"])
 		Expect(w.sim.TokenState(served)).To(BeZero(), "the served token is valid: only the fault rejects it")
@@ -201,7 +214,7 @@ var _ = Describe("API tickets of an authorizer (spec.tickets)", func() {
 		w.clock.SetTime(w.authorizer(seededAuthorizer).Status.Tickets[0].RefreshAt.Time)
 		start, tokenCalls, ticketCalls := w.clock.Now(), w.authorizerTokenCalls(), w.ticketCalls()
 		allowed := callsAllowed(refresh.APIFailure, 3*time.Hour)
-		w.driveAuthorizer(seededAuthorizer, start.Add(3*time.Hour), 20*allowed+400, func() {
+		w.driveAuthorizer(seededAuthorizer, start.Add(3*time.Hour), 20*allowed+400, time.Minute, func() {
 			elapsed := w.clock.Now().Sub(start)
 			// +1s: retry times are whole seconds (status), up to a second before the backoff's end.
 			attempts := callsAllowed(refresh.APIFailure, elapsed+time.Second)
@@ -240,7 +253,7 @@ var _ = Describe("API tickets of an authorizer (spec.tickets)", func() {
 		start, ticketCalls := w.clock.Now(), w.ticketCalls()
 		allowed := callsAllowed(refresh.APIFailure, 3*time.Hour)
 		sawStillValid := false
-		w.driveAuthorizer(seededAuthorizer, start.Add(3*time.Hour), 20*allowed+400, func() {
+		w.driveAuthorizer(seededAuthorizer, start.Add(3*time.Hour), 20*allowed+400, time.Minute, func() {
 			// +1s: retry times are whole seconds (status), up to a second before the backoff's end.
 			Expect(w.ticketCalls()-ticketCalls).To(BeNumerically("<=", callsAllowed(refresh.APIFailure, w.clock.Now().Sub(start)+time.Second)),
 				"getticket calls after %v", w.clock.Now().Sub(start))
