@@ -94,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.opts.TicketLifetime, "ticket-lifetime", wxsim.DefaultTicketLifetime, "validity of a component_verify_ticket")
 	fs.DurationVar(&cfg.opts.PreAuthCodeLifetime, "pre-auth-code-lifetime", wxsim.DefaultPreAuthCodeLifetime, "validity of a pre_auth_code")
 	fs.DurationVar(&cfg.opts.AuthCodeLifetime, "auth-code-lifetime", wxsim.DefaultAuthCodeLifetime, "validity of an authorization code")
+	fs.DurationVar(&cfg.opts.APITicketLifetime, "api-ticket-lifetime", wxsim.DefaultAPITicketLifetime, "lifetime of getticket's jsapi and wx_card tickets (expires_in)")
 	fs.BoolVar(&cfg.opts.RotateRefreshTokens, "rotate-refresh-tokens", false, "return a new authorizer_refresh_token on every api_authorizer_token call (the old one then fails with 61023)")
 	fs.Func("quota", "daily call limit per component as `api=N` (e.g. api_component_token=2000); repeatable", func(v string) error {
 		api, n, ok := strings.Cut(v, "=")
