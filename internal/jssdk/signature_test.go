@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wechat-operator/wechat-operator/internal/jssdk"
@@ -44,4 +45,32 @@ func Example() {
 	}
 	fmt.Println(jssdk.Signature(string(ticket), "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value"))
 	// Output: 0f9de62fce790f9a083d5c99e95740ceb90c27ed
+}
+
+// The snippet in docs/consuming-tokens.md is this package's function: its lines that build
+// and hash the string are the same, so the doc signs what the vector test checks.
+func TestDocSnippetIsThisFunction(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/consuming-tokens.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("signature.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		`s := "jsapi_ticket=" + jsapiTicket + "&noncestr=" + nonceStr + "&timestamp=" + strconv.FormatInt(timestamp, 10) + "&url=" + url`,
+		`return hex.EncodeToString(sum[:])`,
+		`sum := sha1.Sum([]byte(s))`,
+	} {
+		if !strings.Contains(string(src), line) {
+			t.Errorf("signature.go lacks %q", line)
+		}
+		if !strings.Contains(string(doc), line) {
+			t.Errorf("the doc's snippet lacks %q", line)
+		}
+	}
+	if !strings.Contains(string(doc), vectorSignature) || !strings.Contains(string(doc), vectorTicket) {
+		t.Error("the doc does not quote the test vector")
+	}
 }
