@@ -168,6 +168,7 @@ func (o *observer) missing() []string {
 		if !o.authorizerReady {
 			m = append(m, "WeChatAuthorizer Ready=True")
 		}
+		m = append(m, o.jsapi.missing(min(want, 1))...)
 	case o.controllerKnown && !o.authorizerCtrl && o.authorized:
 		// Without the controller nobody exchanges the code, so the receiver's work is visible.
 		if !o.codeRecorded {
@@ -234,6 +235,7 @@ func (o *observer) printSummary(ctx context.Context) {
 	info("component token: issued, refreshed %d time(s), every value accepted by the simulator", o.component.refreshes)
 	if o.assertAuthorizer {
 		info("authorizer token: issued, refreshed %d time(s), every value accepted by the simulator", o.authorizer.refreshes)
+		info("jsapi_ticket (spec.tickets): issued, refreshed %d time(s) on its own schedule", o.jsapi.refreshes)
 	} else {
 		info("authorizer token: not checked (WeChatAuthorizer controller running: %v); the receiver recorded the authorization code", o.authorizerCtrl)
 	}

@@ -163,6 +163,7 @@ func (d *demo) startProcesses(ctx context.Context) error {
 		"--listen", fmt.Sprintf("127.0.0.1:%d", simPort),
 		"--seed-file", seedPath,
 		"--token-lifetime", o.tokenLifetime.String(),
+		"--api-ticket-lifetime", o.tokenLifetime.String(), // tickets compressed like tokens
 		"--token-overlap", overlap.String(),
 		"--push-interval", o.pushInterval.String(),
 		// The demo pushes the first ticket itself once the receiver knows the component.

@@ -72,6 +72,8 @@ type observer struct {
 
 	componentReady, ticketReceived  bool
 	authorizerReady, authorizerAuth bool
+
+	jsapi ticketTrack // the sample authorizer's spec.tickets jsapi (tickets.go)
 }
 
 func newObserver(d *demo) *observer {
@@ -222,6 +224,9 @@ func (o *observer) observeToken(ctx context.Context, t *tokenTrack) error {
 		hash = hex.EncodeToString(sum[:8])
 	}
 	obs := &tokenObservation{token: token, expiresAt: expiresAt, hash: hash, seenAt: time.Now()}
+	if t == o.authorizer {
+		o.observeTicket(&s)
+	}
 	switch {
 	case t.last == nil:
 		t.first, t.last = obs, obs
