@@ -61,9 +61,13 @@ func (r *WeChatAuthorizerReconciler) reconcileTickets(ctx context.Context, run *
 			p.refreshAt = r.ticketFailed(ctx, run, st, err)
 			continue
 		}
-		if st.ExpiresAt == nil || st.FailedAttempts > 0 {
+		switch expires := ticket.expiresAt.UTC().Format(time.RFC3339); {
+		case st.FailedAttempts > 0:
 			r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTicketIssued, "RefreshTicket",
-				"%s_ticket issued after %d failed attempts, valid until %s", p.ticketType, st.FailedAttempts, ticket.expiresAt.UTC().Format(time.RFC3339))
+				"%s_ticket issued after %d failed attempts, valid until %s", p.ticketType, st.FailedAttempts, expires)
+		case st.ExpiresAt == nil:
+			r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventTicketIssued, "RefreshTicket",
+				"%s_ticket issued into Secret %q, valid until %s", p.ticketType, authorizerTokenSecretName(a), expires)
 		}
 		run.tickets[p.ticketType] = ticket
 		p.refreshAt = plan.policy.RefreshAt(ticket.issuedAt, ticket.expiresAt, r.Random())
