@@ -38,6 +38,7 @@ var errMsgs = map[int]string{
 	61004: "access clientip is not registered",
 	61005: "component ticket is expired",
 	61006: "component ticket is invalid",
+	61007: "api is unauthorized to component",
 	61009: "code is invalid",
 	61010: "code is expired",
 	61011: "invalid component",
@@ -65,6 +66,8 @@ type apiRequest struct {
 	RefreshToken       string `json:"authorizer_refresh_token"`
 	Offset             *int   `json:"offset"`
 	Count              *int   `json:"count"`
+	OptionName         string `json:"option_name"`
+	OptionValue        string `json:"option_value"`
 }
 
 type apiCall struct {
@@ -92,6 +95,7 @@ func (s *Simulator) routes() {
 	s.mux.HandleFunc("/cgi-bin/get_api_domain_ip", s.serveGetAPIDomainIP)
 	s.mux.HandleFunc("/cgi-bin/message/custom/send", s.serveSendCustomMessage)
 	s.adminRoutes()
+	s.optionRoutes()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -56,6 +56,7 @@ const (
 var ComponentAPIs = []string{
 	APIComponentToken, APIStartPushTicket, APICreatePreAuthCode, APIQueryAuth,
 	APIAuthorizerToken, APIGetAuthorizerInfo, APIGetAuthorizerList, APIClearQuota,
+	APIGetAuthorizerOption, APISetAuthorizerOption,
 }
 
 // Errors of the Go admin methods.
@@ -115,6 +116,8 @@ type authorizer struct {
 	refreshToken string
 	authTime     time.Time
 	token        string // newest authorizer_access_token
+	// options are the api_set_authorizer_option values; absent: 0.
+	options map[string]int
 }
 
 type tokenKind int
