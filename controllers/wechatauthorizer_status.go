@@ -61,6 +61,7 @@ func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
 	s := &a.Status
 	s.ObservedGeneration = a.Generation
 	setStalled(&s.Conditions, a.Generation, run.failure)
+	r.recordAccountSettings(run)
 	if run.authorized != nil {
 		c := *run.authorized
 		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionAuthorized, c.Status, c.Reason, c.Message)
