@@ -237,6 +237,7 @@ type WeChatAuthorizerStatus struct {
 // +kubebuilder:printcolumn:name="Authorized",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Authorized")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Permissions",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="PermissionsGranted")].status`
+// +kubebuilder:printcolumn:name="Options",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="OptionsApplied")].status`
 // +kubebuilder:printcolumn:name="Secret",type=string,priority=1,JSONPath=`.status.tokenSecretName`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type WeChatAuthorizer struct {

@@ -34,7 +34,7 @@ func TestAuthorizerOptionRules(t *testing.T) {
 	if m := get("location_report"); str(m, "option_value") != "2" {
 		t.Fatalf("after setting 2: %v", m)
 	}
-	wantErrcode(t, set("location_report", "3"), 40097)  // out of range
+	wantErrcode(t, set("location_report", "3"), 40097)   // out of range
 	wantErrcode(t, set("customer_service", "01"), 40097) // not a plain number
 	wantErrcode(t, set("no_such_option", "1"), 40097)
 	wantErrcode(t, set("customer_service", 1), 47001) // WeChat takes the value as a string
