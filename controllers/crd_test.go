@@ -140,6 +140,22 @@ var _ = Describe("the generated CRDs on a real API server", func() {
 		Entry("forward.url with user information", func(ns string) client.Object {
 			return forwardingTo(ns, "http://user:secret@shop.team-a.svc/")
 		}, "spec.messages.forward.url", "should match"),
+		Entry("an account option out of WeChat's range", func(ns string) client.Object {
+			a := validAuthorizer(ns)
+			three := int32(3)
+			a.Spec.Options = &wechatv1alpha1.AuthorizerOptions{LocationReport: &three}
+			return a
+		}, "spec.options.locationReport", "should be less than or equal to 2"),
+		Entry("a permission set id below 1", func(ns string) client.Object {
+			a := validAuthorizer(ns)
+			a.Spec.RequiredFuncInfo = []int32{1, 0}
+			return a
+		}, "spec.requiredFuncInfo[1]", "should be greater than or equal to 1"),
+		Entry("a permission set id listed twice", func(ns string) client.Object {
+			a := validAuthorizer(ns)
+			a.Spec.RequiredFuncInfo = []int32{1, 1}
+			return a
+		}, "spec.requiredFuncInfo[1]", "Duplicate value"),
 	)
 
 	It("accepts a timestamp window of up to an hour", func() {
@@ -235,6 +251,6 @@ var _ = Describe("the generated CRDs on a real API server", func() {
 			[]string{"Reason", "Refresh At", "Secret"}),
 		Entry("wechatauthorizers", "wechatauthorizers", func(ns string) client.Object { return validAuthorizer(ns) },
 			[]string{"Name", "AppID", "Nickname", "Ready", "Expires", "Age"},
-			[]string{"Component", "Authorized", "Reason", "Secret"}),
+			[]string{"Component", "Authorized", "Reason", "Permissions", "Options", "Secret"}),
 	)
 })

@@ -50,6 +50,7 @@ type AuthorizerAPI interface {
 	GetAuthorizerInfo(ctx context.Context, componentToken, appID, authorizerAppID string) (wxapi.AuthorizerInfo, error)
 	GetTicket(ctx context.Context, authorizerToken, ticketType string) (wxapi.Ticket, error)
 	AuthorizerLister
+	AuthorizerOptionsAPI
 }
 
 // WeChatAuthorizerReconciler keeps an authorized account's authorizer_access_token fresh
@@ -99,6 +100,11 @@ type authorizerRun struct {
 	waitingMsg     string
 	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
 	tickets        ticketSet     // the API tickets the token Secret serves (spec.tickets)
+
+	// options is OptionsApplied from this reconcile's check (nil: none); optionsWait is how
+	// soon the options are due for a check.
+	options     *metav1.Condition
+	optionsWait time.Duration
 }
 
 // Reconcile: fetch → deletion → gather → decide → act (reconcile) → status, written once.
@@ -121,6 +127,9 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	result, err := r.reconcile(ctx, run)
 	if run.codeWait > 0 && err == nil {
 		result.RequeueAfter = firstRetry(result.RequeueAfter, run.codeWait)
+	}
+	if run.optionsWait > 0 && err == nil {
+		result.RequeueAfter = firstRetry(result.RequeueAfter, run.optionsWait)
 	}
 	r.recordStatus(run)
 	return authorizerStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, r.Clock.Now(), before, a, result, err)
@@ -204,6 +213,7 @@ func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun
 		}
 		r.markAuthorized(run)
 		r.updateInfo(ctx, run, now)
+	r.reconcileOptions(ctx, run, now)
 		return r.reconcileTickets(ctx, run, plan, now, authorizerRequeue(run.refreshAt, a.Status.Info, now))
 	}
 
@@ -226,6 +236,7 @@ func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)
+	r.reconcileOptions(ctx, run, now)
 	return r.reconcileTickets(ctx, run, plan, now, authorizerRequeue(run.refreshAt, a.Status.Info, now))
 }
 

@@ -62,6 +62,7 @@ func (r *WeChatAuthorizerReconciler) recordStatus(run *authorizerRun) {
 	s.ObservedGeneration = a.Generation
 	r.recordTickets(run, now)
 	setStalled(&s.Conditions, a.Generation, run.failure)
+	r.recordAccountSettings(run)
 	if run.authorized != nil {
 		c := *run.authorized
 		setCondition(&s.Conditions, a.Generation, wechatv1alpha1.ConditionAuthorized, c.Status, c.Reason, c.Message)

@@ -183,6 +183,53 @@ const (
 	EventForwardKeyNotOptedIn = ReasonSecretNotOptedIn
 )
 
+// Account options (spec.options) and required permissions (spec.requiredFuncInfo) of a
+// WeChatAuthorizer. Their conditions say nothing about the token: Ready, Reconciling and
+// Stalled (kstatus) ignore them, so a missing permission set does not mark a working
+// token Secret as failed.
+const (
+	// ConditionOptionsApplied (WeChatAuthorizer, with spec.options) is True while WeChat's
+	// values of the options spec sets are spec's, as of status.options.checkedAt; False
+	// with the reason of the last check's failure (an API reason: APIUnauthorized,
+	// APISetUnauthorized, WeChatBusy, InvalidToken, QuotaExceeded, OptionRejected,
+	// WeChatError, ...); Unknown OptionsPending before the first check.
+	ConditionOptionsApplied = "OptionsApplied"
+	// ReasonOptionsInSync (OptionsApplied True): WeChat has spec's values.
+	ReasonOptionsInSync = "OptionsInSync"
+	// ReasonOptionsPending (OptionsApplied Unknown): not checked yet; they are once the
+	// account has a token.
+	ReasonOptionsPending = "OptionsPending"
+	// ReasonAPISetUnauthorized: WeChat answered 61007: the account has not granted the
+	// platform the permission set of this API; its administrator must authorize again,
+	// granting it.
+	ReasonAPISetUnauthorized = "APISetUnauthorized"
+	// ReasonOptionRejected: WeChat rejected the option name or value (40097), e.g. an
+	// option a mini program does not have.
+	ReasonOptionRejected = "OptionRejected"
+
+	// ConditionPermissionsGranted (WeChatAuthorizer, with spec.requiredFuncInfo) is True
+	// while status.info.funcInfo has every id spec.requiredFuncInfo lists.
+	ConditionPermissionsGranted = "PermissionsGranted"
+	// ReasonPermissionsGranted (PermissionsGranted True): every required set is granted.
+	ReasonPermissionsGranted = "AllGranted"
+	// ReasonPermissionsMissing (PermissionsGranted False): the message names the missing ids.
+	ReasonPermissionsMissing = "PermissionsMissing"
+	// ReasonPermissionsUnknown (PermissionsGranted Unknown): api_get_authorizer_info has not
+	// been read yet.
+	ReasonPermissionsUnknown = "InfoNotRead"
+
+	// EventOptionSet (Normal): an option differed from spec (first check, a spec change, or
+	// a change made in WeChat) and was set.
+	EventOptionSet = "OptionSet"
+	// EventOptionsFailed (Warning): a check of the options failed; once per run of failures
+	// with the same reason.
+	EventOptionsFailed = "OptionsFailed"
+	// EventPermissionsMissing (Warning): a required permission set went missing.
+	EventPermissionsMissing = "PermissionsMissing"
+	// EventPermissionsRestored (Normal): every required permission set is granted again.
+	EventPermissionsRestored = "PermissionsRestored"
+)
+
 // AnnotationUsableBy opts a Secret in to being read by the operator for the resources it
 // names. The manager reads a Secret that a spec field names (credentialsSecretRef,
 // refreshTokenSecretRef, messages.forward.hmacKeySecretRef) only when that Secret, in the

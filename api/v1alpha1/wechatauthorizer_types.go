@@ -49,6 +49,27 @@ type WeChatAuthorizerSpec struct {
 	// +optional
 	RefreshTokenSecretRef *SecretKeyReference `json:"refreshTokenSecretRef,omitempty"`
 
+	// Options are account options the operator keeps as set here, like any desired state:
+	// it reads them with api_get_authorizer_option and sets with api_set_authorizer_option
+	// those that differ, at once after a spec change and every 6 hours after, so a change
+	// made in WeChat is put back. An option left unset is not managed. status.options has
+	// what WeChat said, the condition OptionsApplied whether it worked. Official accounts only.
+	// +optional
+	Options *AuthorizerOptions `json:"options,omitempty"`
+
+	// RequiredFuncInfo lists the permission sets (funcscope_category ids: 1 message
+	// management, 2 user management, ...) the platform needs from this account. The
+	// condition PermissionsGranted is False, naming the missing ids, while the account's
+	// func_info (status.info.funcInfo) lacks any of them: the account did not grant it, or
+	// another platform took it (the message management set, for one, can be held by one
+	// platform only), and the account's administrator must authorize the platform again.
+	// Unset: no PermissionsGranted condition.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	RequiredFuncInfo []int32 `json:"requiredFuncInfo,omitempty"`
+
 	// OnUnauthorized says what happens to the token Secret when the account revokes its
 	// authorization: Retain (default) keeps it, DeleteToken removes the token from it.
 	// The WeChatAuthorizer itself is always kept, so a re-authorization resumes it.
@@ -223,7 +244,10 @@ type WeChatAuthorizerStatus struct {
 	// Conditions: Ready (a valid authorizer_access_token is in the token Secret),
 	// Authorized (the account's authorization of the component is in force), TicketsReady
 	// (with spec.tickets: every ticket listed is valid in the token Secret), and kstatus'
-	// Reconciling (work in flight) and Stalled (a human must act).
+	// Reconciling (work in flight) and Stalled (a human must act). With spec.options,
+	// OptionsApplied (WeChat has the options spec sets); with spec.requiredFuncInfo,
+	// PermissionsGranted (the account granted those permission sets). None of these three
+	// affects Ready.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -247,6 +271,10 @@ type WeChatAuthorizerStatus struct {
 	// UnauthorizedAt is when the account revoked its authorization, if it did.
 	// +optional
 	UnauthorizedAt *metav1.Time `json:"unauthorizedAt,omitempty"`
+
+	// Options is what the operator last saw of the options spec.options manages.
+	// +optional
+	Options *AuthorizerOptionsStatus `json:"options,omitempty"`
 
 	// Info is what WeChat says about the account.
 	// +optional
@@ -274,6 +302,8 @@ type WeChatAuthorizerStatus struct {
 // +kubebuilder:printcolumn:name="Component",type=string,priority=1,JSONPath=`.spec.componentRef.name`
 // +kubebuilder:printcolumn:name="Authorized",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Authorized")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Permissions",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="PermissionsGranted")].status`
+// +kubebuilder:printcolumn:name="Options",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="OptionsApplied")].status`
 // +kubebuilder:printcolumn:name="Secret",type=string,priority=1,JSONPath=`.status.tokenSecretName`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type WeChatAuthorizer struct {

@@ -39,6 +39,7 @@ var errMsgs = map[int]string{
 	61004: "access clientip is not registered",
 	61005: "component ticket is expired",
 	61006: "component ticket is invalid",
+	61007: "api is unauthorized to component",
 	61009: "code is invalid",
 	61010: "code is expired",
 	61011: "invalid component",
@@ -66,6 +67,8 @@ type apiRequest struct {
 	RefreshToken       string `json:"authorizer_refresh_token"`
 	Offset             *int   `json:"offset"`
 	Count              *int   `json:"count"`
+	OptionName         string `json:"option_name"`
+	OptionValue        string `json:"option_value"`
 }
 
 type apiCall struct {
@@ -94,6 +97,7 @@ func (s *Simulator) routes() {
 	s.mux.HandleFunc("/cgi-bin/message/custom/send", s.serveSendCustomMessage)
 	s.mux.HandleFunc("/cgi-bin/ticket/getticket", s.serveGetTicket)
 	s.adminRoutes()
+	s.optionRoutes()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -56,6 +56,7 @@ const (
 var ComponentAPIs = []string{
 	APIComponentToken, APIStartPushTicket, APICreatePreAuthCode, APIQueryAuth,
 	APIAuthorizerToken, APIGetAuthorizerInfo, APIGetAuthorizerList, APIClearQuota,
+	APIGetAuthorizerOption, APISetAuthorizerOption,
 }
 
 // Errors of the Go admin methods.
@@ -120,6 +121,8 @@ type authorizer struct {
 	apiTickets map[string]apiTicket
 	usageDay   string
 	usage      map[string]int
+	// options are the api_set_authorizer_option values; absent: 0.
+	options map[string]int
 }
 
 type tokenKind int
