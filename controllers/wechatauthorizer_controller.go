@@ -213,7 +213,7 @@ func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun
 		}
 		r.markAuthorized(run)
 		r.updateInfo(ctx, run, now)
-	r.reconcileOptions(ctx, run, now)
+		r.reconcileOptions(ctx, run, now)
 		return r.reconcileTickets(ctx, run, plan, now, authorizerRequeue(run.refreshAt, a.Status.Info, now))
 	}
 
@@ -397,6 +397,9 @@ func (r *WeChatAuthorizerReconciler) markAuthorized(run *authorizerRun) {
 
 func (r *WeChatAuthorizerReconciler) notAuthorized(run *authorizerRun) (reconcile.Result, error) {
 	a := run.a
+	if discoveredWithoutRefreshToken(a) {
+		return r.refreshTokenMissing(run)
+	}
 	msg := fmt.Sprintf(msgNotAuthorized, a.Spec.AppID, a.Spec.ComponentRef.Name, a.Spec.ComponentRef.Name, a.Namespace)
 	run.authorized = &metav1.Condition{Status: metav1.ConditionFalse, Reason: wechatv1alpha1.ReasonNotAuthorized, Message: msg}
 	run.waiting, run.waitingMsg = wechatv1alpha1.ReasonNotAuthorized, msg

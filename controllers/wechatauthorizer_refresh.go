@@ -44,6 +44,10 @@ func (r *WeChatAuthorizerReconciler) findRefreshToken(ctx context.Context, run *
 		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, wechatv1alpha1.EventRefreshTokenImported, "Import", msgRefreshTokenImported, ref.Name)
 		return nil
 	}
+	// A discovery pass's state Secret or its word that there is no token (wechatauthorizer_discovered.go).
+	if found, err := r.discoveredState(ctx, run); err != nil || found || discoveredWithoutRefreshToken(a) {
+		return err
+	}
 	return r.recoverRefreshToken(ctx, run, "")
 }
 

@@ -32,6 +32,29 @@ const (
 	// absent otherwise. WeChat is called again only after the backoff, or at once when the
 	// credentials Secret or the spec changes.
 	ConditionStalled = "Stalled"
+	// ConditionDiscovered (WeChatComponent, with spec.authorizers.discover) says how the
+	// discovery pass over api_get_authorizer_list went: True once it completed with every
+	// refresh token, False with ReasonRefreshTokensMissing or a failure reason.
+	ConditionDiscovered = "Discovered"
+
+	// ReasonDiscoveryCompleted (Discovered True): every listed account has a WeChatAuthorizer.
+	ReasonDiscoveryCompleted = "DiscoveryCompleted"
+	// ReasonDiscoveryInProgress (Discovered Unknown): the pass is reading the list page by page.
+	ReasonDiscoveryInProgress = "DiscoveryInProgress"
+	// ReasonRefreshTokensMissing (Discovered False): the pass completed, but the list gave no
+	// refresh token for some accounts (the message counts them); it is not read again for them.
+	ReasonRefreshTokensMissing = "RefreshTokensMissing"
+	// ReasonRefreshTokenMissing (WeChatAuthorizer Ready and Authorized False): the discovery
+	// pass found the account without a refresh token; import one or have the account authorize again.
+	ReasonRefreshTokenMissing = "RefreshTokenMissing"
+	// EventAuthorizersDiscovered (Normal, WeChatComponent): a discovery pass completed.
+	EventAuthorizersDiscovered = "AuthorizersDiscovered"
+	// AnnotationRefreshTokenMissing on a WeChatAuthorizer created by a discovery pass, an RFC
+	// 3339 time, says the list gave no refresh token for the account: its controller then waits
+	// (reason RefreshTokenMissing) instead of reading api_get_authorizer_list again. Remove it
+	// to have the controller look the account up in the list once more.
+	AnnotationRefreshTokenMissing = "platform.wechat-operator.dev/refresh-token-missing"
+
 	// ConditionTicketsReady (WeChatAuthorizer, only with spec.tickets) is True while every
 	// ticket spec.tickets lists is in the token Secret and not expired. Its reason on False
 	// is the last failure's (QuotaExceeded, InvalidToken, ...) or WaitingForToken. It does not
@@ -334,6 +357,7 @@ var stallingReadyReasons = map[string]bool{
 	ReasonIPNotWhitelisted:          true,
 	ReasonAPIUnauthorized:           true,
 	ReasonRefreshTokenSecretInvalid: true,
+	ReasonRefreshTokenMissing:       true,
 }
 
 // SetKstatusConditions makes Reconciling and Stalled agree with Ready, for kstatus:

@@ -90,6 +90,20 @@ type AuthorizersPolicy struct {
 	// Template is applied to WeChatAuthorizers created automatically.
 	// +optional
 	Template AuthorizerTemplate `json:"template,omitempty"`
+
+	// Discover, when set, makes the manager read api_get_authorizer_list once and create a
+	// WeChatAuthorizer named "<component>-<authorizer appid>" (with the template) for every
+	// account that authorized this platform and has none yet, keeping the listed refresh
+	// token in its state Secret: a platform moving from an SDK moves its accounts with this
+	// one field. Existing WeChatAuthorizers of listed accounts are left as they are.
+	// The value names the pass: when status.discovery.pass equals it, the pass is done and
+	// nothing more is listed. Set another value (a date, say "2026-12-02") to run another
+	// pass, say after accounts authorized while autoCreate was off. Removing the field
+	// deletes nothing.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	Discover string `json:"discover,omitempty"`
 }
 
 // AuthorizerTemplate is the part of a WeChatAuthorizer that AutoCreate fills in.
@@ -191,6 +205,10 @@ type WeChatComponentStatus struct {
 	// with clear_quota (spec.quota.resetOnExhausted). At most one reset is made per Beijing day.
 	// +optional
 	LastQuotaResetTime *metav1.Time `json:"lastQuotaResetTime,omitempty"`
+
+	// Discovery is the progress and outcome of the last spec.authorizers.discover pass.
+	// +optional
+	Discovery *DiscoveryStatus `json:"discovery,omitempty"`
 }
 
 // WeChatComponent is a WeChat Open Platform third-party platform whose

@@ -262,6 +262,7 @@ func (s *Simulator) adminRoutes() {
 	s.mux.HandleFunc("POST /admin/revoke", s.adminRevoke)
 	s.mux.HandleFunc("POST /admin/push-ticket", s.adminPushTicket)
 	s.mux.HandleFunc("POST /admin/ticket-pushing", s.adminTicketPushing)
+	s.mux.HandleFunc("POST /admin/list-refresh-tokens", s.adminListRefreshTokens)
 	s.mux.HandleFunc("GET /admin/pushes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"pushes": s.Pushes()})
 	})

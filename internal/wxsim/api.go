@@ -474,11 +474,15 @@ func (s *Simulator) apiGetAuthorizerList(call *apiCall) (any, int) {
 	})
 	list := []any{}
 	for i := offset; i < len(all) && i < offset+count; i++ {
-		list = append(list, map[string]any{
+		item := map[string]any{
 			"authorizer_appid": all[i].seed.AppID,
 			"refresh_token":    all[i].refreshToken,
 			"auth_time":        all[i].authTime.Unix(),
-		})
+		}
+		if c.listOmitsRefreshTokens {
+			item["refresh_token"] = ""
+		}
+		list = append(list, item)
 	}
 	return map[string]any{"total_count": len(all), "list": list}, 0
 }

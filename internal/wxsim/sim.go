@@ -107,6 +107,9 @@ type component struct {
 	usage       map[string]int
 	clearMonth  string
 	clears      int
+	// listOmitsRefreshTokens: api_get_authorizer_list answers without refresh_token
+	// (SetListRefreshTokens).
+	listOmitsRefreshTokens bool
 }
 
 type authorizer struct {
