@@ -103,6 +103,11 @@ const (
 	ReasonAuthorizationCodeInvalid = "AuthorizationCodeInvalid"
 	// ReasonRefreshTokenSecretInvalid: spec.refreshTokenSecretRef names a missing Secret or key.
 	ReasonRefreshTokenSecretInvalid = "RefreshTokenSecretInvalid"
+
+	// ReasonAuthorizePageDisabled (status.authorizeLinkRequests[].failureReason): a request of
+	// the authorization start page for a component whose spec.authorizePage is not enabled;
+	// no pre_auth_code was made.
+	ReasonAuthorizePageDisabled = "AuthorizePageDisabled"
 )
 
 // Event reasons. Every Event names its regarding object and carries no token, ticket, code
