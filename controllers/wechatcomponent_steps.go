@@ -28,7 +28,8 @@ import (
 //  2. token: the component_access_token (decideComponentToken, then the call and the Secret);
 //  3. quota reset: a clear_quota an authorizer (or a human) asked for;
 //  4. code exchange: the codes in status.pendingAuthorizationCodes;
-//  5. release-test replies: the 全网发布 test's status.pendingTestReplies.
+//  5. release-test replies: the 全网发布 test's status.pendingTestReplies;
+//  6. authorize links: the start page's status.authorizeLinkRequests (wechatcomponent_authorizelinks.go).
 //
 // Each step returns when it wants to come back; the loop keeps the soonest. A Go error ends
 // the loop (the queue retries it); so does a step that says stop. WeChat calls and writes
@@ -91,7 +92,7 @@ func (r *WeChatComponentReconciler) reconcileSteps(ctx context.Context, c *wecha
 	}
 
 	var result time.Duration
-	for _, step := range []componentStep{r.stepKeys, r.stepToken, r.stepQuotaReset, r.stepCodeExchange, r.stepTestReplies} {
+	for _, step := range []componentStep{r.stepKeys, r.stepToken, r.stepQuotaReset, r.stepCodeExchange, r.stepTestReplies, r.stepAuthorizeLinks} {
 		res, err := step(ctx, run)
 		if err != nil {
 			return run.state, reconcile.Result{}, err
