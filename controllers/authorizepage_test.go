@@ -172,7 +172,8 @@ var _ = Describe("the authorization start page, end to end", func() {
 			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(setupComponentController(mgr, w.reconciler, 1)).To(Succeed())
+		counting := &countingReconciler{key: w.key, inner: w.reconciler}
+		Expect(setupComponentController(mgr, counting, 1)).To(Succeed())
 		mctx, stop := context.WithCancel(ctx)
 		defer stop()
 		go func() {
@@ -213,6 +214,10 @@ var _ = Describe("the authorization start page, end to end", func() {
 			return resp.StatusCode
 		}).Should(Equal(http.StatusNotFound))
 
+		// The manager's first reconcile is over: what follows is woken by the receiver's request.
+		Eventually(counting.done.Load).Should(BeNumerically(">=", 1))
+		settled := counting.done.Load()
+
 		By("fetching the page: one pre_auth_code, within a second or so")
 		began := time.Now()
 		resp, err := http.Get(pageURL)
@@ -222,6 +227,7 @@ var _ = Describe("the authorization start page, end to end", func() {
 		Expect(resp.StatusCode).To(Equal(http.StatusOK), string(body))
 		Expect(time.Since(began)).To(BeNumerically("<", 3*time.Second))
 		Expect(w.preAuthCalls()).To(Equal(1))
+		Expect(counting.done.Load()).To(BeNumerically(">", settled), "the request woke the manager")
 		m := startLinkPattern.FindStringSubmatch(string(body))
 		Expect(m).NotTo(BeNil(), string(body))
 		link := html.UnescapeString(m[1])
