@@ -68,7 +68,9 @@ func (w *world) linkRequest(id string) *wechatv1alpha1.AuthorizeLinkRequest {
 	return nil
 }
 
-func (w *world) preAuthCalls() int { return w.sim.Calls(wxapi.APICreatePreAuthCode, testComponentAppID) }
+func (w *world) preAuthCalls() int {
+	return w.sim.Calls(wxapi.APICreatePreAuthCode, testComponentAppID)
+}
 
 var _ = Describe("the authorization start page's requests", func() {
 	var w *world

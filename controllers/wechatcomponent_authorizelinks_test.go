@@ -37,7 +37,7 @@ func TestDecideLinkRequest(t *testing.T) {
 		"a request dated a little ahead (clock skew) is answered": {func(in *linkInput) { in.request.RequestedAt = at(2 * time.Second) }, linkCall, ""},
 		"a disabled page gets no code":                            {func(in *linkInput) { in.enabled = false }, linkFail, wechatv1alpha1.ReasonAuthorizePageDisabled},
 		"no component token, no call":                             {func(in *linkInput) { in.tokenValid = false }, linkFail, wechatv1alpha1.ReasonComponentNotReady},
-		"disabled wins over no token":                              {func(in *linkInput) { in.enabled, in.tokenValid = false, false }, linkFail, wechatv1alpha1.ReasonAuthorizePageDisabled},
+		"disabled wins over no token":                             {func(in *linkInput) { in.enabled, in.tokenValid = false, false }, linkFail, wechatv1alpha1.ReasonAuthorizePageDisabled},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

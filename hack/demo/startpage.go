@@ -65,11 +65,14 @@ func (d *demo) followRedirect(ctx context.Context, u string) (string, error) {
 	return title, nil
 }
 
-var preAuthCodeParam = regexp.MustCompile(`pre_auth_code=[^&]*`)
+var (
+	preAuthCodeParam = regexp.MustCompile(`pre_auth_code=[^&]*`)
+	stateParam       = regexp.MustCompile(`state%3D[^&]*`)
+)
 
-// redactPreAuthCode keeps the single-use code out of the demo's output.
+// redactPreAuthCode keeps the single-use code and the landing page's state out of the output.
 func redactPreAuthCode(link string) string {
-	return preAuthCodeParam.ReplaceAllString(link, "pre_auth_code=…")
+	return stateParam.ReplaceAllString(preAuthCodeParam.ReplaceAllString(link, "pre_auth_code=…"), "state%3D…")
 }
 
 func httpGet(ctx context.Context, u, userAgent string) (int, string, error) {
