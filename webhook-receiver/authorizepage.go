@@ -63,8 +63,11 @@ const (
 	retryAfterSeconds   = "10"
 )
 
-// resultAuthorizeShown: the start page showed a link (the other results are the pushes').
-const resultAuthorizeShown = "shown"
+// Results of the start page (besides rejected, unknown, rate_limited and persist_error).
+const (
+	resultAuthorizeShown = "shown"     // a link was shown
+	resultNoAnswer       = "no_answer" // the manager did not answer in time, or could not make a code: 503
+)
 
 var (
 	// hostPattern is what the page accepts as the Host it derives the redirect URI from.
@@ -285,10 +288,10 @@ func (s *Server) fetchPreAuthCode(ctx context.Context, key types.NamespacedName,
 	}()
 	answer, err := s.waitForAnswer(ctx, key, id, wake)
 	if err != nil {
-		return "", time.Time{}, authorizeAnswer{http.StatusServiceUnavailable, pageStartNoAnswer, resultPersistError, "the manager did not answer in time"}
+		return "", time.Time{}, authorizeAnswer{http.StatusServiceUnavailable, pageStartNoAnswer, resultNoAnswer, "the manager did not answer in time"}
 	}
 	if answer.FailureReason != "" || answer.SealedPreAuthCode == "" || answer.ExpiresAt == nil {
-		return "", time.Time{}, authorizeAnswer{http.StatusServiceUnavailable, pageStartNoAnswer, resultPersistError, "the manager could not make a link: " + answer.FailureReason}
+		return "", time.Time{}, authorizeAnswer{http.StatusServiceUnavailable, pageStartNoAnswer, resultNoAnswer, "the manager could not make a link: " + answer.FailureReason}
 	}
 	code, err := authlink.Open(keys.sealKey, key.Namespace, key.Name, id, answer.SealedPreAuthCode)
 	if err != nil {

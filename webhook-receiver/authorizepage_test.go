@@ -285,6 +285,9 @@ func TestTheStartPageAnswers503WhenTheManagerDoesNot(t *testing.T) {
 	if reqs := e.component().Status.AuthorizeLinkRequests; len(reqs) != 0 {
 		t.Fatalf("the unanswered request stays in status: %+v", reqs)
 	}
+	if n := e.pushes("authorize_page", resultNoAnswer); n != 1 {
+		t.Fatalf("authorize_page no_answer = %v, want 1 (not persist_error: nothing failed to persist)", n)
+	}
 
 	// A failure answer is shown at once, not after the timeout.
 	e.runFakeManager("", wechatv1alpha1.ReasonWeChatBusy)
