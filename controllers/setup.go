@@ -69,6 +69,7 @@ var componentChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent)
 		!equality.Semantic.DeepEqual(oldC.Status.VerifyTicket, newC.Status.VerifyTicket) ||
 		len(newC.Status.PendingAuthorizationCodes) > len(oldC.Status.PendingAuthorizationCodes) ||
 		newTestReply(oldC.Status.PendingTestReplies, newC.Status.PendingTestReplies) ||
+		newLinkRequest(oldC.Status.AuthorizeLinkRequests, newC.Status.AuthorizeLinkRequests) ||
 		!equality.Semantic.DeepEqual(oldC.Annotations, newC.Annotations) ||
 		!newC.DeletionTimestamp.IsZero()
 })

@@ -93,6 +93,7 @@ func rebaseComponentStatus(before, mine, latest *wechatv1alpha1.WeChatComponentS
 		func(c wechatv1alpha1.AuthorizationCode) string { return c.Code })
 	merged.PendingTestReplies = unconsumed(before.PendingTestReplies, mine.PendingTestReplies, latest.PendingTestReplies,
 		func(t wechatv1alpha1.TestReply) string { return t.Code })
+	merged.AuthorizeLinkRequests = rebaseLinkRequests(before.AuthorizeLinkRequests, mine.AuthorizeLinkRequests, latest.AuthorizeLinkRequests)
 	return merged
 }
 

@@ -85,6 +85,7 @@ type WeChatComponentReconciler struct {
 	budgetOnce    sync.Once
 	quota         quotaMemory
 	retries       retryMemory
+	links         linkBudget
 }
 
 // Reconcile: fetch → deletion → gather and the steps (reconcileSteps) → status, written once.

@@ -29,7 +29,9 @@ import (
 //  3. quota reset: a clear_quota an authorizer (or a human) asked for;
 //  4. code exchange: the codes in status.pendingAuthorizationCodes;
 //  5. release-test replies: the 全网发布 test's status.pendingTestReplies;
-//  6. discovery: one page of a spec.authorizers.discover pass (wechatcomponent_discovery.go).
+//  6. authorize links: the start page's status.authorizeLinkRequests (wechatcomponent_authorizelinks.go),
+//     before discovery, whose page of up to 500 creations would keep a visitor waiting;
+//  7. discovery: one page of a spec.authorizers.discover pass (wechatcomponent_discovery.go).
 //
 // Each step returns when it wants to come back; the loop keeps the soonest. A Go error ends
 // the loop (the queue retries it); so does a step that says stop. WeChat calls and writes
@@ -92,7 +94,7 @@ func (r *WeChatComponentReconciler) reconcileSteps(ctx context.Context, c *wecha
 	}
 
 	var result time.Duration
-	for _, step := range []componentStep{r.stepKeys, r.stepToken, r.stepQuotaReset, r.stepCodeExchange, r.stepTestReplies, r.stepDiscovery} {
+	for _, step := range []componentStep{r.stepKeys, r.stepToken, r.stepQuotaReset, r.stepCodeExchange, r.stepTestReplies, r.stepAuthorizeLinks, r.stepDiscovery} {
 		res, err := step(ctx, run)
 		if err != nil {
 			return run.state, reconcile.Result{}, err

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authlink"
 	"github.com/wechat-operator/wechat-operator/internal/authstate"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	"github.com/wechat-operator/wechat-operator/internal/wxcrypto"
@@ -36,6 +37,7 @@ type componentKeys struct {
 	crypter   *wxcrypto.Crypter
 	window    time.Duration
 	stateKey  []byte // checks the state of authorization links (internal/authstate)
+	sealKey   []byte // opens the start page's pre_auth_codes (internal/authlink)
 	// keyring is the keyring Secret's data as lookup read it, so that a message's forwarding
 	// key comes from the same read. Read only (in production, the cache's own map).
 	keyring map[string][]byte
@@ -117,6 +119,7 @@ type cachedCrypter struct {
 	appID, token, aesKey string
 	crypter              *wxcrypto.Crypter
 	stateKey             []byte
+	sealKey              []byte
 }
 
 // lookup is a component's keys, with a deep copy of the component that the caller may modify.
@@ -153,7 +156,7 @@ func (k *keyStore) lookupComponent(ctx context.Context, namespace, name string, 
 	if err != nil {
 		return nil, errUnknownComponent
 	}
-	return &componentKeys{component: component, crypter: cached.crypter, stateKey: cached.stateKey,
+	return &componentKeys{component: component, crypter: cached.crypter, stateKey: cached.stateKey, sealKey: cached.sealKey,
 		window: timestampWindow(component, k.defaultWindow), keyring: ring}, nil
 }
 
@@ -180,7 +183,8 @@ func (k *keyStore) crypter(key, appID, token, aesKey string) (cachedCrypter, err
 	if k.crypters == nil {
 		k.crypters = map[string]cachedCrypter{}
 	}
-	c := cachedCrypter{appID: appID, token: token, aesKey: aesKey, crypter: crypter, stateKey: authstate.Key(token, aesKey)}
+	c := cachedCrypter{appID: appID, token: token, aesKey: aesKey, crypter: crypter, stateKey: authstate.Key(token, aesKey),
+		sealKey: authlink.SealKey(token, aesKey)}
 	k.crypters[key] = c
 	return c, nil
 }

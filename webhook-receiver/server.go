@@ -12,6 +12,7 @@ SPDX-License-Identifier: Apache-2.0
 package receiver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,16 @@ type Options struct {
 	// per component (DefaultRedirectRate, DefaultRedirectBurst if 0).
 	RedirectRate  time.Duration
 	RedirectBurst int
+	// The authorization start page (authorizepage.go): how long a visit waits for the
+	// manager (DefaultAuthorizePageTimeout if 0); visits per component and per client IP
+	// (the Default… values if 0); and the request header holding the client's IP, set by the
+	// Ingress (X-Real-IP, X-Forwarded-For), "" for the connection's peer.
+	AuthorizePageTimeout     time.Duration
+	AuthorizePageRate        time.Duration
+	AuthorizePageBurst       int
+	AuthorizePageClientRate  time.Duration
+	AuthorizePageClientBurst int
+	ClientIPHeader           string
 }
 
 // Server handles WeChat's pushes.
@@ -115,6 +126,12 @@ type Server struct {
 	rejectLog         *rejectLogSampler
 	redirectLimits    *componentLimiter
 	forwardPolicy     *forwardPolicy
+	// the authorization start page
+	startTimeout   time.Duration
+	startLimits    *componentLimiter
+	startClients   *componentLimiter
+	clientIPHeader string
+	linkWaiters    linkWaiters
 }
 
 // New returns a Server.
@@ -141,6 +158,9 @@ func New(opts Options) *Server {
 	if opts.ForwardTimeout <= 0 {
 		opts.ForwardTimeout = DefaultForwardTimeout
 	}
+	if opts.AuthorizePageTimeout <= 0 {
+		opts.AuthorizePageTimeout = DefaultAuthorizePageTimeout
+	}
 	policy := newForwardPolicy(opts.ClusterDomain, opts.ForwardAllowedHosts)
 	if opts.ForwardClient == nil {
 		opts.ForwardClient = newForwardClient(policy.allowsLoopback())
@@ -163,6 +183,12 @@ func New(opts Options) *Server {
 		rejectLog:      newRejectLogSampler(opts.Clock),
 		redirectLimits: newComponentLimiter(opts.Clock, opts.RedirectRate, opts.RedirectBurst),
 		forwardPolicy:  policy,
+		startTimeout:   opts.AuthorizePageTimeout,
+		startLimits: newComponentLimiter(opts.Clock, cmp.Or(opts.AuthorizePageRate, DefaultAuthorizePageRate),
+			cmp.Or(opts.AuthorizePageBurst, DefaultAuthorizePageBurst)),
+		startClients: newComponentLimiter(opts.Clock, cmp.Or(opts.AuthorizePageClientRate, DefaultAuthorizePageClientRate),
+			cmp.Or(opts.AuthorizePageClientBurst, DefaultAuthorizePageClientBurst)),
+		clientIPHeader: opts.ClientIPHeader,
 	}
 }
 
@@ -171,11 +197,13 @@ func New(opts Options) *Server {
 //	POST /wechat/{namespace}/{component}/events                     the platform's 授权事件接收URL
 //	POST /wechat/{namespace}/{component}/messages/{authorizerAppID} its 消息与事件接收URL ($APPID$)
 //	GET  /wechat/{namespace}/{component}/authorized                 the redirect_uri of authorization links
+//	GET  /wechat/{namespace}/{component}/authorize                  the authorization start page (spec.authorizePage)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /wechat/{namespace}/{component}/events", s.handleEvents)
 	mux.HandleFunc("POST /wechat/{namespace}/{component}/messages/{authorizerAppID}", s.handleMessages)
 	mux.HandleFunc("GET /wechat/{namespace}/{component}/authorized", s.handleAuthorized)
+	mux.HandleFunc("GET /wechat/{namespace}/{component}/authorize", s.handleAuthorize)
 	return mux
 }
 

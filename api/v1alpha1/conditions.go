@@ -148,6 +148,15 @@ const (
 	ReasonAuthorizationCodeInvalid = "AuthorizationCodeInvalid"
 	// ReasonRefreshTokenSecretInvalid: spec.refreshTokenSecretRef names a missing Secret or key.
 	ReasonRefreshTokenSecretInvalid = "RefreshTokenSecretInvalid"
+
+	// ReasonAuthorizePageDisabled (status.authorizeLinkRequests[].failureReason): a request of
+	// the authorization start page for a component whose spec.authorizePage is not enabled;
+	// no pre_auth_code was made.
+	ReasonAuthorizePageDisabled = "AuthorizePageDisabled"
+	// ReasonAuthorizeLinksThrottled (status.authorizeLinkRequests[].failureReason): more visits
+	// of the authorization start page than the manager's budget of api_create_preauthcode
+	// calls per component allows, or a recent failure of that call is backing off.
+	ReasonAuthorizeLinksThrottled = "AuthorizeLinksThrottled"
 )
 
 // Event reasons. Every Event names its regarding object and carries no token, ticket, code

@@ -53,6 +53,11 @@ type WeChatComponentSpec struct {
 	// WeChat's 全网发布 test, and the default forwarding target.
 	// +optional
 	Messages ComponentMessages `json:"messages,omitempty"`
+
+	// AuthorizePage configures the authorization start page the receiver serves at
+	// /wechat/<namespace>/<name>/authorize (off unless enabled; see docs/authorization.md).
+	// +optional
+	AuthorizePage AuthorizePage `json:"authorizePage,omitempty"`
 }
 
 // CredentialsSecretReference names the credentials Secret and, optionally, its key names.
@@ -197,6 +202,14 @@ type WeChatComponentStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	PendingTestReplies []TestReply `json:"pendingTestReplies,omitempty"`
+
+	// AuthorizeLinkRequests are visits of the authorization start page (spec.authorizePage)
+	// waiting for a pre_auth_code: the receiver records each, the manager answers it within a
+	// second with the code sealed, and the receiver removes it once shown.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	AuthorizeLinkRequests []AuthorizeLinkRequest `json:"authorizeLinkRequests,omitempty"`
 
 	// TokenStatus: where the token is, until when, and how its refreshes went.
 	TokenStatus `json:",inline"`

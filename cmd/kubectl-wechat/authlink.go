@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/authlink"
 	"github.com/wechat-operator/wechat-operator/internal/authstate"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
 )
@@ -264,21 +265,7 @@ func signedRedirectURI(ctx context.Context, c client.Client, comp *wechatv1alpha
 	if token == "" || aesKey == "" {
 		return "", fmt.Errorf("the credentials Secret %q lacks %s or %s: the link's state is signed with the platform's Token and EncodingAESKey", ref.Name, tokenKey, aesKeyKey)
 	}
-	state, err := authstate.Sign(authstate.Key(token, aesKey), comp.Namespace, comp.Name, expires)
-	if err != nil {
-		return "", err
-	}
-	u, err := url.Parse(redirectURI)
-	if err != nil {
-		return "", err
-	}
-	param := authstate.Param + "=" + url.QueryEscape(state)
-	if u.RawQuery == "" {
-		u.RawQuery = param
-	} else {
-		u.RawQuery += "&" + param
-	}
-	return u.String(), nil
+	return authlink.WithState(redirectURI, authstate.Key(token, aesKey), comp.Namespace, comp.Name, expires)
 }
 
 // weChatError adds what to do to the errors a user can do something about. wxapi errors

@@ -49,6 +49,8 @@ func main() {
 		fwdTimeout   = flag.Duration("forward-timeout", receiver.DefaultForwardTimeout, "how long an app may take to answer a forwarded message before WeChat gets \"success\" (a target's spec.messages.forward.timeout may say less; at most 4s)")
 		fwdHosts     = flag.String("forward-allowed-hosts", "", "comma-separated hosts that spec.messages.forward.url may name besides in-cluster Services (<service>.<namespace>.svc); an entry starting with \".\" allows a domain (\".apps.internal\"). Messages to other hosts are not forwarded")
 		clusterDom   = flag.String("cluster-domain", receiver.DefaultClusterDomain, "the cluster's DNS domain: forwarding URLs may name <service>.<namespace>.svc.<cluster-domain>")
+		startTimeout = flag.Duration("authorize-page-timeout", receiver.DefaultAuthorizePageTimeout, "how long the authorization start page (spec.authorizePage) waits for the manager's pre_auth_code before it answers 503 with Retry-After; at most 8s")
+		clientIPHdr  = flag.String("client-ip-header", "", "request header the Ingress sets to the client's IP (X-Real-IP, or X-Forwarded-For whose last entry is used), for the start page's per-client rate limit; empty: the connection's peer address. Set it only behind a proxy that overwrites the header")
 		zapOptions   = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -61,6 +63,9 @@ func main() {
 			"Authorization links may redirect to GET /wechat/{namespace}/{component}/authorized (a landing page\n"+
 			"that records the authorization code and never shows it); it takes codes only from links whose\n"+
 			"redirect_uri carries the signed state that `kubectl wechat auth-link` adds (docs/authorization.md).\n"+
+			"With a component's spec.authorizePage.enabled it serves GET /wechat/{namespace}/{component}/authorize, an\n"+
+			"authorization start page with a fresh single-use link that the manager makes (register the host as the\n"+
+			"platform's 授权发起页域名); rate-limited per client and per component.\n"+
 			"It needs a kubeconfig (--kubeconfig, $KUBECONFIG or the in-cluster config).\n\nFlags:\n", filepath.Base(os.Args[0]))
 		flag.PrintDefaults()
 	}
@@ -69,6 +74,10 @@ func main() {
 	log := ctrl.Log.WithName("webhook-receiver")
 	if *operatorNS == "" {
 		log.Error(nil, "the operator namespace is unknown: set --operator-namespace or $POD_NAMESPACE")
+		os.Exit(2)
+	}
+	if *startTimeout <= 0 || *startTimeout > 8*time.Second {
+		log.Error(nil, "--authorize-page-timeout must be positive and at most 8s (the HTTP write timeout is 10s)")
 		os.Exit(2)
 	}
 	if *window <= 0 || *window > receiver.MaxTimestampWindow {
@@ -96,19 +105,21 @@ func main() {
 		os.Exit(1)
 	}
 	srv := receiver.New(receiver.Options{
-		Reader:              c.GetCache(),
-		AuthorizersIndexed:  true,
-		APIReader:           c.GetAPIReader(),
-		Client:              c.GetClient(),
-		Keyring:             keyringKey,
-		TimestampWindow:     *window,
-		MaxBodyBytes:        *maxBody,
-		ForwardTimeout:      *fwdTimeout,
-		ForwardAllowedHosts: strings.Split(*fwdHosts, ","),
-		ClusterDomain:       *clusterDom,
-		Metrics:             receiver.DefaultMetrics(metrics.Registry),
-		Recorder:            c.GetEventRecorder("wechat-webhook-receiver"),
-		Logger:              log,
+		Reader:               c.GetCache(),
+		AuthorizersIndexed:   true,
+		APIReader:            c.GetAPIReader(),
+		Client:               c.GetClient(),
+		Keyring:              keyringKey,
+		TimestampWindow:      *window,
+		MaxBodyBytes:         *maxBody,
+		ForwardTimeout:       *fwdTimeout,
+		ForwardAllowedHosts:  strings.Split(*fwdHosts, ","),
+		ClusterDomain:        *clusterDom,
+		Metrics:              receiver.DefaultMetrics(metrics.Registry),
+		Recorder:             c.GetEventRecorder("wechat-webhook-receiver"),
+		Logger:               log,
+		AuthorizePageTimeout: *startTimeout,
+		ClientIPHeader:       *clientIPHdr,
 	})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -134,6 +145,15 @@ func main() {
 	}
 	if err != nil {
 		log.Error(err, "unable to watch the keyring")
+		os.Exit(1)
+	}
+	// The start page's visits wake when the manager's answer arrives.
+	components, err := c.GetCache().GetInformer(ctx, &wechatv1alpha1.WeChatComponent{})
+	if err == nil {
+		err = srv.WatchComponents(components)
+	}
+	if err != nil {
+		log.Error(err, "unable to watch WeChatComponents")
 		os.Exit(1)
 	}
 

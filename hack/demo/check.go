@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -48,41 +47,29 @@ func (o *observer) advance(ctx context.Context) error {
 	return nil
 }
 
-// authorize plays a platform's web page and the account's administrator: create a
-// pre_auth_code with the component token from the Secret (as the platform's app would),
-// then have the simulator's "user" approve the authorization, which pushes `authorized`
-// to the receiver.
+// authorize plays the account's administrator: open the receiver's authorization start
+// page (which gets a fresh pre_auth_code from the manager), click its link in the simulator,
+// which pushes `authorized` to the receiver, and follow WeChat's redirect to the landing page.
 func (o *observer) authorize(ctx context.Context) error {
 	d := o.d
 	s := d.samples
-	status, body, err := httpJSON(ctx, "POST", d.simURL+"/cgi-bin/component/api_create_preauthcode?component_access_token="+url.QueryEscape(o.component.last.token),
-		map[string]string{"component_appid": s.componentAppID})
+	step("an account authorizes the platform: %s (%s) → %s, through the receiver's start page", s.authorizerAppID, "Demo Coffee", s.componentName)
+	link, err := d.fetchStartPage(ctx)
 	if err != nil {
 		return err
 	}
-	var pre struct {
-		PreAuthCode string `json:"pre_auth_code"`
-		ErrCode     int    `json:"errcode"`
-		ErrMsg      string `json:"errmsg"`
-	}
-	if err := json.Unmarshal(body, &pre); err != nil || status != http.StatusOK || pre.PreAuthCode == "" {
-		return fmt.Errorf("api_create_preauthcode: HTTP %d errcode %d %s", status, pre.ErrCode, pre.ErrMsg)
-	}
-	step("an account authorizes the platform: %s (%s) → %s", s.authorizerAppID, "Demo Coffee", s.componentName)
-	info("the platform's page created a pre_auth_code with the component token from Secret %s and links to", o.component.secret)
-	info("https://mp.weixin.qq.com/cgi-bin/componentloginpage?component_appid=%s&pre_auth_code=…&redirect_uri=…&auth_type=3", s.componentAppID)
-	status, body, err = d.simPost(ctx, "/admin/authorize", map[string]any{
-		"component_appid":  s.componentAppID,
+	status, body, err := d.simPost(ctx, "/admin/open-link", map[string]any{
+		"link":             link,
+		"referer":          d.startPageURL(),
 		"authorizer_appid": s.authorizerAppID,
-		"pre_auth_code":    pre.PreAuthCode,
-		"redirect_uri":     "https://platform.example/wechat/authorized",
 	})
 	if err != nil {
 		return err
 	}
 	var res struct {
-		InfoType string `json:"info_type"`
-		Push     struct {
+		InfoType    string `json:"info_type"`
+		RedirectURL string `json:"redirect_url"`
+		Push        struct {
 			Delivered bool   `json:"delivered"`
 			Attempts  int    `json:"attempts"`
 			LastError string `json:"last_error"`
@@ -91,7 +78,12 @@ func (o *observer) authorize(ctx context.Context) error {
 	}
 	_ = json.Unmarshal(body, &res)
 	if status != http.StatusOK {
-		return fmt.Errorf("/admin/authorize: HTTP %d: %s", status, res.Error)
+		return fmt.Errorf("/admin/open-link: HTTP %d: %s", status, res.Error)
+	}
+	if title, err := d.followRedirect(ctx, res.RedirectURL); err != nil {
+		o.event("WeChat's redirect to the receiver's landing page failed: %v", err)
+	} else {
+		info("WeChat redirected the browser to the receiver's landing page: %q", title)
 	}
 	o.authorized = true
 	o.authorizePush = res.Push.Delivered

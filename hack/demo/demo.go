@@ -40,6 +40,8 @@ type demo struct {
 
 	samples *samples
 	simURL  string
+	// receiverBase is the receiver's public address (http://127.0.0.1:port).
+	receiverBase string
 	// managerMetrics is the manager's /metrics URL, where the demo sees which controllers run.
 	managerMetrics string
 

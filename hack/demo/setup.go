@@ -133,6 +133,7 @@ func (d *demo) startProcesses(ctx context.Context) error {
 	}
 	simPort, recvPort, recvInternal, mgrMetrics, mgrProbe := ports[0], ports[1], ports[2], ports[3], ports[4]
 	d.simURL = fmt.Sprintf("http://127.0.0.1:%d", simPort)
+	d.receiverBase = fmt.Sprintf("http://127.0.0.1:%d", recvPort)
 	d.managerMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", mgrMetrics)
 	receiverURL := fmt.Sprintf("http://127.0.0.1:%d/wechat/%s/%s/events", recvPort, o.namespace, d.samples.componentName)
 

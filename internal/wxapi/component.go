@@ -9,9 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"time"
+
+	"github.com/wechat-operator/wechat-operator/internal/authlink"
 )
 
 // Endpoint names, as they appear in WeChat's paths
@@ -408,59 +408,18 @@ func (c *Client) ClearQuota(ctx context.Context, componentToken, appID string) e
 	return c.call(ctx, epClearQuota, componentToken, req, &resp, redactor{componentToken})
 }
 
-// AuthType selects which accounts an authorization link offers.
-type AuthType int
+// The authorization link lives in internal/authlink, shared with the receiver's start
+// page (which must not import this client); these names keep this package's callers.
+type (
+	// AuthType selects which accounts an authorization link offers.
+	AuthType = authlink.AuthType
+	// AuthorizationLink describes the page an account administrator opens to authorize the component.
+	AuthorizationLink = authlink.Link
+)
 
 // Authorization link account kinds.
 const (
-	AuthTypeOfficialAccount AuthType = 1
-	AuthTypeMiniProgram     AuthType = 2
-	AuthTypeBoth            AuthType = 3
+	AuthTypeOfficialAccount = authlink.AuthTypeOfficialAccount
+	AuthTypeMiniProgram     = authlink.AuthTypeMiniProgram
+	AuthTypeBoth            = authlink.AuthTypeBoth
 )
-
-// AuthorizationLink describes the page an account administrator opens to
-// authorize the component.
-type AuthorizationLink struct {
-	ComponentAppID string
-	PreAuthCode    string
-	RedirectURI    string
-	AuthType       AuthType // 0 omits auth_type
-	BizAppID       string   // optional: restrict to one account
-}
-
-// PCURL returns the desktop (QR code) authorization page URL.
-func (l AuthorizationLink) PCURL() string {
-	return "https://mp.weixin.qq.com/cgi-bin/componentloginpage?" + l.query(false)
-}
-
-// MobileURL returns the in-WeChat authorization page URL.
-func (l AuthorizationLink) MobileURL() string {
-	return "https://mp.weixin.qq.com/safe/bindcomponent?" + l.query(true) + "#wechat_redirect"
-}
-
-func (l AuthorizationLink) query(mobile bool) string {
-	// Parameters in WeChat's documented order (url.Values would sort them).
-	var b []byte
-	add := func(k, v string) {
-		if len(b) > 0 {
-			b = append(b, '&')
-		}
-		b = append(b, k...)
-		b = append(b, '=')
-		b = append(b, url.QueryEscape(v)...)
-	}
-	if mobile {
-		add("action", "bindcomponent")
-		add("no_scan", "1")
-	}
-	add("component_appid", l.ComponentAppID)
-	add("pre_auth_code", l.PreAuthCode)
-	add("redirect_uri", l.RedirectURI)
-	if l.AuthType != 0 {
-		add("auth_type", strconv.Itoa(int(l.AuthType)))
-	}
-	if l.BizAppID != "" {
-		add("biz_appid", l.BizAppID)
-	}
-	return string(b)
-}

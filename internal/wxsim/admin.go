@@ -259,6 +259,7 @@ func (s *Simulator) adminRoutes() {
 	s.mux.HandleFunc("POST /admin/components", s.adminPutComponent)
 	s.mux.HandleFunc("POST /admin/authorizers", s.adminPutAuthorizer)
 	s.mux.HandleFunc("POST /admin/authorize", s.adminAuthorize)
+	s.mux.HandleFunc("POST /admin/open-link", s.adminOpenLink)
 	s.mux.HandleFunc("POST /admin/revoke", s.adminRevoke)
 	s.mux.HandleFunc("POST /admin/push-ticket", s.adminPushTicket)
 	s.mux.HandleFunc("POST /admin/ticket-pushing", s.adminTicketPushing)

@@ -97,6 +97,9 @@ var _ = Describe("the admission policy on the webhook receiver's writes", Ordere
 			return map[string]any{"pendingTestReplies": []any{map[string]any{"authorizerAppID": "wx1", "toUser": "o",
 				"code": "c", "receivedAt": now(), "expiresAt": now()}}}
 		}),
+		Entry("a start page request", "WeChatComponent", func() map[string]any {
+			return map[string]any{"authorizeLinkRequests": []any{map[string]any{"id": "request-0123456789ab", "requestedAt": now()}}}
+		}),
 		Entry("an authorization code", "WeChatAuthorizer", func() map[string]any {
 			return map[string]any{"authorizationCode": map[string]any{"code": "c", "expiresAt": now()}}
 		}),
