@@ -247,7 +247,13 @@ func (s *Server) processAuthorize(r *http.Request, key types.NamespacedName) aut
 		return a
 	}
 	// The state is signed before the page is shown: the landing page takes the code only then.
-	redirect, err := authlink.WithState(redirectURI, keys.stateKey, key.Namespace, key.Name, s.clock.Now().Add(authstate.DefaultLifetime).Truncate(time.Second))
+	// The state lives as long as the code in its link, not the hour of an operator-made one.
+	stateExpires := expiresAt
+	if limit := s.clock.Now().Add(authstate.DefaultLifetime); stateExpires.After(limit) {
+		stateExpires = limit
+	}
+	stateExpires = stateExpires.Truncate(time.Second)
+	redirect, err := authlink.WithState(redirectURI, keys.stateKey, key.Namespace, key.Name, stateExpires)
 	if err != nil {
 		return authorizeAnswer{http.StatusServiceUnavailable, pageStartNoAnswer, resultRejected, "the redirect URI: " + err.Error()}
 	}
@@ -392,25 +398,39 @@ func mobileUserAgent(ua string) bool {
 	return false
 }
 
-// clientIP is the client's address: from the trusted header (Options.ClientIPHeader, set by
-// the Ingress) when it holds an IP, else the connection's peer. Of a list (X-Forwarded-For),
-// the last entry, the one the nearest proxy added.
+// clientIP is the client's rate-limit key: its address from the trusted header
+// (Options.ClientIPHeader, set by the Ingress) when that holds an IP, else the connection's
+// peer. Of a list (X-Forwarded-For, in one line or several), the last entry: the one the
+// nearest proxy added, which a client cannot forge. An IPv6 address counts by its /64, the
+// smallest block one subscriber is given, so one client cannot be many.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.clientIPHeader != "" {
-		if v := r.Header.Get(s.clientIPHeader); v != "" {
+		if lines := r.Header.Values(s.clientIPHeader); len(lines) > 0 {
+			v := lines[len(lines)-1]
 			if i := strings.LastIndexByte(v, ','); i >= 0 {
 				v = v[i+1:]
 			}
 			if ip := net.ParseIP(strings.TrimSpace(v)); ip != nil {
-				return ip.String()
+				return clientKey(ip)
 			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return clientKey(ip)
 	}
 	return host
+}
+
+// clientKey is an IPv4 address, or an IPv6 address's /64.
+func clientKey(ip net.IP) string {
+	if ip.To4() != nil {
+		return ip.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // linkWaiters wakes the visits waiting for their request's answer.

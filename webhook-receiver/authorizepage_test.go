@@ -177,8 +177,13 @@ func TestTheStartPageShowsAFreshLinkFromTheManager(t *testing.T) {
 		if err != nil || redirect.Host != strings.TrimPrefix(e.url, "http://") || redirect.Path != "/wechat/"+tNamespace+"/"+tComponent+"/authorized" {
 			t.Fatalf("%s link redirect_uri %q: want the landing page on the host the page was opened on", name, q.Get("redirect_uri"))
 		}
-		if _, err := authstate.Verify(authstate.Key(tToken, tAESKey), tNamespace, tComponent, redirect.Query().Get(authstate.Param), e.clock.Now()); err != nil {
+		expires, err := authstate.Verify(authstate.Key(tToken, tAESKey), tNamespace, tComponent, redirect.Query().Get(authstate.Param), e.clock.Now())
+		if err != nil {
 			t.Fatalf("%s link: the landing page would refuse its state: %v", name, err)
+		}
+		// The fake manager's code lasts 10 minutes; the state no longer than that.
+		if !expires.Equal(e.clock.Now().Add(10 * time.Minute).Truncate(time.Second)) {
+			t.Fatalf("%s link: the state expires at %s, want with the pre_auth_code (10 minutes)", name, expires)
 		}
 	}
 	for k, want := range map[string]string{
@@ -266,6 +271,30 @@ func TestTheStartPageIsRateLimitedPerClientAndPerComponent(t *testing.T) {
 	e.clock.Step(time.Minute)
 	if got := e.start("", from("203.0.113.7")); got.code != http.StatusOK {
 		t.Fatalf("a minute later: HTTP %d", got.code)
+	}
+}
+
+func TestTheStartPageKeysClientsByTheNearestProxysEntry(t *testing.T) {
+	s := &Server{clientIPHeader: "X-Forwarded-For"}
+	for name, tc := range map[string]struct {
+		lines []string
+		peer  string
+		want  string
+	}{
+		"one line, the proxy's entry last": {[]string{"198.51.100.9, 203.0.113.7"}, "10.0.0.1:4000", "203.0.113.7"},
+		"a forged line before the proxy's": {[]string{"198.51.100.9", "203.0.113.7"}, "10.0.0.1:4000", "203.0.113.7"},
+		"no header: the peer":              {nil, "192.0.2.4:4000", "192.0.2.4"},
+		"junk in the header: the peer":     {[]string{"not-an-ip"}, "192.0.2.4:4000", "192.0.2.4"},
+		"IPv6 by its /64":                  {[]string{"2001:db8:1:2:aaaa::1"}, "10.0.0.1:4000", "2001:db8:1:2::/64"},
+		"IPv6 peer by its /64":             {nil, "[2001:db8:1:2:bbbb::9]:4000", "2001:db8:1:2::/64"},
+	} {
+		r := &http.Request{Header: http.Header{}, RemoteAddr: tc.peer}
+		for _, l := range tc.lines {
+			r.Header.Add("X-Forwarded-For", l)
+		}
+		if got := s.clientIP(r); got != tc.want {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
 	}
 }
 

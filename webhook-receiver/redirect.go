@@ -99,23 +99,40 @@ func (s *Server) processRedirect(r *http.Request, key types.NamespacedName) (int
 		}
 		return http.StatusServiceUnavailable, pageUnavailable, resultPersistError
 	}
-	if _, err := authstate.Verify(keys.stateKey, key.Namespace, key.Name, q.Get(authstate.Param), s.clock.Now()); err != nil {
+	state := q.Get(authstate.Param)
+	stateExpires, err := authstate.Verify(keys.stateKey, key.Namespace, key.Name, state, s.clock.Now())
+	if err != nil {
 		return http.StatusForbidden, pageBadState, resultRejected
 	}
 	// Limited only once the link is known to be ours: junk cannot spend a genuine link's budget.
 	if !s.redirectLimits.allow(key.String()) {
 		return http.StatusTooManyRequests, pageRateLimited, resultRateLimited
 	}
+	// A state is single use: one link brings one code, and the start page hands links to
+	// anyone, who could otherwise replay its state with made-up codes until it expires. A
+	// reload of the landing page finds its code received.
+	used := stateReplayKey(key, state)
+	switch s.replay.reserve(used, stateExpires.Sub(s.clock.Now())) {
+	case replayDone, replayInFlight:
+		return http.StatusOK, pageAuthorized, resultDuplicate
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.persistTimeout)
 	defer cancel()
 	wrote, err := s.recordRedirectCode(ctx, keys.component, code, s.clock.Now().Add(lifetime))
 	if err != nil {
+		s.replay.release(used) // not recorded: the same link may try again
 		return http.StatusServiceUnavailable, pageUnavailable, resultPersistError
 	}
+	s.replay.complete(used)
 	if !wrote {
 		return http.StatusOK, pageAuthorized, resultDuplicate
 	}
 	return http.StatusOK, pageAuthorized, resultApplied
+}
+
+// stateReplayKey is a landing-page state's entry in the replay cache, apart from pushes'.
+func stateReplayKey(key types.NamespacedName, state string) string {
+	return "state\x00" + key.String() + "\x00" + state
 }
 
 // recordRedirectCode records a code from the redirect page unless it is already pending,

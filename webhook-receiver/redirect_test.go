@@ -93,24 +93,47 @@ func TestTheRedirectPageIsRateLimitedPerComponent(t *testing.T) {
 	e := newMsgEnv(t, func(_ *wechatv1alpha1.WeChatComponent, _ *corev1.Secret, o *Options) {
 		o.RedirectBurst, o.RedirectRate = 3, 10*time.Second
 	})
-	state := e.state(tToken, tComponent, e.clock.Now().Add(time.Hour))
+	// A state is single use: each code comes through a link of its own.
+	state := func() string { return e.state(tToken, tComponent, e.clock.Now().Add(time.Hour)) }
 	for i := range 3 {
-		if got := e.redirect("queryauthcode@@@burst"+strconv.Itoa(i), "3600", state); got.code != 200 {
+		if got := e.redirect("queryauthcode@@@burst"+strconv.Itoa(i), "3600", state()); got.code != 200 {
 			t.Fatalf("code %d: HTTP %d", i, got.code)
 		}
 	}
-	if got := e.redirect("queryauthcode@@@burst3", "3600", state); got.code != http.StatusTooManyRequests {
+	limited := state()
+	if got := e.redirect("queryauthcode@@@burst3", "3600", limited); got.code != http.StatusTooManyRequests {
 		t.Fatalf("over the burst: HTTP %d, want 429", got.code)
 	}
 	if n := len(e.component().Status.PendingAuthorizationCodes); n != 3 {
 		t.Fatalf("%d codes recorded, want the burst of 3", n)
 	}
 	e.clock.Step(10 * time.Second)
-	if got := e.redirect("queryauthcode@@@burst3", "3600", state); got.code != 200 {
+	// A link refused by the limit was not used up: it works once the limit allows.
+	if got := e.redirect("queryauthcode@@@burst3", "3600", limited); got.code != 200 {
 		t.Fatalf("after the interval: HTTP %d", got.code)
 	}
 	if got := counterValue(e.metrics.Pushes.WithLabelValues("redirect", resultRateLimited)); got != 1 {
 		t.Fatalf("rate_limited = %v, want 1", got)
+	}
+}
+
+func TestARedirectStateTakesOneCode(t *testing.T) {
+	e := newMsgEnv(t)
+	state := e.state(tToken, tComponent, e.clock.Now().Add(time.Hour))
+	if got := e.redirect("queryauthcode@@@first", "3600", state); got.code != 200 {
+		t.Fatalf("the link's first use: HTTP %d", got.code)
+	}
+	// Replayed with a made-up code (anyone the start page gave the link to could): the page
+	// says the code was received, and nothing is written.
+	if got := e.redirect("queryauthcode@@@replayed", "3600", state); got.code != 200 || !strings.Contains(got.body, "Authorization received") {
+		t.Fatalf("the link's second use: HTTP %d %q", got.code, got.body)
+	}
+	p := e.component().Status.PendingAuthorizationCodes
+	if len(p) != 1 || p[0].Code != "queryauthcode@@@first" {
+		t.Fatalf("pending = %+v, want the first code alone", p)
+	}
+	if got := counterValue(e.metrics.Pushes.WithLabelValues("redirect", resultDuplicate)); got != 1 {
+		t.Fatalf("duplicate = %v, want 1", got)
 	}
 }
 
@@ -225,10 +248,9 @@ func contains(list []wechatv1alpha1.AuthorizationCode, c string) bool {
 // rate-limit token, and a genuine code lost to the manager).
 func TestTheRedirectPageCapsAnExpiresInThatOverflows(t *testing.T) {
 	e := newMsgEnv(t)
-	state := e.state(tToken, tComponent, e.clock.Now().Add(time.Hour))
 	for _, expiresIn := range []string{"9223372037", "18446744073"} {
 		code := "queryauthcode@@@overflow" + expiresIn
-		if got := e.redirect(code, expiresIn, state); got.code != 200 {
+		if got := e.redirect(code, expiresIn, e.state(tToken, tComponent, e.clock.Now().Add(time.Hour))); got.code != 200 {
 			t.Fatalf("expires_in=%s: HTTP %d", expiresIn, got.code)
 		}
 		var found bool
