@@ -318,10 +318,21 @@ func TestTheStartPageAnswers503WhenTheManagerDoesNot(t *testing.T) {
 		t.Fatalf("authorize_page no_answer = %v, want 1 (not persist_error: nothing failed to persist)", n)
 	}
 
-	// A failure answer is shown at once, not after the timeout.
+}
+
+func TestTheStartPageShowsAFailureAnswerAtOnce(t *testing.T) {
+	// A timeout far longer than the test may take: an answer that waited for it would fail.
+	e := newMsgEnv(t, withStartPage(func(_ *wechatv1alpha1.AuthorizePage, o *Options) {
+		o.AuthorizePageTimeout = time.Minute
+	}))
 	e.runFakeManager("", wechatv1alpha1.ReasonWeChatBusy)
-	if got := e.start("", nil); got.code != http.StatusServiceUnavailable {
-		t.Fatalf("a failure answer: HTTP %d, want 503", got.code)
+	began := time.Now()
+	got := e.start("", nil)
+	if got.code != http.StatusServiceUnavailable || !strings.Contains(got.body, "Please try again") {
+		t.Fatalf("a failure answer: HTTP %d, want 503 and a page that says try again", got.code)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Fatalf("a failure answer came after %s: it waited for the timeout", took)
 	}
 }
 
