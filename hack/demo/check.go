@@ -249,7 +249,7 @@ func (o *observer) printSummary(ctx context.Context) {
 		apis = append(apis, api)
 	}
 	slices.Sort(apis)
-	info("calls the simulator counted (the demo itself made the api_create_preauthcode and get_api_domain_ip ones):")
+	info("calls the simulator counted (the demo's checks that each token works made the get_api_domain_ip calls and all but the start page's one api_create_preauthcode):")
 	for _, api := range apis {
 		// A call naming an authorizer is counted under both appids: count each call once,
 		// under the component when it names it.
