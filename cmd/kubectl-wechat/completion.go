@@ -34,6 +34,8 @@ const (
 var commands = []struct{ name, help string }{
 	{"auth-link", "print a link (or QR code) to authorize a component"},
 	{"status", "show components and authorizers"},
+	{"import", "create authorizers from appid,refresh_token lines"},
+	{"export", "write appid,refresh_token lines (sensitive)"},
 	{"decrypt", "verify and decrypt a captured push envelope"},
 	{"completion", "print a shell completion script (bash, zsh)"},
 	{"help", "show the help"},

@@ -32,7 +32,7 @@ func TestComplete(t *testing.T) {
 		not       []string
 		directive int
 	}{
-		{args: nil, want: []string{"auth-link", "status", "decrypt", "completion", "help"}, directive: compDirectiveNoFileComp},
+		{args: nil, want: []string{"auth-link", "status", "import", "export", "decrypt", "completion", "help"}, directive: compDirectiveNoFileComp},
 		{args: []string{"st"}, want: []string{"status"}, directive: compDirectiveNoFileComp},
 		{args: []string{"completion", ""}, want: []string{"bash", "zsh"}, directive: compDirectiveNoFileComp},
 		{args: []string{"completion", "z"}, want: []string{"zsh"}, directive: compDirectiveNoFileComp},
@@ -140,7 +140,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	if got := bash(`kubectl-wechat auth-link --red`, 2); !slices.Equal(got, []string{"--redirect-uri"}) {
 		t.Errorf("bash completes %q, want --redirect-uri", got)
 	}
-	if got := bash(`kubectl-wechat ""`, 1); !slices.Equal(got, []string{"auth-link", "status", "decrypt", "completion", "help"}) {
+	if got := bash(`kubectl-wechat ""`, 1); !slices.Equal(got, []string{"auth-link", "status", "import", "export", "decrypt", "completion", "help"}) {
 		t.Errorf("bash completes %q, want the commands", got)
 	}
 
