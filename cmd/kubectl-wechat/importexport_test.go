@@ -187,7 +187,7 @@ func exportObjects(ns string) []client.Object {
 		importComponent(ns),
 		authorizer(ns, "shop", "plat", appB), stateSecret(ns, "shop", appB, "rb"+leak),
 		authorizer(ns, "plat-"+appA, "plat", appA), stateSecret(ns, "plat-"+appA, appA, "ra"+leak),
-		authorizer(ns, "fresh", "plat", appC), // never authorized: no state Secret
+		authorizer(ns, "fresh", "plat", appC),                                               // never authorized: no state Secret
 		authorizer(ns, "moved", "plat", appD), stateSecret(ns, "moved", appB, "stale"+leak), // state of another appid
 		authorizer(ns, "other", "other-plat", "wx00000000000000e5"), stateSecret(ns, "other", "wx00000000000000e5", "re"+leak),
 	}

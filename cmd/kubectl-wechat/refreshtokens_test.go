@@ -28,7 +28,7 @@ func TestParseRefreshTokens(t *testing.T) {
 		lines []string // the line errors, in order; each must name its line
 	}{
 		{name: "comments, blank lines, CRLF, spaces, header",
-			in: "# exported from redis\r\nappid,refresh_token\r\n\r\n  " + a + " , r1" + leak + "  \r\n\n# x\n" + b + ",r2" + leak,
+			in:   "# exported from redis\r\nappid,refresh_token\r\n\r\n  " + a + " , r1" + leak + "  \r\n\n# x\n" + b + ",r2" + leak,
 			want: []refreshTokenLine{{line: 4, appID: a, refreshToken: "r1" + leak}, {line: 7, appID: b, refreshToken: "r2" + leak}}},
 		{name: "empty input", in: "", want: nil},
 		{name: "a header after data is data", in: a + ",r1" + leak + "\nappid,refresh_token\n",
