@@ -7,21 +7,15 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refreshtokens"
 )
 
 const exportUsage = `Usage: kubectl-wechat export [-n NAMESPACE] [--component NAME] [-o FILE [--force]] [flags]
@@ -92,14 +86,14 @@ func runExport(args []string, stdout, stderr io.Writer, d deps) int {
 	ns := namespaceFor(ko, contextNS)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	lines, err := exportAccounts(ctx, c, ns, *component, stderr)
+	lines, err := refreshtokens.Export(ctx, c, ns, *component, stderr)
 	if err != nil {
-		return fail(err)
+		return fail(apiError(err))
 	}
 	var buf bytes.Buffer
 	comment := fmt.Sprintf("kubectl wechat export: namespace %s, %d accounts, %s\nappid,refresh_token: as sensitive as the tokens",
 		ns, len(lines), d.now().UTC().Format(time.RFC3339))
-	if err := formatRefreshTokens(&buf, comment, lines); err != nil {
+	if err := refreshtokens.Format(&buf, comment, lines); err != nil {
 		return fail(err)
 	}
 	if *output == "" {
@@ -113,57 +107,6 @@ func runExport(args []string, stdout, stderr io.Writer, d deps) int {
 		fmt.Fprintf(stderr, "exported %d accounts to %s\n", len(lines), *output)
 	}
 	return exitOK
-}
-
-// exportAccounts reads the refresh token of each authorizer in ns (of component, if not
-// empty), sorted by appid. Authorizers without one are reported on report.
-func exportAccounts(ctx context.Context, c client.Client, ns, component string, report io.Writer) ([]refreshTokenLine, error) {
-	var list wechatv1alpha1.WeChatAuthorizerList
-	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return nil, kubeError(err, "WeChatAuthorizers"+inNamespace(ns))
-	}
-	items := slices.DeleteFunc(list.Items, func(a wechatv1alpha1.WeChatAuthorizer) bool {
-		return component != "" && a.Spec.ComponentRef.Name != component
-	})
-	slices.SortFunc(items, func(a, b wechatv1alpha1.WeChatAuthorizer) int {
-		return cmp.Or(cmp.Compare(a.Spec.AppID, b.Spec.AppID), cmp.Compare(a.Name, b.Name))
-	})
-	var out []refreshTokenLine
-	seen := map[string]*wechatv1alpha1.WeChatAuthorizer{}
-	for i := range items {
-		a := &items[i]
-		if other := seen[a.Spec.AppID]; other != nil {
-			if other.Spec.ComponentRef.Name == a.Spec.ComponentRef.Name {
-				// Two authorizers of one component for one account: the manager keeps only one
-				// of them fresh; the other's state is not a second account.
-				fmt.Fprintf(report, "skipped WeChatAuthorizer %s: %s is exported from WeChatAuthorizer %s\n", a.Name, a.Spec.AppID, other.Name)
-				continue
-			}
-			return nil, usageErrorf("appid %s is authorized to components %s and %s: use --component",
-				a.Spec.AppID, other.Spec.ComponentRef.Name, a.Spec.ComponentRef.Name)
-		}
-		name := wechatv1alpha1.StateSecretName(a.Name)
-		secret := &corev1.Secret{}
-		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, secret)
-		switch {
-		case apierrors.IsNotFound(err):
-			fmt.Fprintf(report, "skipped WeChatAuthorizer %s (%s): no refresh token yet (no Secret %s)\n", a.Name, a.Spec.AppID, name)
-			continue
-		case apierrors.IsForbidden(err):
-			return nil, fmt.Errorf("reading Secret %s in namespace %q is forbidden: export needs RBAC to get Secrets there", name, ns)
-		case err != nil:
-			return nil, fmt.Errorf("reading Secret %s: %s", name, oneLine(err.Error()))
-		}
-		// As the manager reads it: a state Secret for another appid is not this account's.
-		token := string(secret.Data[wechatv1alpha1.SecretKeyRefreshToken])
-		if string(secret.Data[wechatv1alpha1.SecretKeyAppID]) != a.Spec.AppID || token == "" {
-			fmt.Fprintf(report, "skipped WeChatAuthorizer %s (%s): no refresh token yet in Secret %s\n", a.Name, a.Spec.AppID, name)
-			continue
-		}
-		seen[a.Spec.AppID] = a
-		out = append(out, refreshTokenLine{appID: a.Spec.AppID, refreshToken: token})
-	}
-	return out, nil
 }
 
 // writePrivateFile writes data to path with mode 0600: a new file, or with force an existing

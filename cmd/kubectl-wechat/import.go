@@ -14,12 +14,10 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refreshtokens"
 )
 
 const importUsage = `Usage: kubectl-wechat import FILE|- --component NAME [-n NAMESPACE] [--dry-run] [flags]
@@ -90,13 +88,13 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer, d deps)
 		defer f.Close()
 		in = f
 	}
-	lines, err := parseRefreshTokens(in)
-	var le *lineErrors
+	lines, err := refreshtokens.Parse(in)
+	var le *refreshtokens.LineErrors
 	if errors.As(err, &le) {
-		for _, e := range le.errs {
+		for _, e := range le.Lines {
 			fmt.Fprintf(stderr, "kubectl-wechat import: %s: %s\n", pos[0], e)
 		}
-		return fail(fmt.Errorf("%d invalid lines in %s: nothing imported", le.total, pos[0]))
+		return fail(fmt.Errorf("%d invalid lines in %s: nothing imported", le.Total, pos[0]))
 	}
 	if err != nil {
 		return fail(err)
@@ -111,126 +109,31 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer, d deps)
 	ns := namespaceFor(ko, contextNS)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	sum, err := importAccounts(ctx, c, ns, *component, lines, *dryRun, stdout)
+	comp := &wechatv1alpha1.WeChatComponent{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: *component}, comp); err != nil {
+		return fail(kubeError(err, fmt.Sprintf("WeChatComponent %q in namespace %q", *component, ns)))
+	}
+	sum, err := refreshtokens.Import(ctx, c, comp, lines, *dryRun, stdout)
 	if err != nil {
-		return fail(err)
+		return fail(apiError(err))
 	}
 	verb := "created"
 	if *dryRun {
 		verb = "would create"
 	}
 	fmt.Fprintf(stdout, "%s %d, skipped %d, failed %d (WeChatAuthorizers in namespace %q for component %q)\n",
-		verb, sum.created, sum.skipped, sum.failed, ns, *component)
-	if sum.failed > 0 {
+		verb, sum.Created, sum.Skipped, sum.Failed, ns, *component)
+	if sum.Failed > 0 {
 		return exitFailure
 	}
 	return exitOK
 }
 
-type importSummary struct{ created, skipped, failed int }
-
-// importSecretName is the Secret import creates for the authorizer named authorizer.
-func importSecretName(authorizer string) string { return authorizer + "-import" }
-
-// importAccounts creates a Secret and a WeChatAuthorizer per line, reporting each on out. It
-// returns an error only for what stops the whole import (no component, no access).
-func importAccounts(ctx context.Context, c client.Client, ns, component string, lines []refreshTokenLine, dryRun bool, out io.Writer) (importSummary, error) {
-	var sum importSummary
-	comp := &wechatv1alpha1.WeChatComponent{}
-	what := fmt.Sprintf("WeChatComponent %q in namespace %q", component, ns)
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: component}, comp); err != nil {
-		return sum, kubeError(err, what)
+// apiError words a failed read of the whole import or export as kubeError does.
+func apiError(err error) error {
+	var ae *refreshtokens.APIError
+	if errors.As(err, &ae) {
+		return kubeError(ae.Err, ae.What)
 	}
-	var existing wechatv1alpha1.WeChatAuthorizerList
-	if err := c.List(ctx, &existing, client.InNamespace(ns)); err != nil {
-		return sum, kubeError(err, "WeChatAuthorizers"+inNamespace(ns))
-	}
-	byName := map[string]*wechatv1alpha1.WeChatAuthorizer{}
-	for i := range existing.Items {
-		byName[existing.Items[i].Name] = &existing.Items[i]
-	}
-	for _, l := range lines {
-		if a := wechatv1alpha1.PickAuthorizer(existing.Items, component, l.appID); a != nil {
-			sum.skipped++
-			fmt.Fprintf(out, "skipped %s: WeChatAuthorizer %s exists\n", l.appID, a.Name)
-			continue
-		}
-		a := wechatv1alpha1.NewAutoCreatedAuthorizer(comp, l.appID)
-		if other := byName[a.Name]; other != nil {
-			sum.failed++
-			fmt.Fprintf(out, "failed %s: the name %s is taken by a WeChatAuthorizer for %s of component %s\n",
-				l.appID, a.Name, other.Spec.AppID, other.Spec.ComponentRef.Name)
-			continue
-		}
-		secret := importSecretName(a.Name)
-		a.Spec.RefreshTokenSecretRef = &wechatv1alpha1.SecretKeyReference{Name: secret}
-		if dryRun {
-			sum.created++
-			fmt.Fprintf(out, "would create WeChatAuthorizer %s (%s) and Secret %s\n", a.Name, l.appID, secret)
-			continue
-		}
-		if err := putImportSecret(ctx, c, ns, secret, a.Name, component, l.refreshToken); err != nil {
-			sum.failed++
-			fmt.Fprintf(out, "failed %s: %s\n", l.appID, oneLine(err.Error()))
-			continue
-		}
-		// The Secret first: the manager then finds it at the authorizer's first reconcile.
-		switch err := c.Create(ctx, a); {
-		case apierrors.IsAlreadyExists(err):
-			sum.skipped++
-			fmt.Fprintf(out, "skipped %s: WeChatAuthorizer %s was created meanwhile\n", l.appID, a.Name)
-		case err != nil:
-			sum.failed++
-			fmt.Fprintf(out, "failed %s: creating WeChatAuthorizer %s: %s\n", l.appID, a.Name, oneLine(err.Error()))
-		default:
-			sum.created++
-			fmt.Fprintf(out, "created WeChatAuthorizer %s (%s) and Secret %s\n", a.Name, l.appID, secret)
-		}
-	}
-	return sum, nil
-}
-
-// putImportSecret creates Secret name holding token for authorizer, or updates it if an
-// earlier import created it. Labels and annotations others put on it are kept.
-func putImportSecret(ctx context.Context, c client.Client, ns, name, authorizer, component, token string) error {
-	usableBy := wechatv1alpha1.KindWeChatAuthorizer + "/" + authorizer
-	secret := &corev1.Secret{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, secret)
-	if apierrors.IsNotFound(err) {
-		secret = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: ns, Name: name,
-				Labels: map[string]string{
-					wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByPluginValue,
-					wechatv1alpha1.LabelComponent: component,
-				},
-				Annotations: map[string]string{wechatv1alpha1.AnnotationUsableBy: usableBy},
-			},
-			Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{wechatv1alpha1.DefaultRefreshTokenKey: []byte(token)},
-		}
-		if err := c.Create(ctx, secret); err != nil {
-			return fmt.Errorf("creating Secret %s: %s", name, oneLine(err.Error()))
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading Secret %s: %s", name, oneLine(err.Error()))
-	}
-	if secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByPluginValue {
-		return fmt.Errorf("Secret %s exists and was not created by kubectl wechat import: left alone; delete or rename it", name)
-	}
-	// A re-run after an import that stopped between the Secret and the authorizer.
-	if secret.Data == nil {
-		secret.Data = map[string][]byte{}
-	}
-	if secret.Annotations == nil {
-		secret.Annotations = map[string]string{}
-	}
-	secret.Data[wechatv1alpha1.DefaultRefreshTokenKey] = []byte(token)
-	secret.Annotations[wechatv1alpha1.AnnotationUsableBy] = usableBy
-	if err := c.Update(ctx, secret); err != nil {
-		return fmt.Errorf("updating Secret %s: %s", name, oneLine(err.Error()))
-	}
-	return nil
+	return err
 }

@@ -3,13 +3,18 @@ Copyright 2026 The wechat-operator Authors.
 SPDX-License-Identifier: Apache-2.0
 */
 
-package main
+// Package refreshtokens reads and writes the refresh-token files of "kubectl wechat import"
+// and "kubectl wechat export", and does the work of both against the API server. It lives
+// outside the plugin so that the controllers' envtest suite can run the round trip with the
+// real reconcilers and the simulator.
+package refreshtokens
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -31,42 +36,45 @@ const (
 	csvHeader     = "appid,refresh_token"
 )
 
-// refreshTokenLine is one account of a refresh-token file.
-type refreshTokenLine struct {
-	line         int
-	appID        string
-	refreshToken string
+// AppIDPattern is the shape of every WeChat appid (as the CRDs validate it).
+var AppIDPattern = regexp.MustCompile(`^wx[0-9a-f]{16}$`)
+
+// Line is one account of a refresh-token file.
+type Line struct {
+	Line         int // in the file read; 0 for a line not read from a file
+	AppID        string
+	RefreshToken string
 }
 
-// lineErrors are the invalid lines of a refresh-token file.
-type lineErrors struct {
-	errs  []string
-	total int
+// LineErrors are the invalid lines of a refresh-token file.
+type LineErrors struct {
+	Lines []string // "line N: what is wrong", the first maxLineErrors
+	Total int      // how many lines are invalid
 }
 
-func (e *lineErrors) add(line int, format string, a ...any) {
-	e.total++
-	if len(e.errs) < maxLineErrors {
-		e.errs = append(e.errs, fmt.Sprintf("line %d: ", line)+fmt.Sprintf(format, a...))
+func (e *LineErrors) add(line int, format string, a ...any) {
+	e.Total++
+	if len(e.Lines) < maxLineErrors {
+		e.Lines = append(e.Lines, fmt.Sprintf("line %d: ", line)+fmt.Sprintf(format, a...))
 	}
 }
 
-func (e *lineErrors) Error() string {
-	msg := strings.Join(e.errs, "\n")
-	if more := e.total - len(e.errs); more > 0 {
+func (e *LineErrors) Error() string {
+	msg := strings.Join(e.Lines, "\n")
+	if more := e.Total - len(e.Lines); more > 0 {
 		msg += fmt.Sprintf("\n… and %d more invalid lines", more)
 	}
 	return msg
 }
 
-// parseRefreshTokens reads a refresh-token file. It returns every account, or a
-// *lineErrors naming each invalid line (or another error for an unreadable input).
-func parseRefreshTokens(r io.Reader) ([]refreshTokenLine, error) {
+// Parse reads a refresh-token file. It returns every account, or a
+// *LineErrors naming each invalid line (or another error for an unreadable input).
+func Parse(r io.Reader) ([]Line, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1024), maxRefreshTokenLine)
 	var (
-		out   []refreshTokenLine
-		errs  lineErrors
+		out   []Line
+		errs  LineErrors
 		first = map[string]int{}
 		n     int
 		data  bool
@@ -90,7 +98,7 @@ func parseRefreshTokens(r io.Reader) ([]refreshTokenLine, error) {
 		switch {
 		case !ok:
 			errs.add(n, "want appid,refresh_token (no comma found)")
-		case !appIDPattern.MatchString(appID):
+		case !AppIDPattern.MatchString(appID):
 			// Not quoted: it may be the token of a line with its fields swapped.
 			errs.add(n, "the appid is not wx followed by 16 lowercase hex digits")
 		case token == "":
@@ -101,7 +109,7 @@ func parseRefreshTokens(r io.Reader) ([]refreshTokenLine, error) {
 			errs.add(n, "appid %s is already on line %d", appID, first[appID])
 		default:
 			first[appID] = n
-			out = append(out, refreshTokenLine{line: n, appID: appID, refreshToken: token})
+			out = append(out, Line{Line: n, AppID: appID, RefreshToken: token})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -111,20 +119,20 @@ func parseRefreshTokens(r io.Reader) ([]refreshTokenLine, error) {
 		}
 		return nil, fmt.Errorf("reading the input: %w", err)
 	}
-	if errs.total > 0 {
+	if errs.Total > 0 {
 		return nil, &errs
 	}
 	return out, nil
 }
 
-// formatRefreshTokens writes lines in the format parseRefreshTokens reads.
-func formatRefreshTokens(w io.Writer, comment string, lines []refreshTokenLine) error {
+// Format writes lines in the format Parse reads.
+func Format(w io.Writer, comment string, lines []Line) error {
 	bw := bufio.NewWriter(w)
 	for l := range strings.SplitSeq(comment, "\n") {
 		fmt.Fprintf(bw, "# %s\n", l)
 	}
 	for _, l := range lines {
-		fmt.Fprintf(bw, "%s,%s\n", l.appID, l.refreshToken)
+		fmt.Fprintf(bw, "%s,%s\n", l.AppID, l.RefreshToken)
 	}
 	return bw.Flush()
 }

@@ -3,7 +3,7 @@ Copyright 2026 The wechat-operator Authors.
 SPDX-License-Identifier: Apache-2.0
 */
 
-package main
+package refreshtokens
 
 import (
 	"bytes"
@@ -24,12 +24,12 @@ func TestParseRefreshTokens(t *testing.T) {
 	cases := []struct {
 		name  string
 		in    string
-		want  []refreshTokenLine
+		want  []Line
 		lines []string // the line errors, in order; each must name its line
 	}{
 		{name: "comments, blank lines, CRLF, spaces, header",
 			in:   "# exported from redis\r\nappid,refresh_token\r\n\r\n  " + a + " , r1" + leak + "  \r\n\n# x\n" + b + ",r2" + leak,
-			want: []refreshTokenLine{{line: 4, appID: a, refreshToken: "r1" + leak}, {line: 7, appID: b, refreshToken: "r2" + leak}}},
+			want: []Line{{Line: 4, AppID: a, RefreshToken: "r1" + leak}, {Line: 7, AppID: b, RefreshToken: "r2" + leak}}},
 		{name: "empty input", in: "", want: nil},
 		{name: "a header after data is data", in: a + ",r1" + leak + "\nappid,refresh_token\n",
 			lines: []string{"line 2: the appid is not"}},
@@ -47,23 +47,23 @@ func TestParseRefreshTokens(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseRefreshTokens(strings.NewReader(tc.in))
+			got, err := Parse(strings.NewReader(tc.in))
 			if tc.lines == nil {
 				if err != nil || !slices.Equal(got, tc.want) {
 					t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 				}
 				return
 			}
-			var le *lineErrors
+			var le *LineErrors
 			if !errors.As(err, &le) || got != nil {
 				t.Fatalf("got %+v, %v; want line errors", got, err)
 			}
-			if len(le.errs) != len(tc.lines) {
-				t.Fatalf("errors %q, want %d", le.errs, len(tc.lines))
+			if len(le.Lines) != len(tc.lines) {
+				t.Fatalf("errors %q, want %d", le.Lines, len(tc.lines))
 			}
 			for i, want := range tc.lines {
-				if !strings.HasPrefix(le.errs[i], want) {
-					t.Errorf("error %d = %q, want prefix %q", i, le.errs[i], want)
+				if !strings.HasPrefix(le.Lines[i], want) {
+					t.Errorf("error %d = %q, want prefix %q", i, le.Lines[i], want)
 				}
 			}
 			if strings.Contains(err.Error(), leak) {
@@ -75,26 +75,26 @@ func TestParseRefreshTokens(t *testing.T) {
 
 func TestParseRefreshTokensCapsErrors(t *testing.T) {
 	in := strings.Repeat("bad"+leak+"\n", maxLineErrors+5)
-	_, err := parseRefreshTokens(strings.NewReader(in))
-	var le *lineErrors
-	if !errors.As(err, &le) || le.total != maxLineErrors+5 || len(le.errs) != maxLineErrors ||
+	_, err := Parse(strings.NewReader(in))
+	var le *LineErrors
+	if !errors.As(err, &le) || le.Total != maxLineErrors+5 || len(le.Lines) != maxLineErrors ||
 		!strings.HasSuffix(err.Error(), "and 5 more invalid lines") {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestFormatRefreshTokensRoundTrip(t *testing.T) {
-	in := []refreshTokenLine{{appID: "wx00000000000000a1", refreshToken: "r1@@@x"}, {appID: "wx00000000000000b2", refreshToken: "r2"}}
+	in := []Line{{AppID: "wx00000000000000a1", RefreshToken: "r1@@@x"}, {AppID: "wx00000000000000b2", RefreshToken: "r2"}}
 	var buf bytes.Buffer
-	if err := formatRefreshTokens(&buf, "two\nlines", in); err != nil {
+	if err := Format(&buf, "two\nlines", in); err != nil {
 		t.Fatal(err)
 	}
-	got, err := parseRefreshTokens(&buf)
+	got, err := Parse(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range got {
-		got[i].line = 0
+		got[i].Line = 0
 	}
 	if !slices.Equal(got, in) {
 		t.Fatalf("round trip %+v, want %+v", got, in)
@@ -108,14 +108,14 @@ func FuzzParseRefreshTokens(f *testing.F) {
 	f.Add("appid,refresh_token\nr1,wx00000000000000a1\n")
 	f.Add("wx00000000000000a1,r1\nwx00000000000000a1,r2\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		got, err := parseRefreshTokens(strings.NewReader(in))
+		got, err := Parse(strings.NewReader(in))
 		if err != nil {
-			var le *lineErrors
+			var le *LineErrors
 			if errors.As(err, &le) {
-				for _, e := range le.errs {
+				for _, e := range le.Lines {
 					// An error may quote only a validated appid.
 					for _, w := range strings.Fields(e) {
-						if strings.HasPrefix(w, "wx") && len(w) > 2 && !appIDPattern.MatchString(strings.TrimRight(w, ":")) {
+						if strings.HasPrefix(w, "wx") && len(w) > 2 && !AppIDPattern.MatchString(strings.TrimRight(w, ":")) {
 							t.Fatalf("error quotes %q: %q", w, e)
 						}
 					}
@@ -125,21 +125,21 @@ func FuzzParseRefreshTokens(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, l := range got {
-			if !appIDPattern.MatchString(l.appID) || l.refreshToken == "" || seen[l.appID] {
+			if !AppIDPattern.MatchString(l.AppID) || l.RefreshToken == "" || seen[l.AppID] {
 				t.Fatalf("accepted %+v", l)
 			}
-			seen[l.appID] = true
+			seen[l.AppID] = true
 		}
 		var buf bytes.Buffer
-		if err := formatRefreshTokens(&buf, "c", got); err != nil {
+		if err := Format(&buf, "c", got); err != nil {
 			t.Fatal(err)
 		}
-		again, err := parseRefreshTokens(&buf)
+		again, err := Parse(&buf)
 		if err != nil || len(again) != len(got) {
 			t.Fatalf("reformatted: %v, %d accounts, want %d", err, len(again), len(got))
 		}
 		for i := range got {
-			if again[i].appID != got[i].appID || again[i].refreshToken != got[i].refreshToken {
+			if again[i].AppID != got[i].AppID || again[i].RefreshToken != got[i].RefreshToken {
 				t.Fatalf("reformatted %+v, want %+v", again[i], got[i])
 			}
 		}
