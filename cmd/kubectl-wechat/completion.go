@@ -149,7 +149,7 @@ func complete(args []string, getenv func(string) string) ([]string, int) {
 		for _, f := range flags {
 			if f.name == name && f.takesValue {
 				switch name {
-				case "kubeconfig":
+				case "kubeconfig", "o": // export -o FILE
 					return nil, compDirectiveDefault
 				case "auth-type":
 					add("1", "official accounts")
@@ -164,6 +164,8 @@ func complete(args []string, getenv func(string) string) ([]string, int) {
 		for _, f := range flags {
 			add(dashed(f.name), f.help)
 		}
+	} else if cmd == "import" { // import FILE
+		return nil, compDirectiveDefault
 	}
 	return cands, compDirectiveNoFileComp
 }

@@ -46,6 +46,11 @@ func TestComplete(t *testing.T) {
 		{args: []string{"auth-link", "--auth-type", ""}, want: []string{"1", "2", "3"}, directive: compDirectiveNoFileComp},
 		{args: []string{"status", "--kubeconfig", ""}, want: nil, directive: compDirectiveDefault},
 		{args: []string{"status", "-n", ""}, want: nil, directive: compDirectiveNoFileComp},
+		{args: []string{"import", ""}, want: nil, directive: compDirectiveDefault},
+		{args: []string{"import", "-"}, contains: []string{"--component", "--dry-run", "-n"}, not: []string{"-o"}, directive: compDirectiveNoFileComp},
+		{args: []string{"export", "-o", ""}, want: nil, directive: compDirectiveDefault},
+		{args: []string{"export", "--component", ""}, want: nil, directive: compDirectiveNoFileComp},
+		{args: []string{"export", ""}, want: nil, directive: compDirectiveNoFileComp},
 		// --mobile takes no value: the word after it is not its value.
 		{args: []string{"auth-link", "--mobile", "--q"}, want: []string{"--qr"}, directive: compDirectiveNoFileComp},
 		{args: []string{"nope", "-"}, want: nil, directive: compDirectiveNoFileComp},
