@@ -82,7 +82,7 @@ func TestImport(t *testing.T) {
 		t.Fatalf("output shows a refresh token:\n%s%s", out, errOut)
 	}
 	if code != exitFailure || !strings.Contains(out, "created 1, skipped 1, failed 1") ||
-		!strings.Contains(out, "failed "+appB+": Secret plat-"+appB+"-import exists and was not created by kubectl wechat import") {
+		!strings.Contains(out, "failed "+appB+": the Secret plat-"+appB+"-import exists and was not created by kubectl wechat import") {
 		t.Fatalf("import: %d\n%s%s", code, out, errOut)
 	}
 	// The foreign Secret is untouched, and no authorizer was made for appB.

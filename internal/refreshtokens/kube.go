@@ -124,7 +124,7 @@ func putImportSecret(ctx context.Context, c client.Client, ns, name, authorizer,
 		return fmt.Errorf("reading Secret %s: %s", name, oneLine(err.Error()))
 	}
 	if secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByPluginValue {
-		return fmt.Errorf("Secret %s exists and was not created by kubectl wechat import: left alone; delete or rename it", name)
+		return fmt.Errorf("the Secret %s exists and was not created by kubectl wechat import: left alone; delete or rename it", name)
 	}
 	// A re-run after an import that stopped between the Secret and the authorizer.
 	if secret.Data == nil {
