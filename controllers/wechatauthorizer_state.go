@@ -35,7 +35,9 @@ type authorizerState struct {
 	token        *issuedToken
 }
 
-func stateSecretName(a *wechatv1alpha1.WeChatAuthorizer) string { return a.Name + "-state" }
+func stateSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
+	return wechatv1alpha1.StateSecretName(a.Name)
+}
 
 // readState reads a state Secret; an empty state if it is missing or for another appid.
 func readState(secret *corev1.Secret, appID string) authorizerState {

@@ -311,6 +311,9 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.
 	ManagedByValue = "wechat-operator"
+	// ManagedByPluginValue is LabelManagedBy on the refresh-token Secrets `kubectl wechat
+	// import` creates: the user's, not cached by the manager, and rewritten only by import.
+	ManagedByPluginValue = "kubectl-wechat"
 	// LabelComponent names the WeChatComponent an object belongs to.
 	LabelComponent = "platform.wechat-operator.dev/component"
 	// AnnotationExpiresAt on a token Secret is the token's expiry, RFC 3339.

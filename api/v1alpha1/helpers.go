@@ -17,6 +17,10 @@ func AutoCreatedAuthorizerName(component, authorizerAppID string) string {
 	return component + "-" + authorizerAppID
 }
 
+// StateSecretName is the name of the operator-private Secret that keeps a WeChatAuthorizer's
+// refresh token (key SecretKeyRefreshToken) and last access token.
+func StateSecretName(authorizer string) string { return authorizer + "-state" }
+
 // PickAuthorizer returns the WeChatAuthorizer of component for the account appID among
 // items, or nil. Should there be several, every caller picks the same one: the one named as
 // autoCreate names it, else the oldest, else the first by name.

@@ -34,6 +34,8 @@ const (
 var commands = []struct{ name, help string }{
 	{"auth-link", "print a link (or QR code) to authorize a component"},
 	{"status", "show components and authorizers"},
+	{"import", "create authorizers from appid,refresh_token lines"},
+	{"export", "write appid,refresh_token lines (sensitive)"},
 	{"decrypt", "verify and decrypt a captured push envelope"},
 	{"completion", "print a shell completion script (bash, zsh)"},
 	{"help", "show the help"},
@@ -147,7 +149,7 @@ func complete(args []string, getenv func(string) string) ([]string, int) {
 		for _, f := range flags {
 			if f.name == name && f.takesValue {
 				switch name {
-				case "kubeconfig":
+				case "kubeconfig", "o": // export -o FILE
 					return nil, compDirectiveDefault
 				case "auth-type":
 					add("1", "official accounts")
@@ -162,6 +164,8 @@ func complete(args []string, getenv func(string) string) ([]string, int) {
 		for _, f := range flags {
 			add(dashed(f.name), f.help)
 		}
+	} else if cmd == "import" { // import FILE
+		return nil, compDirectiveDefault
 	}
 	return cands, compDirectiveNoFileComp
 }

@@ -32,7 +32,7 @@ func TestComplete(t *testing.T) {
 		not       []string
 		directive int
 	}{
-		{args: nil, want: []string{"auth-link", "status", "decrypt", "completion", "help"}, directive: compDirectiveNoFileComp},
+		{args: nil, want: []string{"auth-link", "status", "import", "export", "decrypt", "completion", "help"}, directive: compDirectiveNoFileComp},
 		{args: []string{"st"}, want: []string{"status"}, directive: compDirectiveNoFileComp},
 		{args: []string{"completion", ""}, want: []string{"bash", "zsh"}, directive: compDirectiveNoFileComp},
 		{args: []string{"completion", "z"}, want: []string{"zsh"}, directive: compDirectiveNoFileComp},
@@ -46,6 +46,11 @@ func TestComplete(t *testing.T) {
 		{args: []string{"auth-link", "--auth-type", ""}, want: []string{"1", "2", "3"}, directive: compDirectiveNoFileComp},
 		{args: []string{"status", "--kubeconfig", ""}, want: nil, directive: compDirectiveDefault},
 		{args: []string{"status", "-n", ""}, want: nil, directive: compDirectiveNoFileComp},
+		{args: []string{"import", ""}, want: nil, directive: compDirectiveDefault},
+		{args: []string{"import", "-"}, contains: []string{"--component", "--dry-run", "-n"}, not: []string{"-o"}, directive: compDirectiveNoFileComp},
+		{args: []string{"export", "-o", ""}, want: nil, directive: compDirectiveDefault},
+		{args: []string{"export", "--component", ""}, want: nil, directive: compDirectiveNoFileComp},
+		{args: []string{"export", ""}, want: nil, directive: compDirectiveNoFileComp},
 		// --mobile takes no value: the word after it is not its value.
 		{args: []string{"auth-link", "--mobile", "--q"}, want: []string{"--qr"}, directive: compDirectiveNoFileComp},
 		{args: []string{"nope", "-"}, want: nil, directive: compDirectiveNoFileComp},
@@ -140,7 +145,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	if got := bash(`kubectl-wechat auth-link --red`, 2); !slices.Equal(got, []string{"--redirect-uri"}) {
 		t.Errorf("bash completes %q, want --redirect-uri", got)
 	}
-	if got := bash(`kubectl-wechat ""`, 1); !slices.Equal(got, []string{"auth-link", "status", "decrypt", "completion", "help"}) {
+	if got := bash(`kubectl-wechat ""`, 1); !slices.Equal(got, []string{"auth-link", "status", "import", "export", "decrypt", "completion", "help"}) {
 		t.Errorf("bash completes %q, want the commands", got)
 	}
 

@@ -9,6 +9,8 @@ SPDX-License-Identifier: Apache-2.0
 //	kubectl-wechat status [-n NS | -A]
 //	kubectl-wechat decrypt --token T --encoding-aes-key K --app-id A \
 //	    --timestamp TS --nonce N --msg-signature S < envelope.xml
+//	kubectl-wechat import FILE|- --component NAME [-n NS] [--dry-run]
+//	kubectl-wechat export [-n NS] [--component NAME] [-o FILE [--force]]
 //	kubectl-wechat completion bash|zsh
 //
 // decrypt reads a captured push envelope (the HTTP body WeChat POSTed) on stdin, verifies
@@ -24,7 +26,9 @@ SPDX-License-Identifier: Apache-2.0
 // its redirect_uri carries a state signed with a key derived from the platform's Token and
 // EncodingAESKey (read from the credentials Secret), without which the receiver's landing page records nothing.
 // status lists components and authorizers with readiness, expiry and last error; it reads
-// no Secret. Both exit 1 on failure and 2 on usage errors, with one line on stderr.
+// no Secret. import creates WeChatAuthorizers (and Secrets with their refresh tokens) from
+// "appid,refresh_token" lines; export writes such lines from the operator's state Secrets.
+// All exit 1 on failure and 2 on usage errors, with one line on stderr.
 package main
 
 import (
@@ -52,11 +56,15 @@ const usage = `kubectl-wechat: the wechat-operator kubectl plugin.
 Usage:
   kubectl-wechat auth-link COMPONENT [-n NS] --redirect-uri URL [--auth-type 1|2|3] [--biz-appid ID] [--mobile] [--qr]
   kubectl-wechat status [-n NS | -A]
+  kubectl-wechat import FILE|- --component NAME [-n NS] [--dry-run]
+  kubectl-wechat export [-n NS] [--component NAME] [-o FILE [--force]]
   kubectl-wechat decrypt --token T --encoding-aes-key K --app-id A --timestamp TS --nonce N --msg-signature S < envelope.xml
 
 Commands:
   auth-link  print a link (or QR code) an account administrator opens to authorize a component
   status     show components and authorizers: readiness, token expiry, last error
+  import     create WeChatAuthorizers from "appid,refresh_token" lines (moving from an SDK)
+  export     write "appid,refresh_token" lines from the operator's state (a backup; sensitive)
   decrypt    verify and decrypt a captured push envelope read from stdin
   completion print a shell completion script: kubectl-wechat completion bash|zsh
   help       show this help
@@ -92,6 +100,10 @@ func runWith(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		return runAuthLink(args[1:], stdout, stderr, getenv, d)
 	case "status":
 		return runStatus(args[1:], stdout, stderr, d)
+	case "import":
+		return runImport(args[1:], stdin, stdout, stderr, d)
+	case "export":
+		return runExport(args[1:], stdout, stderr, d)
 	case "decrypt":
 		return runDecrypt(args[1:], stdin, stdout, stderr, getenv)
 	case "completion":
