@@ -133,14 +133,6 @@ func (b *linkBudget) result(key types.NamespacedName, now time.Time, failureReas
 	return wait
 }
 
-// forget drops a deleted component's memory.
-func (b *linkBudget) forget(key types.NamespacedName) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.buckets, key)
-	delete(b.backoff, key)
-}
-
 // stepAuthorizeLinks answers status.authorizeLinkRequests and prunes old ones. It asks to
 // come back when the oldest kept request is due for removal.
 func (r *WeChatComponentReconciler) stepAuthorizeLinks(ctx context.Context, run *componentRun) (stepResult, error) {
