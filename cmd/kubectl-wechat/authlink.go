@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -96,19 +95,10 @@ func runAuthLink(args []string, stdout, stderr io.Writer, getenv func(string) st
 	fs.BoolVar(&o.qr, "qr", false, "also print the mobile link as a QR code to scan with WeChat")
 	fs.StringVar(&o.apiURL, "wechat-api-url", "", "WeChat API base URL (default: $WECHAT_API_URL, else "+wxapi.DefaultBaseURL+")")
 	fs.DurationVar(&o.timeout, "timeout", defaultAuthLinkTimeout, "give up after this long")
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "kubectl-wechat auth-link: %s\n", oneLine(err.Error()))
-		return exitCodeFor(err)
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, authLinkUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return exitOK
-		}
-		return fail(usageErrorf("%v (see kubectl-wechat auth-link --help)", err))
+	fail := commandFailer(fs.Name(), stderr)
+	pos, exit, done := parseCommand(fs, authLinkUsage, args, stdout, fail)
+	if done {
+		return exit
 	}
 	if err := o.complete(pos, getenv); err != nil {
 		return fail(err)

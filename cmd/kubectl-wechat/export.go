@@ -51,19 +51,10 @@ func runExport(args []string, stdout, stderr io.Writer, d deps) int {
 	output := fs.String("o", "", "write to this file (mode 0600) instead of stdout")
 	force := fs.Bool("force", false, "overwrite the -o file if it exists")
 	timeout := fs.Duration("timeout", defaultExportTimeout, "give up after this long")
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "kubectl-wechat export: %s\n", oneLine(err.Error()))
-		return exitCodeFor(err)
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, exportUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return exitOK
-		}
-		return fail(usageErrorf("%v (see kubectl-wechat export --help)", err))
+	fail := commandFailer(fs.Name(), stderr)
+	pos, exit, done := parseCommand(fs, exportUsage, args, stdout, fail)
+	if done {
+		return exit
 	}
 	switch {
 	case len(pos) > 0:

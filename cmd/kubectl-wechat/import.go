@@ -57,19 +57,10 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer, d deps)
 	component := fs.String("component", "", "the WeChatComponent the accounts authorized (required)")
 	dryRun := fs.Bool("dry-run", false, "print what would be created, create nothing")
 	timeout := fs.Duration("timeout", defaultImportTimeout, "give up after this long")
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "kubectl-wechat import: %s\n", oneLine(err.Error()))
-		return exitCodeFor(err)
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, importUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return exitOK
-		}
-		return fail(usageErrorf("%v (see kubectl-wechat import --help)", err))
+	fail := commandFailer(fs.Name(), stderr)
+	pos, exit, done := parseCommand(fs, importUsage, args, stdout, fail)
+	if done {
+		return exit
 	}
 	switch {
 	case len(pos) != 1:

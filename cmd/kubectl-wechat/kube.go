@@ -155,6 +155,30 @@ func oneLine(s string) string {
 	return s
 }
 
+// commandFailer prints a subcommand's error on one line and returns its exit code.
+func commandFailer(name string, stderr io.Writer) func(error) int {
+	return func(err error) int {
+		fmt.Fprintf(stderr, "kubectl-wechat %s: %s\n", name, oneLine(err.Error()))
+		return exitCodeFor(err)
+	}
+}
+
+// parseCommand parses a subcommand's flags and arguments. With --help it prints usage and
+// the flags; a bad flag goes to fail. done says the subcommand ends there, with exit.
+func parseCommand(fs *flag.FlagSet, usage string, args []string, stdout io.Writer, fail func(error) int) (pos []string, exit int, done bool) {
+	pos, err := parseInterspersed(fs, args)
+	if err == nil {
+		return pos, 0, false
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil, exitOK, true
+	}
+	return nil, fail(usageErrorf("%v (see kubectl-wechat %s --help)", err, fs.Name())), true
+}
+
 // parseInterspersed parses args with fs, allowing flags after positional arguments
 // (kubectl style: "auth-link COMPONENT -n NS"). A "--" ends flag parsing.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {

@@ -8,7 +8,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,19 +56,10 @@ func runStatus(args []string, stdout, stderr io.Writer, d deps) int {
 	var ko kubeOptions
 	ko.register(fs, true)
 	timeout := fs.Duration("timeout", defaultStatusTimeout, "give up after this long")
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "kubectl-wechat status: %s\n", oneLine(err.Error()))
-		return exitCodeFor(err)
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, statusUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return exitOK
-		}
-		return fail(usageErrorf("%v (see kubectl-wechat status --help)", err))
+	fail := commandFailer(fs.Name(), stderr)
+	pos, exit, done := parseCommand(fs, statusUsage, args, stdout, fail)
+	if done {
+		return exit
 	}
 	switch {
 	case len(pos) > 0:
