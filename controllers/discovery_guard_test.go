@@ -11,9 +11,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,19 +69,54 @@ var _ = Describe("spec.authorizers.discover guards", func() {
 	It("backs off when Kubernetes refuses the page's WeChatAuthorizers, whatever wakes the component", func() {
 		platformReady()
 		seed(2)
-		// No quota controller runs in envtest, so the quota has no usage: the apiserver
-		// refuses every WeChatAuthorizer create, as a full quota would.
-		Expect(k8sClient.Create(ctx, &corev1.ResourceQuota{
-			ObjectMeta: metav1.ObjectMeta{Name: "no-authorizers", Namespace: w.ns},
-			Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
-				"count/wechatauthorizers.platform.wechat-operator.dev": resource.MustParse("0")}},
-		})).To(Succeed())
+		// An admission policy refusing every WeChatAuthorizer create with Forbidden, as a full
+		// ResourceQuota would (envtest runs no quota controller, so a quota does not).
+		forbidden := metav1.StatusReasonForbidden
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "no-authorizers-" + w.ns},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{wechatv1alpha1.GroupVersion.Group},
+							APIVersions: []string{"*"}, Resources: []string{"wechatauthorizers"}},
+					}}}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "no WeChatAuthorizers here", Reason: &forbidden}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, policy)).To(Succeed())
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName: policy.Name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+				MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+					MatchLabels: map[string]string{"kubernetes.io/metadata.name": w.ns}}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, binding))).To(Succeed())
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, policy))).To(Succeed())
+		})
+		Eventually(func() error { // the policy takes effect asynchronously
+			probe := wechatv1alpha1.NewAutoCreatedAuthorizer(w.component(), "wx00000000000000ff")
+			probe.Name = "probe"
+			err := k8sClient.Create(ctx, probe)
+			if err == nil {
+				Expect(k8sClient.Delete(ctx, probe)).To(Succeed())
+			}
+			if !apierrors.IsForbidden(err) {
+				return fmt.Errorf("the policy does not refuse creates yet: %v", err)
+			}
+			return nil
+		}).Should(Succeed())
 		discover("initial")
 		w.reconcile()
 		Expect(listCalls()).To(Equal(1))
 		cond := discovered()
 		Expect(cond.Status).To(Equal(metav1.ConditionFalse))
 		Expect(cond.Reason).To(Equal(wechatv1alpha1.ReasonDiscoveryCreateFailed))
+		Expect(cond.Message).To(ContainSubstring("no WeChatAuthorizers here"))
 		Expect(cond.Message).To(ContainSubstring("ResourceQuota"))
 		d := w.component().Status.Discovery
 		Expect(d.FailedAttempts).To(BeEquivalentTo(1))
@@ -104,8 +139,17 @@ var _ = Describe("spec.authorizers.discover guards", func() {
 		Expect(d.FailedAttempts).To(BeEquivalentTo(2))
 		Expect(d.RetryAt.Sub(w.clock.Now())).To(BeNumerically(">", first))
 
-		By("completing once the quota is gone, the earlier state Secrets reused")
-		Expect(k8sClient.Delete(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "no-authorizers", Namespace: w.ns}})).To(Succeed())
+		By("completing once the policy is gone, the earlier state Secrets reused")
+		Expect(k8sClient.Delete(ctx, binding)).To(Succeed())
+		Eventually(func() error {
+			probe := wechatv1alpha1.NewAutoCreatedAuthorizer(w.component(), "wx00000000000000ff")
+			probe.Name = "probe"
+			err := k8sClient.Create(ctx, probe)
+			if err == nil {
+				Expect(k8sClient.Delete(ctx, probe)).To(Succeed())
+			}
+			return err
+		}).Should(Succeed())
 		w.clock.Step(d.RetryAt.Sub(w.clock.Now()) + time.Second)
 		w.reconcile()
 		d = w.component().Status.Discovery
