@@ -55,6 +55,7 @@ var _ = Describe("spec.authorizers.discover with the simulator", func() {
 			if d := w.component().Status.Discovery; d != nil && d.CompletedAt != nil {
 				return d
 			}
+			w.clock.Step(discoveryPagePause) // the pause between two pages
 		}
 		Fail("the discovery pass did not complete in 10 reconciles")
 		return nil

@@ -144,6 +144,9 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 	if run.stateSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a)); err != nil {
 		return in, err
 	}
+	if run.stateSecret != nil && !metav1.IsControlledBy(run.stateSecret, a) && !stateAdoptable(run.stateSecret, a) {
+		run.stateSecret = nil // someone else's Secret under our name: its refresh token is not ours to use
+	}
 	run.state = readState(run.stateSecret, a.Spec.AppID)
 	if run.tokenSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, authorizerTokenSecretName(a)); err != nil {
 		return in, err

@@ -68,7 +68,7 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 	}
 	if existing != nil {
 		owned := metav1.IsControlledBy(existing, owner)
-		if !owned && existing.Labels[wechatv1alpha1.LabelAuthorizer] != owner.Name {
+		if !owned && !stateAdoptable(existing, owner) {
 			return nil, errSecretNotOurs{name: existing.Name}
 		}
 		if owned && maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) {

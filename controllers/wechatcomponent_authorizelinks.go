@@ -144,22 +144,31 @@ func (r *WeChatComponentReconciler) stepAuthorizeLinks(ctx context.Context, run 
 	tokenValid := canCall && run.codesMayGo && run.state.token.validAt(run.now) && run.creds.token != ""
 	var keep []wechatv1alpha1.AuthorizeLinkRequest
 	var requeue time.Duration
+	answered := false
 	for _, req := range c.Status.AuthorizeLinkRequests {
 		action, reason := decideLinkRequest(linkInput{request: req, enabled: c.Spec.AuthorizePage.Enabled, tokenValid: tokenValid, now: run.now})
 		switch action {
 		case linkDrop:
 			continue
 		case linkFail:
-			req = answeredLink(req, run.now, reason)
+			req, answered = answeredLink(req, run.now, reason), true
 		case linkCall:
-			req = r.answerLinkRequest(ctx, run, creator, req)
+			req, answered = r.answerLinkRequest(ctx, run, creator, req), true
 		}
 		keep = append(keep, req)
 		requeue = firstRetry(requeue, max(req.RequestedAt.Add(linkRequestLifetime).Sub(run.now), time.Second))
 	}
 	c.Status.AuthorizeLinkRequests = keep
+	if answered && decideDiscovery(c.Spec.Authorizers.Discover, c.Status.Discovery, run.now).action == discoveryRead {
+		// The answers reach the visitor only with the status write at the end of the
+		// reconcile: write them now, and read the discovery page in the next reconcile.
+		return stepResult{requeue: linkAnsweredRequeue, stop: true}, nil
+	}
 	return stepResult{requeue: requeue}, nil
 }
+
+// linkAnsweredRequeue is how soon a reconcile that stopped to deliver link answers goes on.
+const linkAnsweredRequeue = 10 * time.Millisecond
 
 // answerLinkRequest makes one pre_auth_code for req, if the budget allows, and seals it.
 func (r *WeChatComponentReconciler) answerLinkRequest(ctx context.Context, run *componentRun, creator PreAuthCodeCreator,

@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,11 @@ const (
 		"their WeChatAuthorizers wait with reason RefreshTokenMissing: import the tokens (kubectl wechat import) " +
 		"or have the accounts authorize again (kubectl wechat auth-link); created %d, %d already had one"
 	msgDiscoveryFailed = "reading api_get_authorizer_list failed (%s); the pass resumes at offset %d at %s"
+	msgCreateFailed    = "creating the WeChatAuthorizers (and state Secrets) of the page at offset %d failed: %s; " +
+		"check the namespace's ResourceQuota, admission policies and the operator's RBAC; the page is read again at %s"
+	msgStateNotOurs = "pass %q: api_get_authorizer_list listed %d accounts; %d got no WeChatAuthorizer because a Secret " +
+		"named <authorizer>-state is there that the operator did not write (no %s/%s labels, or another owner): " +
+		"delete or rename those Secrets, then change spec.authorizers.discover; created %d, %d already had one"
 
 	// discoveryPagePause is the wait between two pages of a pass: the authorizers a page
 	// created get their first tokens before the next page adds more.
@@ -97,18 +103,22 @@ func (r *WeChatComponentReconciler) stepDiscovery(ctx context.Context, run *comp
 	}
 	tally, err := r.discoverPage(ctx, c, page.List, run.now)
 	if err != nil {
-		// The page is read again after the queue's backoff; what it created is found then.
-		return stepResult{}, fmt.Errorf("creating discovered WeChatAuthorizers: %w", err)
+		// A lasting Kubernetes-side refusal backs off like a WeChat error: a plain error
+		// would re-read the same page on every queue retry and watch event.
+		return r.discoveryCreateFailed(ctx, run, err), nil
 	}
 	st.Found += int32(len(page.List))
 	st.Created += tally.created
 	st.Existing += tally.existing
 	st.RefreshTokensMissing += tally.missing
+	st.StateSecretConflicts += tally.notOurs
 	st.NextOffset += int32(len(page.List))
 	st.FailedAttempts, st.RetryAt = 0, nil
 	if len(page.List) > 0 && int(st.NextOffset) < page.TotalCount {
 		setCondition(&c.Status.Conditions, c.Generation, wechatv1alpha1.ConditionDiscovered, metav1.ConditionUnknown,
 			wechatv1alpha1.ReasonDiscoveryInProgress, fmt.Sprintf(msgDiscoveryInProgress, st.Found, st.Created))
+		// In status, so that no wake-up (a watch event, a retry) reads the next page early.
+		st.RetryAt = timePtr(run.now.Add(discoveryPagePause))
 		return stepResult{requeue: discoveryPagePause}, nil
 	}
 	r.discoveryCompleted(c, st, run.now)
@@ -123,6 +133,14 @@ func (r *WeChatComponentReconciler) discoveryCompleted(c *wechatv1alpha1.WeChatC
 	if st.RefreshTokensMissing > 0 {
 		status, reason, eventType = metav1.ConditionFalse, wechatv1alpha1.ReasonRefreshTokensMissing, corev1.EventTypeWarning
 		msg = fmt.Sprintf(msgDiscoveryMissing, st.Pass, st.Found, st.RefreshTokensMissing, st.Created, st.Existing)
+	}
+	if st.StateSecretConflicts > 0 {
+		status, reason, eventType = metav1.ConditionFalse, wechatv1alpha1.ReasonStateSecretsNotOurs, corev1.EventTypeWarning
+		msg = fmt.Sprintf(msgStateNotOurs, st.Pass, st.Found, st.StateSecretConflicts, wechatv1alpha1.LabelManagedBy,
+			wechatv1alpha1.LabelAuthorizer, st.Created, st.Existing)
+		if st.RefreshTokensMissing > 0 {
+			msg += "; " + fmt.Sprintf(msgDiscoveryMissing, st.Pass, st.Found, st.RefreshTokensMissing, st.Created, st.Existing)
+		}
 	}
 	setCondition(&c.Status.Conditions, c.Generation, wechatv1alpha1.ConditionDiscovered, status, reason, msg)
 	r.Recorder.Eventf(c, nil, eventType, wechatv1alpha1.EventAuthorizersDiscovered, "Discover", "%s", msg)
@@ -146,7 +164,21 @@ func (r *WeChatComponentReconciler) discoveryFailed(ctx context.Context, run *co
 	return stepResult{requeue: st.RetryAt.Sub(run.now)}
 }
 
-type discoveryTally struct{ created, existing, missing int32 }
+// discoveryCreateFailed backs the pass off after a page's creations failed in Kubernetes,
+// with the same backoff as a failed read: the page is read again at retryAt, not before.
+func (r *WeChatComponentReconciler) discoveryCreateFailed(ctx context.Context, run *componentRun, err error) stepResult {
+	c, st := run.c, run.c.Status.Discovery
+	st.FailedAttempts++
+	wait := refresh.APIFailure.Scaled(r.BackoffScale).Delay(st.FailedAttempts, r.Random())
+	st.RetryAt = timePtr(run.now.Add(wait))
+	msg := fmt.Sprintf(msgCreateFailed, st.NextOffset, err.Error(), st.RetryAt.UTC().Format(time.RFC3339))
+	setCondition(&c.Status.Conditions, c.Generation, wechatv1alpha1.ConditionDiscovered, metav1.ConditionFalse,
+		wechatv1alpha1.ReasonDiscoveryCreateFailed, msg)
+	log.FromContext(ctx).Info("discovery: creating the page's WeChatAuthorizers failed", "error", err.Error(), "retryIn", wait)
+	return stepResult{requeue: wait}
+}
+
+type discoveryTally struct{ created, existing, missing, notOurs int32 }
 
 // discoverPage creates the WeChatAuthorizers of one page's accounts that have none.
 func (r *WeChatComponentReconciler) discoverPage(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
@@ -163,6 +195,8 @@ func (r *WeChatComponentReconciler) discoverPage(ctx context.Context, c *wechatv
 		}
 		created, err := r.createDiscovered(ctx, c, item, now)
 		switch {
+		case errors.Is(err, errStateNotOurs):
+			tally.notOurs++
 		case apierrors.IsInvalid(err):
 			// Not an appid the CRD accepts; nothing a retry changes.
 			log.FromContext(ctx).Info("discovery: skipping an account the WeChatAuthorizer schema rejects", "authorizerAppID", item.AuthorizerAppID, "error", err.Error())
@@ -213,9 +247,14 @@ func (r *WeChatComponentReconciler) createDiscovered(ctx context.Context, c *wec
 	return true, nil
 }
 
+// errStateNotOurs: the account's <name>-state Secret is there and not the operator's; its
+// authorizer is not created, so nothing ever reads that Secret's refresh token.
+var errStateNotOurs = errors.New("a state Secret the operator did not write is in the way")
+
 // createDiscoveredState creates the state Secret of a discovered account, owned by the
-// component until its authorizer exists. A Secret already there is left alone (nil): it is
-// a pass's earlier attempt, or not ours, and the authorizer's controller deals with it.
+// component until its authorizer exists. A Secret already there that is ours (a pass's
+// earlier attempt, or an authorizer deleted and re-created) gets the listed refresh token;
+// one that is not ours is left alone (errStateNotOurs).
 func (r *WeChatComponentReconciler) createDiscoveredState(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
 	a *wechatv1alpha1.WeChatAuthorizer, refreshToken string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{
@@ -237,9 +276,34 @@ func (r *WeChatComponentReconciler) createDiscoveredState(ctx context.Context, c
 	}
 	err := r.Create(ctx, secret, fieldOwner)
 	if apierrors.IsAlreadyExists(err) {
-		return nil, nil
+		return r.refreshDiscoveredState(ctx, c, a, refreshToken)
 	}
 	return secret, err
+}
+
+// refreshDiscoveredState writes the listed refresh token into an existing state Secret if
+// it is ours, with optimistic locking (a conflict is a Go error: the page backs off and is
+// read again).
+func (r *WeChatComponentReconciler) refreshDiscoveredState(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
+	a *wechatv1alpha1.WeChatAuthorizer, refreshToken string) (*corev1.Secret, error) {
+	existing := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: stateSecretName(a)}, existing); err != nil {
+		return nil, err
+	}
+	if !discoveredStateOurs(existing, a.Name, c.UID, "") {
+		return nil, errStateNotOurs
+	}
+	if string(existing.Data[wechatv1alpha1.SecretKeyRefreshToken]) == refreshToken && string(existing.Data[stateKeyAppID]) == a.Spec.AppID {
+		return existing, nil
+	}
+	updated := existing.DeepCopy()
+	if updated.Data == nil {
+		updated.Data = map[string][]byte{}
+	}
+	updated.Data[wechatv1alpha1.SecretKeyRefreshToken] = []byte(refreshToken)
+	updated.Data[stateKeyAppID] = []byte(a.Spec.AppID)
+	// Update sends the resourceVersion read above: a concurrent write is a conflict, not lost.
+	return updated, r.Update(ctx, updated, fieldOwner)
 }
 
 // handStateOver makes the new authorizer the state Secret's controller, so that it goes

@@ -29,8 +29,10 @@ import (
 //  3. quota reset: a clear_quota an authorizer (or a human) asked for;
 //  4. code exchange: the codes in status.pendingAuthorizationCodes;
 //  5. release-test replies: the 全网发布 test's status.pendingTestReplies;
-//  6. authorize links: the start page's status.authorizeLinkRequests (wechatcomponent_authorizelinks.go),
-//     before discovery, whose page of up to 500 creations would keep a visitor waiting;
+//  6. authorize links: the start page's status.authorizeLinkRequests (wechatcomponent_authorizelinks.go);
+//     answers reach the visitor only with the status write at the end of the reconcile, so a
+//     reconcile that answered one stops here when a discovery page (up to 500 creations) is due,
+//     and reads the page in the next reconcile, right after;
 //  7. discovery: one page of a spec.authorizers.discover pass (wechatcomponent_discovery.go).
 //
 // Each step returns when it wants to come back; the loop keeps the soonest. A Go error ends

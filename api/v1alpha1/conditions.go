@@ -44,6 +44,14 @@ const (
 	// ReasonRefreshTokensMissing (Discovered False): the pass completed, but the list gave no
 	// refresh token for some accounts (the message counts them); it is not read again for them.
 	ReasonRefreshTokensMissing = "RefreshTokensMissing"
+	// ReasonDiscoveryCreateFailed (Discovered False): creating a page's WeChatAuthorizers or
+	// state Secrets failed in Kubernetes (ResourceQuota, admission policy, RBAC); the page is
+	// read again after a backoff (status.discovery.retryAt), not before.
+	ReasonDiscoveryCreateFailed = "CreateFailed"
+	// ReasonStateSecretsNotOurs (Discovered False): the pass completed, but for some accounts
+	// a Secret named <authorizer>-state was there that the operator did not write; their
+	// WeChatAuthorizers were not created (status.discovery.stateSecretConflicts counts them).
+	ReasonStateSecretsNotOurs = "StateSecretsNotOurs"
 	// ReasonRefreshTokenMissing (WeChatAuthorizer Ready and Authorized False): the discovery
 	// pass found the account without a refresh token; import one or have the account authorize again.
 	ReasonRefreshTokenMissing = "RefreshTokenMissing"

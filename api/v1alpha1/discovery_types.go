@@ -52,7 +52,14 @@ type DiscoveryStatus struct {
 	// +optional
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`
 
-	// RetryAt is when a failed page read is tried again.
+	// StateSecretConflicts is how many listed accounts got no WeChatAuthorizer because a
+	// Secret named <authorizer>-state was there that the operator did not write: delete or
+	// rename it, then start another pass.
+	// +optional
+	StateSecretConflicts int32 `json:"stateSecretConflicts,omitempty"`
+
+	// RetryAt is when the next page is read, not before: after a failed page (WeChat, or
+	// creating its objects in Kubernetes) its backoff, between two pages a short pause.
 	// +optional
 	RetryAt *metav1.Time `json:"retryAt,omitempty"`
 }
