@@ -106,7 +106,7 @@ var _ = Describe("spec.authorizers.discover guards", func() {
 				Expect(k8sClient.Delete(ctx, probe)).To(Succeed())
 			}
 			if !apierrors.IsForbidden(err) {
-				return fmt.Errorf("the policy does not refuse creates yet: %v", err)
+				return fmt.Errorf("the policy does not refuse creates yet: %w", err)
 			}
 			return nil
 		}).Should(Succeed())
