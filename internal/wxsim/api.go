@@ -504,11 +504,10 @@ func (s *Simulator) apiClearQuota(call *apiCall) (any, int) {
 	return map[string]any{"errcode": 0, "errmsg": "ok"}, 0
 }
 
-// serveGetAPIDomainIP answers /cgi-bin/get_api_domain_ip?access_token= for
-// authorizer access tokens, so a test (or the demo) can check a token the
-// way an app would use it.
-func (s *Simulator) serveGetAPIDomainIP(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("access_token")
+// authorizerTokenCall begins a call made with an authorizer access token: the token's
+// record (nil when unknown), the account's ids for the counters, the token check's errcode,
+// and the outcome of the API's scripted fault.
+func (s *Simulator) authorizerTokenCall(w http.ResponseWriter, r *http.Request, api, tok string) (*tokenRecord, []string, int, faultOutcome) {
 	s.mu.Lock()
 	rec, code := s.checkTokenLocked(tok, authorizerToken)
 	var ids []string
@@ -516,7 +515,15 @@ func (s *Simulator) serveGetAPIDomainIP(w http.ResponseWriter, r *http.Request) 
 		ids = []string{rec.authorizerID}
 	}
 	s.mu.Unlock()
-	outcome := s.applyFault(w, r, APIGetAPIDomainIP, ids)
+	return rec, ids, code, s.applyFault(w, r, api, ids)
+}
+
+// serveGetAPIDomainIP answers /cgi-bin/get_api_domain_ip?access_token= for
+// authorizer access tokens, so a test (or the demo) can check a token the
+// way an app would use it.
+func (s *Simulator) serveGetAPIDomainIP(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("access_token")
+	_, ids, code, outcome := s.authorizerTokenCall(w, r, APIGetAPIDomainIP, tok)
 	if outcome == faultAnswered {
 		return
 	}

@@ -99,14 +99,7 @@ func (s *Simulator) serveSendCustomMessage(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	tok := r.URL.Query().Get("access_token")
-	s.mu.Lock()
-	rec, code := s.checkTokenLocked(tok, authorizerToken)
-	var ids []string
-	if rec != nil {
-		ids = []string{rec.authorizerID}
-	}
-	s.mu.Unlock()
-	outcome := s.applyFault(w, r, api, ids)
+	rec, ids, code, outcome := s.authorizerTokenCall(w, r, api, tok)
 	if outcome == faultAnswered {
 		return
 	}

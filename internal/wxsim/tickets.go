@@ -34,14 +34,7 @@ func (s *Simulator) serveGetTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	s.mu.Lock()
-	rec, code := s.checkTokenLocked(q.Get("access_token"), authorizerToken)
-	var ids []string
-	if rec != nil {
-		ids = []string{rec.authorizerID}
-	}
-	s.mu.Unlock()
-	outcome := s.applyFault(w, r, api, ids)
+	rec, ids, code, outcome := s.authorizerTokenCall(w, r, api, q.Get("access_token"))
 	if outcome == faultAnswered {
 		return
 	}
