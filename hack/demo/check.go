@@ -161,6 +161,7 @@ func (o *observer) missing() []string {
 			m = append(m, "WeChatAuthorizer Ready=True")
 		}
 		m = append(m, o.jsapi.missing(min(want, 1))...)
+		m = append(m, o.discovery.missing()...)
 	case o.controllerKnown && !o.authorizerCtrl && o.authorized:
 		// Without the controller nobody exchanges the code, so the receiver's work is visible.
 		if !o.codeRecorded {
@@ -228,6 +229,7 @@ func (o *observer) printSummary(ctx context.Context) {
 	if o.assertAuthorizer {
 		info("authorizer token: issued, refreshed %d time(s), every value accepted by the simulator", o.authorizer.refreshes)
 		info("jsapi_ticket (spec.tickets): issued, refreshed %d time(s) on its own schedule", o.jsapi.refreshes)
+		info("discovery (spec.authorizers.discover): %s found by one list pass and Ready without re-authorization", discoveredAppID)
 	} else {
 		info("authorizer token: not checked (WeChatAuthorizer controller running: %v); the receiver recorded the authorization code", o.authorizerCtrl)
 	}

@@ -117,6 +117,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.pushFirstTicket(ctx); err != nil {
 		return err
 	}
+	if err := d.startDiscovery(ctx); err != nil {
+		return err
+	}
 	d.obs = newObserver(d)
 	return d.watch(ctx)
 }

@@ -147,6 +147,10 @@ func (d *demo) startProcesses(ctx context.Context) error {
 			ComponentAppID: s.componentAppID, AppID: s.authorizerAppID,
 			NickName: "Demo Coffee", PrincipalName: "Demo Coffee Ltd.", Alias: "democoffee",
 			ServiceType: 2, FuncInfo: []int{1, 15, 18},
+		}, {
+			// Authorized before the operator existed: only the discovery pass finds it.
+			ComponentAppID: s.componentAppID, AppID: discoveredAppID, NickName: discoveredNickName,
+			ServiceType: 2, Authorized: true,
 		}},
 	}
 	seedPath := filepath.Join(o.dir, "sim-seed.json")

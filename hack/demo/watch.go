@@ -73,7 +73,8 @@ type observer struct {
 	componentReady, ticketReceived  bool
 	authorizerReady, authorizerAuth bool
 
-	jsapi ticketTrack // the sample authorizer's spec.tickets jsapi (tickets.go)
+	jsapi     ticketTrack    // the sample authorizer's spec.tickets jsapi (tickets.go)
+	discovery discoveryTrack // the spec.authorizers.discover pass (discovery.go)
 }
 
 func newObserver(d *demo) *observer {
@@ -172,6 +173,9 @@ func (o *observer) observe(ctx context.Context) error {
 		o.component.secret = name
 	}
 	if err := o.observeToken(ctx, o.component); err != nil {
+		return err
+	}
+	if err := o.observeDiscovery(ctx, &comp); err != nil {
 		return err
 	}
 
