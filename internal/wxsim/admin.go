@@ -357,13 +357,7 @@ func (s *Simulator) adminAuthorize(w http.ResponseWriter, r *http.Request) {
 		adminError(w, statusFor(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"auth_code":    res.AuthCode,
-		"expires_in":   int64(res.ExpiresIn.Seconds()),
-		"redirect_url": res.RedirectURL,
-		"info_type":    res.InfoType,
-		"push":         res.Push,
-	})
+	writeAuthorizeResult(w, res)
 }
 
 func (s *Simulator) adminRevoke(w http.ResponseWriter, r *http.Request) {
@@ -489,4 +483,15 @@ func (s *Simulator) adminSetQuota(w http.ResponseWriter, r *http.Request) {
 	}
 	s.SetQuota(body.API, body.Limit)
 	writeJSON(w, http.StatusOK, map[string]any{"quotas": s.Quotas()})
+}
+
+// writeAuthorizeResult answers an admin call that played an authorization.
+func writeAuthorizeResult(w http.ResponseWriter, res AuthorizeResult) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"auth_code":    res.AuthCode,
+		"expires_in":   int64(res.ExpiresIn.Seconds()),
+		"redirect_url": res.RedirectURL,
+		"info_type":    res.InfoType,
+		"push":         res.Push,
+	})
 }

@@ -106,11 +106,5 @@ func (s *Simulator) adminOpenLink(w http.ResponseWriter, r *http.Request) {
 		adminError(w, statusFor(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"auth_code":    res.AuthCode,
-		"expires_in":   int64(res.ExpiresIn.Seconds()),
-		"redirect_url": res.RedirectURL,
-		"info_type":    res.InfoType,
-		"push":         res.Push,
-	})
+	writeAuthorizeResult(w, res)
 }
