@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -154,7 +153,7 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(authorizerChanged)).
 		Owns(&corev1.Secret{}).
-		Watches(&wechatv1alpha1.WeChatComponent{}, handler.EnqueueRequestsFromMapFunc(authorizersOf),
+		Watches(&wechatv1alpha1.WeChatComponent{}, lowPriorityMap{mapFn: authorizersOf},
 			builder.WithPredicates(componentTokenChanged)).
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatauthorizer").

@@ -64,14 +64,14 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 			return result, err
 		}
 		if !apierrors.IsConflict(uerr) {
-			return reconcile.Result{}, errors.Join(err, uerr)
+			return reconcile.Result{Priority: result.Priority}, errors.Join(err, uerr)
 		}
 		if attempt == statusAttempts {
-			return reconcile.Result{RequeueAfter: conflictRetry}, nil
+			return reconcile.Result{RequeueAfter: conflictRetry, Priority: result.Priority}, nil
 		}
 		latest := w.empty()
 		if rerr := w.reader.Get(ctx, client.ObjectKeyFromObject(obj), latest); rerr != nil {
-			return reconcile.Result{}, errors.Join(err, rerr)
+			return reconcile.Result{Priority: result.Priority}, errors.Join(err, rerr)
 		}
 		// obj becomes latest with this reconcile's status: the next Update carries latest's
 		// resourceVersion.

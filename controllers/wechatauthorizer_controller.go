@@ -131,6 +131,7 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 	if run.optionsWait > 0 && err == nil {
 		result.RequeueAfter = firstRetry(result.RequeueAfter, run.optionsWait)
 	}
+	result.Priority = new(authorizerRequeuePriority(result.RequeueAfter, run.refreshAt, r.Clock.Now()))
 	r.recordStatus(run)
 	return authorizerStatusWriter(r.Client, r.APIReader, &r.versions).write(ctx, r.Clock.Now(), before, a, result, err)
 }

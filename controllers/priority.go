@@ -1,0 +1,87 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// Priorities on the controllers' priority queue (controller-runtime's default). Creates and
+// watch events come at 0, the initial list at handler.LowPriority. A 100,000-authorizer import
+// is 100,000 creates at 0: a refresh that falls due meanwhile must not wait behind it, or the
+// token it serves expires. So:
+//   - priorityRefresh: the requeue's next step is a token refresh that is due (or the retry
+//     of a failed refresh or code exchange): it keeps a served token valid.
+//   - priorityBulk: everything else that is due on a timer (status.info, options checks,
+//     tickets, waits) and the fan-out to every authorizer of a component whose token
+//     changed. Tickets are here too: they are refreshed with a margin of minutes, which the
+//     queue's order costs seconds of, and a requeue that is for a ticket only cannot be
+//     told apart from info work without more plumbing.
+const (
+	priorityRefresh = 100
+	priorityBulk    = handler.LowPriority
+)
+
+// refreshSlack counts a requeue landing this close before the refresh time as one for the
+// refresh (requeues are rounded to a second).
+const refreshSlack = time.Second
+
+// authorizerRequeuePriority is the priority of an authorizer's requeue: priorityRefresh when
+// it lands at or after refreshAt (the next step is the refresh or its retry), priorityBulk
+// otherwise, and for an authorizer with nothing to refresh.
+func authorizerRequeuePriority(requeue time.Duration, refreshAt, now time.Time) int {
+	if !refreshAt.IsZero() && !now.Add(requeue).Add(refreshSlack).Before(refreshAt) {
+		return priorityRefresh
+	}
+	return priorityBulk
+}
+
+// lowPriorityMap enqueues what mapFn returns at priorityBulk on a priority queue (plain Add
+// otherwise): the component-token fan-out touches every authorizer of a component, none of
+// which has a refresh due because of it.
+type lowPriorityMap struct {
+	mapFn handler.MapFunc
+}
+
+var _ handler.EventHandler = lowPriorityMap{}
+
+func (h lowPriorityMap) add(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+	if o == nil {
+		return
+	}
+	pq, isPQ := q.(priorityqueue.PriorityQueue[reconcile.Request])
+	for _, req := range h.mapFn(ctx, o) {
+		if isPQ {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityBulk)}, req)
+		} else {
+			q.Add(req)
+		}
+	}
+}
+
+func (h lowPriorityMap) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, q, e.Object)
+}
+
+func (h lowPriorityMap) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, q, e.ObjectNew)
+}
+
+func (h lowPriorityMap) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, q, e.Object)
+}
+
+func (h lowPriorityMap) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, q, e.Object)
+}
