@@ -36,9 +36,8 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 	// the same kind, and which of the two the cache applies would depend on map order.
 	secret := &corev1.Secret{}
 	o := cache.Options{
-		// managedFields are never read here and are a third of a small object's size; an
-		// update without them leaves the server's untouched.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		// managedFields stripped, repeated strings shared (cachetransform.go).
+		DefaultTransform: compactCached,
 		ByObject:         map[client.Object]cache.ByObject{secret: {Label: managed}},
 	}
 	if len(watchNamespaces) == 0 {

@@ -41,3 +41,17 @@ func TestCacheOptionsOneSecretEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheOptionsCompacts: the manager's cache applies compactCached to what it holds.
+func TestCacheOptionsCompacts(t *testing.T) {
+	o := CacheOptions("", nil)
+	a, b := cachedTokenSecret(1), cachedTokenSecret(2)
+	for _, s := range []*corev1.Secret{a, b} {
+		if _, err := o.DefaultTransform(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.ManagedFields != nil || !sameString(a.Namespace, b.Namespace) {
+		t.Error("the cache's transform neither strips managedFields nor shares strings")
+	}
+}

@@ -1,0 +1,205 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+// cachedTokenSecret is a token Secret as the manager's informer decodes it: every string its
+// own allocation (protobuf decoding copies each out of the message).
+func cachedTokenSecret(i int) *corev1.Secret {
+	s := &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: fmt.Sprintf("account-%06d-token", i), Namespace: "bench", ResourceVersion: fmt.Sprint(1000 + i),
+			UID: types.UID(fmt.Sprintf("ffef38e7-933e-4d89-924f-%012d", i)),
+			Labels: map[string]string{
+				wechatv1alpha1.LabelManagedBy:  wechatv1alpha1.ManagedByValue,
+				wechatv1alpha1.LabelAuthorizer: fmt.Sprintf("account-%06d", i),
+				wechatv1alpha1.LabelComponent:  "platform-000",
+			},
+			Annotations: map[string]string{
+				wechatv1alpha1.AnnotationIssuedAt:  "2026-12-02T13:38:48Z",
+				wechatv1alpha1.AnnotationTokenHash: fmt.Sprintf("%016x", i),
+			},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: wechatv1alpha1.GroupVersion.String(),
+				Kind: "WeChatAuthorizer", Name: fmt.Sprintf("account-%06d", i), UID: types.UID(fmt.Sprint(i))}},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "wechat-operator-manager", Operation: metav1.ManagedFieldsOperationUpdate}},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			wechatv1alpha1.SecretKeyAccessToken: []byte(fmt.Sprintf("token-%d", i)),
+			wechatv1alpha1.SecretKeyExpiresAt:   []byte("2026-12-02T13:42:48Z"),
+			wechatv1alpha1.SecretKeyAppID:       []byte(fmt.Sprintf("wx%016d", i)),
+		},
+	}
+	// Each string its own copy, as decoded.
+	return roundTrip(s)
+}
+
+func roundTrip(s *corev1.Secret) *corev1.Secret {
+	data, err := s.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	out := &corev1.Secret{}
+	if err := out.Unmarshal(data); err != nil {
+		panic(err)
+	}
+	out.TypeMeta = metav1.TypeMeta{APIVersion: string([]byte("v1")), Kind: string([]byte("Secret"))}
+	return out
+}
+
+func sameString(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+
+// TestCompactCachedSharesStrings: two cached Secrets hold one copy of the strings they
+// repeat, and nothing but managedFields differs from what was decoded, so a write of a
+// cached object sends what it would have sent.
+func TestCompactCachedSharesStrings(t *testing.T) {
+	a, b := cachedTokenSecret(1), cachedTokenSecret(2)
+	if sameString(a.Namespace, b.Namespace) {
+		t.Fatal("the decoded Secrets share their namespace already: the test proves nothing")
+	}
+	wantA := a.DeepCopy()
+	wantA.ManagedFields = nil
+	for _, s := range []*corev1.Secret{a, b} {
+		if _, err := compactCached(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !equality.Semantic.DeepEqual(a, wantA) {
+		t.Fatalf("the transform changed the Secret:\n%#v\nwant\n%#v", a, wantA)
+	}
+	if !sameString(a.Namespace, b.Namespace) || !sameString(string(a.Type), string(b.Type)) ||
+		!sameString(a.OwnerReferences[0].Kind, b.OwnerReferences[0].Kind) || !sameString(a.Kind, b.Kind) ||
+		!sameString(a.Labels[wechatv1alpha1.LabelManagedBy], b.Labels[wechatv1alpha1.LabelManagedBy]) {
+		t.Error("namespace, type, owner kind, kind or managed-by value not shared")
+	}
+	for _, m := range []func(*corev1.Secret) []string{
+		func(s *corev1.Secret) []string { return keys(s.Labels) },
+		func(s *corev1.Secret) []string { return keys(s.Annotations) },
+		func(s *corev1.Secret) []string { return keys(s.Data) },
+	} {
+		for _, ka := range m(a) {
+			found := false
+			for _, kb := range m(b) {
+				found = found || sameString(ka, kb)
+			}
+			if !found {
+				t.Errorf("key %q not shared", ka)
+			}
+		}
+	}
+}
+
+// TestCompactCachedConditions: an authorizer's condition types, statuses and reasons are shared.
+func TestCompactCachedConditions(t *testing.T) {
+	newA := func() *wechatv1alpha1.WeChatAuthorizer {
+		return &wechatv1alpha1.WeChatAuthorizer{Status: wechatv1alpha1.WeChatAuthorizerStatus{Conditions: []metav1.Condition{{
+			Type: string([]byte("Ready")), Status: metav1.ConditionStatus([]byte("True")), Reason: string([]byte("TokenIssued")),
+			Message: "m", LastTransitionTime: metav1.NewTime(time.Unix(0, 0))}}}}
+	}
+	a, b := newA(), newA()
+	want := a.DeepCopy()
+	for _, o := range []*wechatv1alpha1.WeChatAuthorizer{a, b} {
+		if _, err := compactCached(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !equality.Semantic.DeepEqual(a, want) {
+		t.Fatal("the transform changed the authorizer")
+	}
+	ca, cb := a.Status.Conditions[0], b.Status.Conditions[0]
+	if !sameString(ca.Type, cb.Type) || !sameString(ca.Reason, cb.Reason) || !sameString(string(ca.Status), string(cb.Status)) {
+		t.Error("condition type, status or reason not shared")
+	}
+}
+
+// TestCompactCachedRetained logs what a cached token Secret holds with and without the
+// transform (the figure in docs/benchmarks.md).
+func TestCompactCachedRetained(t *testing.T) {
+	const n = 5000
+	retained := func(transform bool) float64 {
+		objs := make([]*corev1.Secret, n)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range objs {
+			objs[i] = cachedTokenSecret(i)
+			transformFunc := cache.TransformStripManagedFields()
+			if transform {
+				transformFunc = compactCached
+			}
+			if _, err := transformFunc(objs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(objs)
+		return float64(after.HeapAlloc-before.HeapAlloc) / n
+	}
+	plain, compact := retained(false), retained(true) // plain: managedFields stripped only
+	t.Logf("a cached token Secret holds %.0f B, %.0f B with the transform", plain, compact)
+	if compact >= plain {
+		t.Errorf("the transform saves nothing: %.0f B, %.0f B before", compact, plain)
+	}
+}
+
+// cachedAuthorizerJSON is an authorizer as the scale benchmark leaves it.
+const cachedAuthorizerJSON = `{"apiVersion":"platform.wechat-operator.dev/v1alpha1","kind":"WeChatAuthorizer","metadata":{"creationTimestamp":"2026-12-02T13:38:48Z","generation":1,"name":"account-000000","namespace":"bench","resourceVersion":"370","uid":"a5d690cf-34ee-4773-818f-bec69aff02b5"},"spec":{"appID":"wx00000000a0000000","componentRef":{"name":"platform-000"},"messages":{},"refresh":{},"tokenSecret":{}},"status":{"conditions":[{"lastTransitionTime":"2026-12-02T13:38:48Z","message":"authorized; refresh token kept in Secret \"account-000000-state\"","observedGeneration":1,"reason":"Authorized","status":"True","type":"Authorized"},{"lastTransitionTime":"2026-12-02T13:38:48Z","message":"authorizer_access_token is in Secret \"account-000000-token\", valid until 2026-12-02T13:42:48Z, next refresh at 2026-12-02T13:42:15Z","observedGeneration":1,"reason":"TokenIssued","status":"True","type":"Ready"}],"expiresAt":"2026-12-02T13:42:48Z","info":{"businessInfo":{},"funcInfo":[1,2,3,4,11],"headImg":"http://wx.qlogo.cn/mmopen/sim-wx00000000a0000000/0","nickName":"Sim account wx00000000a0000000","principalName":"Simulated Company Ltd.","qrcodeURL":"http://mmbiz.qpic.cn/mmbiz_jpg/sim-wx00000000a0000000/0","serviceType":0,"updatedAt":"2026-12-02T13:38:48Z","userName":"gh_00000000a000","verifyType":0},"lastRefreshTime":"2026-12-02T13:38:48Z","observedGeneration":1,"refreshAt":"2026-12-02T13:42:15Z","tokenSecretName":"account-000000-token"}}`
+
+// TestCompactCachedRetainedAuthorizer logs what a cached authorizer holds with and without the
+// transform (the figure in docs/benchmarks.md).
+func TestCompactCachedRetainedAuthorizer(t *testing.T) {
+	const n = 20000 // the saving is small per object: enough of them to stand out of other goroutines' noise
+	retained := func(transform func(any) (any, error)) float64 {
+		objs := make([]*wechatv1alpha1.WeChatAuthorizer, n)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range objs {
+			objs[i] = &wechatv1alpha1.WeChatAuthorizer{}
+			if err := json.Unmarshal([]byte(cachedAuthorizerJSON), objs[i]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := transform(objs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(objs)
+		return float64(after.HeapAlloc-before.HeapAlloc) / n
+	}
+	plain, compact := retained(cache.TransformStripManagedFields()), retained(compactCached)
+	t.Logf("a cached authorizer holds %.0f B, %.0f B with the transform", plain, compact)
+	if compact >= plain {
+		t.Errorf("the transform saves nothing: %.0f B, %.0f B before", compact, plain)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
