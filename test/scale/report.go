@@ -42,6 +42,7 @@ type results struct {
 	writes                           writes
 	steadyRSS, peakRSS, restartedRSS uint64
 	heapInuse                        float64
+	etcd                             etcdUsage
 	checked, rejected                int64
 
 	restartReconciled, restartReady time.Duration
@@ -112,6 +113,9 @@ func (r *results) table() string {
 		row("API-server writes per refresh: Secrets / status / Events / all",
 			fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", per("secrets"), per("wechatauthorizers/status")+per("wechatcomponents/status"),
 				per("events"), r.writes.total()/float64(r.refreshes)), "1 per Secret changed, status only on change")
+	}
+	if len(r.etcd) > 0 {
+		row("etcd bytes per authorizer after the window (the namespace's keys and values at the current revision ÷ authorizers)", r.etcd.perAuthorizer(r.authorizers), "")
 	}
 	row("initial import: create all / all tokens issued", fmt.Sprintf("%s / %s (%d WeChat calls)", r.createTime.Round(100*time.Millisecond), r.importTime.Round(time.Second), r.importCalls), "")
 	fmt.Fprintf(&b, "\nWeChat calls: import %s; steady window %s; restart %s.\n", r.importByAPI, r.steadyByAPI, orNone(r.restartByAPI))

@@ -435,6 +435,9 @@ func (r *run) steady(ctx context.Context) error {
 	res.peakRSS = r.mem.peakRSS()
 	res.heapInuse = sum(mgrMetrics, "go_memstats_heap_inuse_bytes", nil)
 	res.checked, res.rejected = checks.result()
+	if res.etcd, err = measureEtcd(ctx, r.cp.Env.ControlPlane.Etcd.URL, namespace); err != nil {
+		return err
+	}
 	if r.pprofURL != "" {
 		if err := r.saveHeapProfile(ctx); err != nil {
 			return err
