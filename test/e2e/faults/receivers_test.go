@@ -97,10 +97,18 @@ var _ = Describe("Webhook receivers racing and flooded", Ordered, func() {
 		t.authorize()
 		Expect(tp.lastAnswers()).To(Equal([]int{http.StatusOK, http.StatusOK}))
 
-		list := &wechatv1alpha1.WeChatAuthorizerList{}
-		Expect(k8s.List(ctx, list, client.InNamespace(t.ns))).To(Succeed())
-		Expect(list.Items).To(HaveLen(1))
-		Expect(list.Items[0].Name).To(Equal(name))
+		// The manager creates the authorizer when it exchanges the code the receivers recorded,
+		// which may come just after the push was answered.
+		authorizers := func() []string {
+			list := &wechatv1alpha1.WeChatAuthorizerList{}
+			Expect(k8s.List(ctx, list, client.InNamespace(t.ns))).To(Succeed())
+			names := []string{}
+			for _, a := range list.Items {
+				names = append(names, a.Name)
+			}
+			return names
+		}
+		Eventually(authorizers).Should(Equal([]string{name}))
 		Eventually(t.eventCount("AuthorizerCreated", since)).Should(Equal(1))
 		t.waitAuthorizerReady()
 		c := s.counters()
@@ -108,6 +116,7 @@ var _ = Describe("Webhook receivers racing and flooded", Ordered, func() {
 		Expect(exchanges-rejected).To(Equal(1), "the code should be exchanged once (%d calls, %d rejected)", exchanges, rejected)
 		Expect(rejected).To(BeNumerically("<=", 1), "a second exchange is answered 61009, at most once")
 		Consistently(t.eventCount("AuthorizerCreated", since)).WithTimeout(2 * time.Second).Should(Equal(1))
+		Expect(authorizers()).To(Equal([]string{name}))
 		t.expectKeepsRefreshing(time.Now())
 		t.expectHealthy(since)
 	})
