@@ -21,6 +21,10 @@ const (
 	directoryIdle = 10 * time.Minute
 	// directoryRejectInterval bounds re-reads after WeChat rejected a refresh token (61023).
 	directoryRejectInterval = time.Minute
+	// directoryDrainedInterval bounds re-reads for a miss once the snapshot has nothing left
+	// to hand out: the import is over, and the miss is a new authorizer, not one of its
+	// unlisted accounts.
+	directoryDrainedInterval = time.Minute
 )
 
 // AuthorizerLister is the part of WeChat the directory reads.
@@ -34,7 +38,8 @@ type AuthorizerLister interface {
 //   - an entry handed out is deleted from the snapshot (its refresh token now lives in the
 //     state Secret), so a snapshot serves until it is empty or unused for directoryIdle;
 //   - an account the snapshot does not list triggers a re-read at most once per
-//     directoryMissInterval after the last reading;
+//     directoryMissInterval after the last reading while the snapshot still holds entries
+//     (an import is under way), and once per directoryDrainedInterval when it holds none;
 //   - after WeChat rejected an account's refresh token, an entry with a different token is
 //     handed out, otherwise the list is re-read at most once per directoryRejectInterval;
 //   - concurrent lookups share one reading (the lock is held while it is fetched).
@@ -75,6 +80,8 @@ func (d *authorizerDirectory) lookup(ctx context.Context, api AuthorizerLister, 
 			return item, true, nil
 		case rejected != "":
 			read = now.Sub(snap.rejectRead) >= directoryRejectInterval
+		case snap.items == nil:
+			read = now.Sub(snap.fetched) >= directoryDrainedInterval
 		default:
 			read = now.Sub(snap.fetched) >= directoryMissInterval
 		}

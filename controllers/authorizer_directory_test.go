@@ -66,6 +66,27 @@ func TestDirectoryMissesBounded(t *testing.T) {
 	}
 }
 
+func TestDirectoryNewAuthorizerAfterTheImport(t *testing.T) {
+	l := &countingLister{n: 10, token: "rt"}
+	d := &authorizerDirectory{}
+	start := time.Unix(0, 0)
+	for i := range 10 { // an import of every listed account empties the snapshot
+		if _, found, _ := d.lookup(context.Background(), l, start, "ct", "c", fmt.Sprintf("wx%d", i), ""); !found {
+			t.Fatalf("wx%d not found", i)
+		}
+	}
+	l.n = 12 // two accounts authorized since
+	if _, found, _ := d.lookup(context.Background(), l, start.Add(30*time.Second), "ct", "c", "wx10", ""); found || l.pages != 1 {
+		t.Fatalf("30 s after the reading: found %v after %d pages, want no new reading", found, l.pages)
+	}
+	if _, found, _ := d.lookup(context.Background(), l, start.Add(2*time.Minute), "ct", "c", "wx10", ""); !found || l.pages != 2 {
+		t.Errorf("2 min after the reading, with nothing left to hand out: found %v after %d pages, want a new reading", found, l.pages)
+	}
+	if _, found, _ := d.lookup(context.Background(), l, start.Add(2*time.Minute+time.Second), "ct", "c", "wx11", ""); !found || l.pages != 2 {
+		t.Errorf("the second new account: found %v after %d pages, want it from that reading", found, l.pages)
+	}
+}
+
 func TestDirectoryRejectedReReadBounded(t *testing.T) {
 	l := &countingLister{n: 10, token: "rt"}
 	d := &authorizerDirectory{}

@@ -233,8 +233,8 @@ var _ = Describe("WeChatAuthorizer controller with the receiver and the simulato
 		}
 		Expect(w.sim.Calls(wxapi.APIGetAuthorizerList, testComponentAppID)).To(Equal(1))
 
-		By("reading the list again for an unlisted account once directoryMissInterval has passed")
-		w.clock.Step(directoryMissInterval)
+		By("reading the list again for an account added after the import, once directoryDrainedInterval has passed")
+		w.clock.Step(directoryDrainedInterval)
 		Expect(w.sim.PutAuthorizer(wxsim.AuthorizerSeed{ComponentAppID: testComponentAppID, AppID: testAuthorizerAppID, Authorized: true})).To(Succeed())
 		Expect(k8sClient.Create(ctx, &wechatv1alpha1.WeChatAuthorizer{
 			ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: w.ns},
