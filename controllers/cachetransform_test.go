@@ -132,31 +132,32 @@ func TestCompactCachedConditions(t *testing.T) {
 	}
 }
 
+// retainedPerObject is the heap n objects from newObj hold after transform, per object.
+func retainedPerObject(t *testing.T, n int, newObj func(i int) any, transform func(any) (any, error)) float64 {
+	t.Helper()
+	objs := make([]any, n)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range objs {
+		objs[i] = newObj(i)
+		if _, err := transform(objs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(objs)
+	return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n)
+}
+
 // TestCompactCachedRetained logs what a cached token Secret holds with and without the
 // transform (the figure in docs/benchmarks.md).
 func TestCompactCachedRetained(t *testing.T) {
 	const n = 5000
-	retained := func(transform bool) float64 {
-		objs := make([]*corev1.Secret, n)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := range objs {
-			objs[i] = cachedTokenSecret(i)
-			transformFunc := cache.TransformStripManagedFields()
-			if transform {
-				transformFunc = compactCached
-			}
-			if _, err := transformFunc(objs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		runtime.KeepAlive(objs)
-		return float64(after.HeapAlloc-before.HeapAlloc) / n
-	}
-	plain, compact := retained(false), retained(true) // plain: managedFields stripped only
+	newSecret := func(i int) any { return cachedTokenSecret(i) }
+	plain := retainedPerObject(t, n, newSecret, cache.TransformStripManagedFields()) // managedFields stripped only
+	compact := retainedPerObject(t, n, newSecret, compactCached)
 	t.Logf("a cached token Secret holds %.0f B, %.0f B with the transform", plain, compact)
 	if compact >= plain {
 		t.Errorf("the transform saves nothing: %.0f B, %.0f B before", compact, plain)
@@ -170,26 +171,15 @@ const cachedAuthorizerJSON = `{"apiVersion":"platform.wechat-operator.dev/v1alph
 // transform (the figure in docs/benchmarks.md).
 func TestCompactCachedRetainedAuthorizer(t *testing.T) {
 	const n = 20000 // the saving is small per object: enough of them to stand out of other goroutines' noise
-	retained := func(transform func(any) (any, error)) float64 {
-		objs := make([]*wechatv1alpha1.WeChatAuthorizer, n)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := range objs {
-			objs[i] = &wechatv1alpha1.WeChatAuthorizer{}
-			if err := json.Unmarshal([]byte(cachedAuthorizerJSON), objs[i]); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := transform(objs[i]); err != nil {
-				t.Fatal(err)
-			}
+	newAuthorizer := func(int) any {
+		a := &wechatv1alpha1.WeChatAuthorizer{}
+		if err := json.Unmarshal([]byte(cachedAuthorizerJSON), a); err != nil {
+			t.Fatal(err)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		runtime.KeepAlive(objs)
-		return float64(after.HeapAlloc-before.HeapAlloc) / n
+		return a
 	}
-	plain, compact := retained(cache.TransformStripManagedFields()), retained(compactCached)
+	plain := retainedPerObject(t, n, newAuthorizer, cache.TransformStripManagedFields())
+	compact := retainedPerObject(t, n, newAuthorizer, compactCached)
 	t.Logf("a cached authorizer holds %.0f B, %.0f B with the transform", plain, compact)
 	if compact >= plain {
 		t.Errorf("the transform saves nothing: %.0f B, %.0f B before", compact, plain)
