@@ -119,6 +119,7 @@ var authorizerChanged = onUpdate(func(oldA, newA *wechatv1alpha1.WeChatAuthorize
 		!equality.Semantic.DeepEqual(oldA.Status.AuthorizationCode, newA.Status.AuthorizationCode) ||
 		!equality.Semantic.DeepEqual(oldA.Status.UnauthorizedAt, newA.Status.UnauthorizedAt) ||
 		!equality.Semantic.DeepEqual(oldA.Annotations, newA.Annotations) ||
+		oldA.Labels[wechatv1alpha1.LabelShardDrain] != newA.Labels[wechatv1alpha1.LabelShardDrain] ||
 		!newA.DeletionTimestamp.IsZero()
 })
 

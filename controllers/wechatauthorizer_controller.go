@@ -82,6 +82,22 @@ type WeChatAuthorizerReconciler struct {
 	// of spec.messages.forward is copied. Empty: forwarding keys are not projected.
 	KeyringNamespace string
 	KeyringName      string
+
+	// Shard, when set, is the shard this manager serves (sharding.go): it serves only the
+	// authorizers labelled for it and lets go of those the sharder drains.
+	Shard string
+	// Shared reads the WeChatComponents' token Secrets and writes the keyring when the
+	// manager's own cache holds only its shard's Secrets (sharded: the other manager's
+	// client). Nil: Client.
+	Shared client.Client
+}
+
+// shared is the client for Secrets that belong to no authorizer.
+func (r *WeChatAuthorizerReconciler) shared() client.Client {
+	if r.Shared != nil {
+		return r.Shared
+	}
+	return r.Client
 }
 
 // authorizerRun is one reconcile's working set.
@@ -119,6 +135,9 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 		}
 		return reconcile.Result{}, err
 	}
+	if done, err := r.releaseShard(ctx, a); done {
+		return reconcile.Result{}, err
+	}
 	if err := r.projectForwardKey(ctx, a); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -142,14 +161,14 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 	a := run.a
 	in := authorizerInput{authorizer: a, minMargin: r.MinRefreshMargin, jitter: r.Random()}
 	var err error
-	if run.stateSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a)); err != nil {
+	if run.stateSecret, err = r.getAuthorizerSecret(ctx, a, stateSecretName(a)); err != nil {
 		return in, err
 	}
 	if run.stateSecret != nil && !metav1.IsControlledBy(run.stateSecret, a) && !stateAdoptable(run.stateSecret, a) {
 		run.stateSecret = nil // someone else's Secret under our name: its refresh token is not ours to use
 	}
 	run.state = readState(run.stateSecret, a.Spec.AppID)
-	if run.tokenSecret, err = getManagedSecret(ctx, r.Client, a.Namespace, authorizerTokenSecretName(a)); err != nil {
+	if run.tokenSecret, err = r.getAuthorizerSecret(ctx, a, authorizerTokenSecretName(a)); err != nil {
 		return in, err
 	}
 	in.state, in.hasTokenSecret = run.state, run.tokenSecret != nil
@@ -164,7 +183,7 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 		return in, nil
 	}
 	in.component, run.component = component, component
-	if secret, err := getManagedSecret(ctx, r.Client, component.Namespace, componentTokenSecretName(component)); err == nil {
+	if secret, err := getManagedSecret(ctx, r.shared(), component.Namespace, componentTokenSecretName(component)); err == nil {
 		in.componentToken = readTokenSecret(secret, component.Spec.AppID)
 	}
 	if in.componentToken.validAt(r.Clock.Now()) {

@@ -89,10 +89,10 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: stateSecretName(owner), Namespace: owner.Namespace,
-			Labels: map[string]string{
+			Labels: shardLabels(owner, map[string]string{
 				wechatv1alpha1.LabelManagedBy:  wechatv1alpha1.ManagedByValue,
 				wechatv1alpha1.LabelAuthorizer: owner.Name,
-			},
+			}),
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: data,

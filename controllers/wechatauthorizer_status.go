@@ -116,7 +116,7 @@ func authorizerTokenSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
 }
 
 func authorizerLabels(a *wechatv1alpha1.WeChatAuthorizer) map[string]string {
-	return map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, wechatv1alpha1.LabelAuthorizer: a.Name}
+	return shardLabels(a, map[string]string{wechatv1alpha1.LabelComponent: a.Spec.ComponentRef.Name, wechatv1alpha1.LabelAuthorizer: a.Name})
 }
 
 func (r *WeChatAuthorizerReconciler) tokenSecrets() *tokenSecretWriter {

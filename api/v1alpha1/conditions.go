@@ -296,6 +296,14 @@ const (
 const (
 	// LabelAuthorizer names the WeChatAuthorizer a Secret (its token or state Secret) belongs to.
 	LabelAuthorizer = "platform.wechat-operator.dev/authorizer"
+	// LabelShard on a WeChatAuthorizer and its two Secrets names the manager shard that serves
+	// it (sharded managers only, docs/operations.md "Sharding"). The sharder sets it; a shard
+	// caches only the objects that carry its own name.
+	LabelShard = "platform.wechat-operator.dev/shard"
+	// LabelShardDrain on a WeChatAuthorizer asks the shard in LabelShard to let it go: the
+	// shard stops serving it and removes both labels, and only then does the sharder hand it
+	// to its new shard, so no two shards ever refresh the same account.
+	LabelShardDrain = "platform.wechat-operator.dev/shard-drain"
 	// AnnotationIssuedAt on a token Secret is when the token was obtained, RFC 3339. With the
 	// expiry it gives the token's lifetime, so the refresh time can be recomputed from the
 	// Secret alone after a crash that lost a status write.

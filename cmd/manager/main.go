@@ -9,16 +9,20 @@ SPDX-License-Identifier: Apache-2.0
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -57,6 +61,7 @@ func main() {
 		backoffScale  = flag.Float64("backoff-scale", 1, "multiplies the failure backoffs (5s..5m for WeChat errors, 30s..10m for problems a human must fix); lower it only to compress time in tests against wechat-sim")
 		kubeQPS       = flag.Float64("kube-api-qps", managerdefaults.KubeAPIQPS, "largest sustained rate of requests to the Kubernetes API server per second")
 		kubeBurst     = flag.Int("kube-api-burst", managerdefaults.KubeAPIBurst, "burst of Kubernetes API requests above --kube-api-qps")
+		shard         = flag.String("shard", "", "serve one shard of the WeChatAuthorizers (sharded managers, config/sharded): this process holds the Lease wechat-operator-shard-<shard>, caches and refreshes only the authorizers the sharder labelled for it, and takes its turn at the manager Lease, whose holder runs the WeChatComponent controller and the sharder. Each process needs its own name (the StatefulSet gives $POD_NAME). Implies --leader-elect")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
 		zapOptions    = zap.Options{}
 	)
@@ -81,6 +86,14 @@ func main() {
 	if *leaderElectNS == "" {
 		*leaderElectNS = *operatorNS
 	}
+	if *shard != "" {
+		if errs := validation.IsDNS1123Label(*shard); len(errs) > 0 {
+			setupLog.Error(nil, "--shard must be a DNS label (it names a Lease and is a label value)", "shard", *shard, "problems", errs)
+			os.Exit(2)
+		}
+		// The shard Lease is what tells the sharder the shard is alive.
+		*leaderElect = true
+	}
 
 	namespaces := splitList(*watchNS)
 
@@ -92,21 +105,44 @@ func main() {
 	// client-go's default (5/s, burst 10; controller-runtime: 20/30) would cap a manager with
 	// thousands of authorizers at a few refreshes a second and make a restart take minutes.
 	restConfig.QPS, restConfig.Burst = float32(*kubeQPS), *kubeBurst
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	options := ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   controllers.CacheOptions(*operatorNS, namespaces),
 		Metrics:                 controllers.MetricsServerOptions(*metricsAddr, *metricsSecure, *metricsCerts),
 		HealthProbeBindAddress:  *probeAddr,
 		PprofBindAddress:        *pprofAddr,
 		LeaderElection:          *leaderElect,
-		LeaderElectionID:        "wechat-operator-manager",
+		LeaderElectionID:        managerLeaseName,
 		LeaderElectionNamespace: *leaderElectNS,
 		// Hand over at once on a clean shutdown, so a rolling update does not stall refreshes.
 		LeaderElectionReleaseOnCancel: true,
-	})
+	}
+	// Unsharded, one manager runs both controllers. Sharded, a process has two: mgr (the
+	// manager Lease: WeChatComponent controller and sharder) and shardMgr (its shard's Lease
+	// and authorizers); they share the process's endpoints, which mgr serves.
+	var (
+		shardMgr ctrl.Manager
+		err      error
+	)
+	if *shard != "" {
+		options.Cache = controllers.SharedCacheOptions(*operatorNS, namespaces)
+		shardOptions := options
+		shardOptions.Cache = controllers.ShardCacheOptions(*operatorNS, namespaces, *shard)
+		shardOptions.Metrics.BindAddress, shardOptions.HealthProbeBindAddress, shardOptions.PprofBindAddress = "0", "0", "0"
+		shardOptions.LeaderElectionID = controllers.ShardLeaseName(*shard)
+		if shardMgr, err = ctrl.NewManager(restConfig, shardOptions); err != nil {
+			setupLog.Error(err, "unable to create the shard manager")
+			os.Exit(1)
+		}
+	}
+	mgr, err := ctrl.NewManager(restConfig, options)
 	if err != nil {
 		setupLog.Error(err, "unable to create the manager")
 		os.Exit(1)
+	}
+	authorizerMgr := mgr
+	if shardMgr != nil {
+		authorizerMgr = shardMgr
 	}
 
 	wechat := wxapi.New(wxapi.Options{
@@ -140,10 +176,10 @@ func main() {
 		os.Exit(1)
 	}
 	authorizers := &controllers.WeChatAuthorizerReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Scheme:           mgr.GetScheme(),
-		Recorder:         mgr.GetEventRecorder("wechat-operator"),
+		Client:           authorizerMgr.GetClient(),
+		APIReader:        authorizerMgr.GetAPIReader(),
+		Scheme:           authorizerMgr.GetScheme(),
+		Recorder:         authorizerMgr.GetEventRecorder("wechat-operator"),
 		WeChat:           wechat,
 		Clock:            clock.RealClock{},
 		Random:           randomFloat,
@@ -153,23 +189,59 @@ func main() {
 		// The HMAC keys of spec.messages.forward go into the keyring too.
 		KeyringNamespace: *operatorNS,
 		KeyringName:      *keyringName,
+		Shard:            *shard,
+	}
+	if shardMgr != nil {
+		authorizers.Shared = mgr.GetClient()
+		sharder := &controllers.Sharder{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+			LeaseNamespace: *leaderElectNS, Clock: clock.RealClock{}}
+		if err := sharder.SetupWithManager(mgr); err != nil {
+			setupLog.Error(err, "unable to set up the sharder")
+			os.Exit(1)
+		}
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := authorizers.SetupWithManager(ctx, mgr, *maxReconciles); err != nil {
+	if err := authorizers.SetupWithManager(ctx, authorizerMgr, *maxReconciles); err != nil {
 		setupLog.Error(err, "unable to set up the WeChatAuthorizer controller")
 		os.Exit(1)
 	}
-	metrics.Registry.MustRegister(&controllers.TokenExpiryCollector{Reader: mgr.GetCache()})
+	// The authorizer manager's cache has every component and this process's authorizers.
+	metrics.Registry.MustRegister(&controllers.TokenExpiryCollector{Reader: authorizerMgr.GetCache()})
 
 	must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
 	setupLog.Info("starting manager", "wechatAPI", *apiURL, "operatorNamespace", *operatorNS, "leaderElection", *leaderElect,
-		"watchNamespaces", namespaces, "metricsSecure", *metricsSecure)
-	if err := mgr.Start(ctx); err != nil {
+		"watchNamespaces", namespaces, "metricsSecure", *metricsSecure, "shard", *shard)
+	if err := startAll(ctx, mgr, shardMgr); err != nil {
 		setupLog.Error(err, "manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// managerLeaseName is the Lease of the manager that runs the WeChatComponent controller (and,
+// sharded, the sharder).
+const managerLeaseName = "wechat-operator-manager"
+
+// startAll runs the managers until ctx ends or one of them stops; then all stop. A process
+// that lost either Lease must not go on with the other half of its work.
+func startAll(ctx context.Context, managers ...ctrl.Manager) error {
+	group, ctx := errgroup.WithContext(ctx)
+	for _, m := range managers {
+		if m == nil {
+			continue
+		}
+		group.Go(func() error {
+			if err := m.Start(ctx); err != nil {
+				return err
+			}
+			return context.Canceled // a manager that ended stops the others
+		})
+	}
+	if err := group.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // randomFloat returns a number in [0, 1) for refresh jitter, from crypto/rand so that

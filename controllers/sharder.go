@@ -1,0 +1,198 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+// shardPollInterval is how often the sharder looks at the shard Leases for a shard that came,
+// went or stopped renewing. Reading them is a cache list of a few objects.
+const shardPollInterval = 2 * time.Second
+
+// Sharder places every WeChatAuthorizer on a live shard (sharding.go has the rule). It runs
+// in the process that holds the manager Lease, beside the WeChatComponent controller.
+type Sharder struct {
+	// Client reads from a cache made with SharedCacheOptions (cut-down authorizers, the shard
+	// Leases); its writes are label patches.
+	Client client.Client
+	// APIReader reads the authorizers' Secrets, which that cache does not hold.
+	APIReader client.Reader
+	// LeaseNamespace holds the shard Leases.
+	LeaseNamespace string
+	Clock          clock.PassiveClock
+}
+
+// Reconcile places one authorizer.
+func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	a := &wechatv1alpha1.WeChatAuthorizer{}
+	if err := s.Client.Get(ctx, req.NamespacedName, a); err != nil || !a.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	live, _, err := s.liveShards(ctx)
+	if err != nil || len(live) == 0 {
+		return reconcile.Result{}, err // with none live, the Lease poll brings it back when one is
+	}
+	chosen := pickShard(live, req.String())
+	current := a.Labels[wechatv1alpha1.LabelShard]
+	_, draining := a.Labels[wechatv1alpha1.LabelShardDrain]
+	logger := log.FromContext(ctx)
+	switch decidePlacement(current, draining, live, chosen) {
+	case placementAssign:
+		if err := s.labelSecrets(ctx, a, chosen); err != nil {
+			return reconcile.Result{}, err
+		}
+		err = s.patchLabels(ctx, a, func(l map[string]string) {
+			l[wechatv1alpha1.LabelShard] = chosen
+			delete(l, wechatv1alpha1.LabelShardDrain)
+		})
+		if err == nil {
+			logger.Info("assigned to a shard", "shard", chosen, "from", current)
+		}
+	case placementDrain:
+		err = s.patchLabels(ctx, a, func(l map[string]string) { l[wechatv1alpha1.LabelShardDrain] = "true" })
+		if err == nil {
+			logger.Info("asked its shard to let it go", "shard", current, "to", chosen)
+		}
+	case placementUndrain:
+		err = s.patchLabels(ctx, a, func(l map[string]string) { delete(l, wechatv1alpha1.LabelShardDrain) })
+	}
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return reconcile.Result{}, nil // the update that conflicted brings it back
+	}
+	return reconcile.Result{}, err
+}
+
+// labelSecrets labels the authorizer's Secrets for its new shard before the authorizer
+// itself, so the shard's cache usually has them when the authorizer arrives (and the shard
+// reads them uncached when it does not). Only Secrets the authorizer controls are touched.
+func (s *Sharder) labelSecrets(ctx context.Context, a *wechatv1alpha1.WeChatAuthorizer, shard string) error {
+	for _, name := range []string{stateSecretName(a), authorizerTokenSecretName(a)} {
+		secret, err := getManagedSecret(ctx, s.APIReader, a.Namespace, name)
+		if err != nil {
+			return err
+		}
+		if secret == nil || !metav1.IsControlledBy(secret, a) || secret.Labels[wechatv1alpha1.LabelShard] == shard {
+			continue
+		}
+		patch := client.MergeFromWithOptions(secret.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if secret.Labels == nil {
+			secret.Labels = map[string]string{}
+		}
+		secret.Labels[wechatv1alpha1.LabelShard] = shard
+		if err := s.Client.Patch(ctx, secret, patch, fieldOwner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// patchLabels changes the authorizer's labels in a merge patch guarded by its resource
+// version, so every decision rests on the labels as they are.
+func (s *Sharder) patchLabels(ctx context.Context, a *wechatv1alpha1.WeChatAuthorizer, change func(map[string]string)) error {
+	patch := client.MergeFromWithOptions(a.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if a.Labels == nil {
+		a.Labels = map[string]string{}
+	}
+	change(a.Labels)
+	return s.Client.Patch(ctx, a, patch, fieldOwner)
+}
+
+// liveShards reads the shard Leases from the cache.
+func (s *Sharder) liveShards(ctx context.Context) ([]string, time.Time, error) {
+	leases := &coordinationv1.LeaseList{}
+	if err := s.Client.List(ctx, leases, client.InNamespace(s.LeaseNamespace)); err != nil {
+		return nil, time.Time{}, err
+	}
+	live, staleAt := liveShards(leases.Items, s.Clock.Now())
+	return live, staleAt, nil
+}
+
+// shardsChanged sends every authorizer to the sharder when the live shards change: a shard
+// came, went, or stopped renewing its Lease (which no event tells).
+type shardsChanged struct {
+	sharder *Sharder
+	events  chan event.TypedGenericEvent[*wechatv1alpha1.WeChatAuthorizer]
+}
+
+// NeedLeaderElection: only the leader's sharder places authorizers.
+func (w *shardsChanged) NeedLeaderElection() bool { return true }
+
+// Start polls the Leases until ctx ends.
+func (w *shardsChanged) Start(ctx context.Context) error {
+	var last []string
+	ticker := time.NewTicker(shardPollInterval)
+	defer ticker.Stop()
+	for {
+		live, _, err := w.sharder.liveShards(ctx)
+		if err == nil && !slices.Equal(live, last) {
+			log.FromContext(ctx).Info("live shards changed; placing every authorizer again", "shards", live, "before", last)
+			if w.enqueueAll(ctx) == nil {
+				last = live
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+func (w *shardsChanged) enqueueAll(ctx context.Context) error {
+	list := &wechatv1alpha1.WeChatAuthorizerList{}
+	if err := w.sharder.Client.List(ctx, list); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		select {
+		case w.events <- event.TypedGenericEvent[*wechatv1alpha1.WeChatAuthorizer]{Object: &list.Items[i]}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// shardLabelsChanged lets through authorizer events the sharder acts on: creations, and
+// changes of the shard labels (a shard letting go, a hand edit). Status writes do not.
+var shardLabelsChanged = onUpdate(func(oldA, newA *wechatv1alpha1.WeChatAuthorizer) bool {
+	return oldA.Labels[wechatv1alpha1.LabelShard] != newA.Labels[wechatv1alpha1.LabelShard] ||
+		oldA.Labels[wechatv1alpha1.LabelShardDrain] != newA.Labels[wechatv1alpha1.LabelShardDrain]
+})
+
+// SetupWithManager registers the sharder with a manager whose cache is SharedCacheOptions.
+func (s *Sharder) SetupWithManager(mgr ctrl.Manager) error {
+	changed := &shardsChanged{sharder: s, events: make(chan event.TypedGenericEvent[*wechatv1alpha1.WeChatAuthorizer])}
+	if err := mgr.Add(manager.Runnable(changed)); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(shardLabelsChanged)).
+		WatchesRawSource(source.Channel(changed.events, &handler.TypedEnqueueRequestForObject[*wechatv1alpha1.WeChatAuthorizer]{})).
+		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: 2}).
+		Named("sharder").
+		Complete(s)
+}

@@ -1,0 +1,131 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+)
+
+func TestPickShardSpreadsEvenlyAndMovesOnlyWhatItMust(t *testing.T) {
+	const n = 30000
+	three := []string{"a", "b", "c"}
+	four := []string{"a", "b", "c", "d"}
+	counts := map[string]int{}
+	moved := 0
+	for i := range n {
+		key := fmt.Sprintf("ns/authorizer-%d", i)
+		before, after := pickShard(three, key), pickShard(four, key)
+		counts[before]++
+		if before != after {
+			moved++
+			if after != "d" {
+				t.Fatalf("%s moved from %s to %s: adding a shard may move keys only to it", key, before, after)
+			}
+		}
+		if pickShard([]string{"c", "a", "b"}, key) != before {
+			t.Fatalf("%s: the choice depends on the order the shards are listed in", key)
+		}
+		if removed := pickShard([]string{"a", "c"}, key); before != "b" && removed != before {
+			t.Fatalf("%s moved from %s to %s when b went: removing a shard may move only its keys", key, before, removed)
+		}
+	}
+	for _, s := range three {
+		if share := float64(counts[s]) / n; share < 0.31 || share > 0.36 {
+			t.Errorf("shard %s holds %.3f of the keys, want about a third", s, share)
+		}
+	}
+	if share := float64(moved) / n; share < 0.22 || share > 0.28 {
+		t.Errorf("adding a fourth shard moved %.3f of the keys, want about a quarter", share)
+	}
+	if got := pickShard(nil, "ns/x"); got != "" {
+		t.Errorf("no shards: got %q", got)
+	}
+}
+
+func TestDecidePlacement(t *testing.T) {
+	live := []string{"a", "b"}
+	for _, tc := range []struct {
+		name     string
+		current  string
+		draining bool
+		chosen   string
+		want     placement
+	}{
+		{"unassigned", "", false, "a", placementAssign},
+		{"unassigned with a stale drain label", "", true, "a", placementAssign},
+		{"on its shard", "a", false, "a", placementKeep},
+		{"on another live shard", "a", false, "b", placementDrain},
+		{"drain asked, not let go yet", "a", true, "b", placementWait},
+		{"drain asked, then the ring moved back", "a", true, "a", placementUndrain},
+		{"on a dead shard", "gone", false, "a", placementAssign},
+		{"draining from a dead shard", "gone", true, "b", placementAssign},
+	} {
+		if got := decidePlacement(tc.current, tc.draining, live, tc.chosen); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestLiveShards(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	lease := func(name, holder string, renewedAgo time.Duration) coordinationv1.Lease {
+		l := coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		l.Spec.LeaseDurationSeconds = ptr.To[int32](15)
+		l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now.Add(-renewedAgo)))
+		if holder != "" {
+			l.Spec.HolderIdentity = ptr.To(holder)
+		}
+		return l
+	}
+	leases := []coordinationv1.Lease{
+		lease(ShardLeaseName("b"), "pod-b", 2*time.Second),
+		lease(ShardLeaseName("a"), "pod-a", 20*time.Second),    // late, within the skew allowance
+		lease(ShardLeaseName("c"), "pod-c", 31*time.Second),    // stale: 15 s + 15 s allowance gone
+		lease(ShardLeaseName("d"), "", time.Second),            // released
+		lease("wechat-operator-manager", "pod-a", time.Second), // not a shard
+	}
+	shards, staleAt := liveShards(leases, now)
+	if !slices.Equal(shards, []string{"a", "b"}) {
+		t.Errorf("live shards %v, want [a b]", shards)
+	}
+	if want := now.Add(-20*time.Second + 30*time.Second); !staleAt.Equal(want) {
+		t.Errorf("stale at %v, want %v (shard a's)", staleAt, want)
+	}
+}
+
+func TestSharderViewKeepsWhatTheComponentControllerAndSharderRead(t *testing.T) {
+	a := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{
+		Name: "x", Namespace: "ns", UID: "u", ResourceVersion: "7",
+		Labels:      map[string]string{wechatv1alpha1.LabelShard: "a", "team": "t"},
+		Annotations: map[string]string{"big": "annotation"},
+	}}
+	a.Spec.AppID, a.Spec.ComponentRef.Name, a.Spec.TokenSecret.Name = "wxabc", "platform", "tok"
+	a.Status.AuthorizationCode = &wechatv1alpha1.AuthorizationCode{Code: "c"}
+	a.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Message: "long text"}}
+	a.Status.Info = &wechatv1alpha1.AuthorizerInfo{NickName: "n"}
+	out, err := sharderView(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := out.(*wechatv1alpha1.WeChatAuthorizer)
+	if v.Name != "x" || v.UID != "u" || v.ResourceVersion != "7" || v.Labels["team"] != "t" ||
+		v.Labels[wechatv1alpha1.LabelShard] != "a" || v.Spec.AppID != "wxabc" || v.Spec.ComponentRef.Name != "platform" ||
+		v.Spec.TokenSecret.Name != "tok" || v.Status.AuthorizationCode == nil || v.Status.AuthorizationCode.Code != "c" {
+		t.Errorf("a field the component controller or the sharder reads was cut: %+v", v)
+	}
+	if v.Annotations != nil || v.Status.Conditions != nil || v.Status.Info != nil {
+		t.Errorf("the view keeps what nobody reads: %+v", v)
+	}
+}
