@@ -18,7 +18,7 @@ SPDX-License-Identifier: Apache-2.0
 // +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatauthorizers,verbs=get;list;watch;update;patch;create
 // +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatcomponents/status;wechatauthorizers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=platform.wechat-operator.dev,resources=wechatcomponents/finalizers;wechatauthorizers/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 package controllers

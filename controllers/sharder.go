@@ -43,6 +43,8 @@ type Sharder struct {
 	// LeaseNamespace holds the shard Leases.
 	LeaseNamespace string
 	Clock          clock.PassiveClock
+	// Grace replaces DefaultShardGrace when set (tests).
+	Grace time.Duration
 }
 
 // Reconcile places one authorizer.
@@ -87,22 +89,22 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 
 // labelSecrets labels the authorizer's Secrets for its new shard before the authorizer
 // itself, so the shard's cache usually has them when the authorizer arrives (and the shard
-// reads them uncached when it does not). Only Secrets the authorizer controls are touched.
+// reads them uncached when it does not). Only the operator's Secrets the authorizer controls
+// are touched.
 func (s *Sharder) labelSecrets(ctx context.Context, a *wechatv1alpha1.WeChatAuthorizer, shard string) error {
 	for _, name := range []string{stateSecretName(a), authorizerTokenSecretName(a)} {
 		secret, err := getManagedSecret(ctx, s.APIReader, a.Namespace, name)
 		if err != nil {
 			return err
 		}
-		if secret == nil || !metav1.IsControlledBy(secret, a) || secret.Labels[wechatv1alpha1.LabelShard] == shard {
-			continue
+		if secret == nil || !metav1.IsControlledBy(secret, a) || secret.Labels[wechatv1alpha1.LabelShard] == shard ||
+			secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByValue {
+			continue // none, not the authorizer's, not ours, or labelled already
 		}
-		patch := client.MergeFromWithOptions(secret.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		if secret.Labels == nil {
-			secret.Labels = map[string]string{}
-		}
+		// The whole Secret as just read, guarded by its resourceVersion: the manager updates
+		// Secrets, it does not patch them.
 		secret.Labels[wechatv1alpha1.LabelShard] = shard
-		if err := s.Client.Patch(ctx, secret, patch, fieldOwner); err != nil {
+		if err := s.Client.Update(ctx, secret, fieldOwner); err != nil {
 			return err
 		}
 	}
@@ -126,7 +128,11 @@ func (s *Sharder) liveShards(ctx context.Context) ([]string, time.Time, error) {
 	if err := s.Client.List(ctx, leases, client.InNamespace(s.LeaseNamespace)); err != nil {
 		return nil, time.Time{}, err
 	}
-	live, staleAt := liveShards(leases.Items, s.Clock.Now())
+	grace := s.Grace
+	if grace == 0 {
+		grace = DefaultShardGrace
+	}
+	live, staleAt := liveShards(leases.Items, s.Clock.Now(), grace)
 	return live, staleAt, nil
 }
 

@@ -38,24 +38,26 @@ const ShardLeasePrefix = "wechat-operator-shard-"
 // ShardLeaseName is the Lease a shard's manager holds while it serves the shard.
 func ShardLeaseName(shard string) string { return ShardLeasePrefix + shard }
 
-// shardDeadAfter is how long past a Lease's last renewal plus its duration the sharder waits
-// before it takes a shard's authorizers away without the shard's consent. Leader election
-// already makes a holder that cannot renew stop before its Lease runs out; the extra length
-// covers clock skew between that holder and the sharder. A released Lease (no holder) is
-// dead at once: its manager stopped before it let go.
-const shardDeadAfter = 15 * time.Second
+// DefaultShardGrace is how long past a shard Lease's last renewal plus its duration the sharder
+// still counts the shard live, before it takes the shard's authorizers away without the
+// shard's consent. It covers clock skew between the holder and the sharder (leader election
+// already stops a holder that cannot renew before its Lease runs out) and a pod restart: a
+// shard back within it (a rolling update) finds its authorizers where it left them, instead
+// of every one moved away and back. Its authorizers are not served meanwhile, which the
+// 10-minute refresh margin absorbs.
+const DefaultShardGrace = 30 * time.Second
 
-// liveShards returns the names of the shards whose Lease is held and fresh, sorted, and when
-// the earliest of them would go stale if not renewed.
-func liveShards(leases []coordinationv1.Lease, now time.Time) (shards []string, staleAt time.Time) {
+// liveShards returns the names of the shards whose Lease was renewed within its duration
+// plus grace, held or released (a released Lease's holder stopped; it may be restarting),
+// sorted, and when the earliest of them goes stale if not renewed.
+func liveShards(leases []coordinationv1.Lease, now time.Time, grace time.Duration) (shards []string, staleAt time.Time) {
 	for i := range leases {
 		l := &leases[i]
 		name, ok := strings.CutPrefix(l.Name, ShardLeasePrefix)
-		if !ok || name == "" || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" ||
-			l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		if !ok || name == "" || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
 			continue
 		}
-		until := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second + shardDeadAfter)
+		until := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second + grace)
 		if !now.Before(until) {
 			continue
 		}
@@ -142,9 +144,9 @@ func ShardCacheOptions(operatorNamespace string, watchNamespaces []string, shard
 
 // SharedCacheOptions is the cache of a sharded process's other manager, the one that runs the
 // WeChatComponent controller and the sharder: Secrets that belong to no authorizer (component
-// token Secrets, the keyring), the shard Leases, and WeChatAuthorizers cut down to what those
+// token Secrets, the keyring), the shard Leases (in leaseNamespace), and WeChatAuthorizers cut down to what those
 // two read (sharderView), so it too holds far less than one unsharded manager.
-func SharedCacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
+func SharedCacheOptions(operatorNamespace string, watchNamespaces []string, leaseNamespace string) cache.Options {
 	o := CacheOptions(operatorNamespace, watchNamespaces)
 	noAuthorizer, _ := labels.NewRequirement(wechatv1alpha1.LabelAuthorizer, selection.DoesNotExist, nil)
 	managed, _ := labels.NewRequirement(wechatv1alpha1.LabelManagedBy, selection.Equals, []string{wechatv1alpha1.ManagedByValue})
@@ -160,7 +162,7 @@ func SharedCacheOptions(operatorNamespace string, watchNamespaces []string) cach
 		}
 	}
 	o.ByObject[&wechatv1alpha1.WeChatAuthorizer{}] = cache.ByObject{Transform: sharderView}
-	o.ByObject[&coordinationv1.Lease{}] = cache.ByObject{Namespaces: map[string]cache.Config{operatorNamespace: {}}}
+	o.ByObject[&coordinationv1.Lease{}] = cache.ByObject{Namespaces: map[string]cache.Config{leaseNamespace: {}}}
 	return o
 }
 
@@ -232,9 +234,13 @@ func (r *WeChatAuthorizerReconciler) getAuthorizerSecret(ctx context.Context, a 
 		return nil, nil
 	}
 	if metav1.IsControlledBy(secret, a) && secret.Labels[wechatv1alpha1.LabelShard] != r.Shard {
-		patch := client.MergeFromWithOptions(secret.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		secret.Labels[wechatv1alpha1.LabelShard] = r.Shard
-		if err := r.Patch(ctx, secret, patch, fieldOwner); err != nil && !apierrors.IsConflict(err) {
+		// An update of what was just read, guarded by its resourceVersion (the manager does not
+		// patch Secrets); a conflict leaves the label to the next reconcile.
+		labelled := secret.DeepCopy()
+		labelled.Labels[wechatv1alpha1.LabelShard] = r.Shard
+		if err := r.Update(ctx, labelled, fieldOwner); err == nil {
+			secret = labelled
+		} else if !apierrors.IsConflict(err) {
 			return nil, err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -50,7 +51,7 @@ func startShardProcess(ns, shard string, api *wxapi.Client) *shardProcess {
 		return cacheOpts
 	}
 	shared, err := ctrl.NewManager(cfg, options(ctrl.Options{
-		Cache: SharedCacheOptions(ns, []string{ns}), LeaderElectionID: "wechat-operator-manager",
+		Cache: SharedCacheOptions(ns, []string{ns}, ns), LeaderElectionID: "wechat-operator-manager",
 	}))
 	Expect(err).NotTo(HaveOccurred())
 	shardMgr, err := ctrl.NewManager(cfg, options(ctrl.Options{
@@ -63,8 +64,9 @@ func startShardProcess(ns, shard string, api *wxapi.Client) *shardProcess {
 		KeyringNamespace: ns, KeyringName: testKeyringName,
 	}
 	Expect(components.SetupWithManager(shared, 2)).To(Succeed())
+	// A short grace: the stopped shard's authorizers move a few seconds after it let go.
 	Expect((&Sharder{Client: shared.GetClient(), APIReader: shared.GetAPIReader(), LeaseNamespace: ns,
-		Clock: clock.RealClock{}}).SetupWithManager(shared)).To(Succeed())
+		Clock: clock.RealClock{}, Grace: 2 * time.Second}).SetupWithManager(shared)).To(Succeed())
 	authorizers := &WeChatAuthorizerReconciler{
 		Client: shardMgr.GetClient(), APIReader: shardMgr.GetAPIReader(), Scheme: scheme,
 		Recorder: events.NewFakeRecorder(1000), WeChat: api, Clock: clock.RealClock{}, Random: func() float64 { return 0.5 },

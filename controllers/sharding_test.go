@@ -91,16 +91,17 @@ func TestLiveShards(t *testing.T) {
 	}
 	leases := []coordinationv1.Lease{
 		lease(ShardLeaseName("b"), "pod-b", 2*time.Second),
-		lease(ShardLeaseName("a"), "pod-a", 20*time.Second),    // late, within the skew allowance
-		lease(ShardLeaseName("c"), "pod-c", 31*time.Second),    // stale: 15 s + 15 s allowance gone
-		lease(ShardLeaseName("d"), "", time.Second),            // released
+		lease(ShardLeaseName("a"), "pod-a", 40*time.Second),    // late, within the grace
+		lease(ShardLeaseName("c"), "pod-c", 46*time.Second),    // stale: 15 s + 30 s grace gone
+		lease(ShardLeaseName("d"), "", 10*time.Second),         // released, maybe restarting
+		lease(ShardLeaseName("e"), "", 50*time.Second),         // released and gone
 		lease("wechat-operator-manager", "pod-a", time.Second), // not a shard
 	}
-	shards, staleAt := liveShards(leases, now)
-	if !slices.Equal(shards, []string{"a", "b"}) {
-		t.Errorf("live shards %v, want [a b]", shards)
+	shards, staleAt := liveShards(leases, now, DefaultShardGrace)
+	if !slices.Equal(shards, []string{"a", "b", "d"}) {
+		t.Errorf("live shards %v, want [a b d]", shards)
 	}
-	if want := now.Add(-20*time.Second + 30*time.Second); !staleAt.Equal(want) {
+	if want := now.Add(-40*time.Second + 45*time.Second); !staleAt.Equal(want) {
 		t.Errorf("stale at %v, want %v (shard a's)", staleAt, want)
 	}
 }

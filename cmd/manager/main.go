@@ -125,7 +125,7 @@ func main() {
 		err      error
 	)
 	if *shard != "" {
-		options.Cache = controllers.SharedCacheOptions(*operatorNS, namespaces)
+		options.Cache = controllers.SharedCacheOptions(*operatorNS, namespaces, *leaderElectNS)
 		shardOptions := options
 		shardOptions.Cache = controllers.ShardCacheOptions(*operatorNS, namespaces, *shard)
 		shardOptions.Metrics.BindAddress, shardOptions.HealthProbeBindAddress, shardOptions.PprofBindAddress = "0", "0", "0"

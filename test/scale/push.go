@@ -110,7 +110,9 @@ func (r *run) receiverThroughput(ctx context.Context) error {
 	}
 	// The restarted manager has run for a while now, refreshing, with none of the import's
 	// Events in its recorder's cache (client-go keeps each for 6 to 12 minutes).
-	r.res.restartedRSS = r.mem.meanSince(0)
+	for _, m := range r.mems {
+		r.res.restartedRSS = max(r.res.restartedRSS, m.meanSince(0))
+	}
 	return nil
 }
 

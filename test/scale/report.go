@@ -41,6 +41,7 @@ type results struct {
 	steadyCalls                      int
 	writes                           writes
 	steadyRSS, peakRSS, restartedRSS uint64
+	shardRSS                         [][2]uint64 // sharded: each shard's peak and steady RSS
 	heapInuse                        float64
 	etcd                             etcdUsage
 	checked, rejected                int64
@@ -90,6 +91,13 @@ func (r *results) table() string {
 	row("expired-token-seconds (any app-facing Secret past expires_at)", fmt.Sprintf("%.1f s (%d tokens)", r.expired.Seconds(), r.expiredTokens), "0")
 	row("served tokens used as an app would (get_api_domain_ip), rejected", fmt.Sprintf("%d of %d", r.rejected, r.checked), "0")
 	row("manager RSS: peak (whole run) / steady (window mean)", fmt.Sprintf("%s / %s (Go heap in use %s)", mib(r.peakRSS), mib(r.steadyRSS), mib(uint64(r.heapInuse))), "≤ 200 MiB at 10k (stretch 150)")
+	if len(r.shardRSS) > 0 {
+		var each []string
+		for i, rss := range r.shardRSS {
+			each = append(each, fmt.Sprintf("s%d %s / %s", i, mib(rss[0]), mib(rss[1])))
+		}
+		row("sharded: each shard's RSS, peak / steady (the row above is the largest)", strings.Join(each, "; "), "about 1/N of one manager's")
+	}
 	row("restarted manager RSS, mean from its start to the end of the run", mib(r.restartedRSS), "")
 	row("restart with fresh tokens: WeChat calls not due", fmt.Sprintf("%d (plus %d due refreshes, %d component token calls)", r.restartSpurious, r.restartDue, r.restartComponentCalls), "0")
 	row("restart: every object reconciled / every CR Ready", fmt.Sprintf("%s / %s", r.restartReconciled.Round(10*time.Millisecond), r.restartReady.Round(10*time.Millisecond)), "≤ 15 s at 10k")
@@ -172,8 +180,12 @@ func recordInDoc(doc string, r *results, table string) error {
 	if err != nil {
 		return err
 	}
-	begin := fmt.Sprintf("<!-- scalebench authorizers=%d -->", r.authorizers)
-	end := fmt.Sprintf("<!-- /scalebench authorizers=%d -->", r.authorizers)
+	key := fmt.Sprintf("authorizers=%d", r.authorizers)
+	if len(r.shardRSS) > 0 {
+		key += fmt.Sprintf(" shards=%d", len(r.shardRSS)) // a block apart from the unsharded run's
+	}
+	begin := fmt.Sprintf("<!-- scalebench %s -->", key)
+	end := fmt.Sprintf("<!-- /scalebench %s -->", key)
 	block := begin + "\n" + table + end
 	s := string(data)
 	i, j := strings.Index(s, begin), strings.Index(s, end)

@@ -70,10 +70,12 @@ type run struct {
 	bins       harness.Binaries
 	sim        *harness.Sim
 	recv       *harness.Receiver
-	mgr        *harness.Manager
+	mgr        *harness.Manager // the first of mgrs
+	mgrs       []*harness.Manager
 	mgrFlags   []string
 	tokens     *tokenWatch
-	mem        *memorySampler
+	mem        *memorySampler // the first of mems
+	mems       []*memorySampler
 	memCtx     context.CancelFunc
 	processes  []*harness.Process
 	res        *results
@@ -227,11 +229,14 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.mgrFlags = append(r.mgrFlags, r.o.managerFlags...)
 	r.res.managerFlags = strings.Join(r.mgrFlags, " ")
+	if r.o.shards > 0 {
+		r.res.notes = append(r.res.notes, fmt.Sprintf("sharded: %d manager processes, each with --shard=s<i> besides the flags above (config/sharded)", r.o.shards))
+	}
 	if r.o.memoryLimitMiB > 0 {
 		r.res.goMemLimit = fmt.Sprintf("%dMiB", int(float64(r.o.memoryLimitMiB)*memlimit.DefaultFraction))
 		r.res.memoryLimitMiB = r.o.memoryLimitMiB
 	}
-	return r.startManager(ctx, "manager")
+	return r.startManagers(ctx, "manager")
 }
 
 // managerHasFlag reports whether the built manager knows --name (older builds, measured
@@ -241,26 +246,37 @@ func (r *run) managerHasFlag(name string) bool {
 	return strings.Contains(string(out), "-"+name+" ")
 }
 
-func (r *run) startManager(ctx context.Context, name string) error {
-	step("starting the %s (%s)", name, strings.Join(r.mgrFlags, " "))
-	// No cgroup limit here: set what the manager would set itself in a pod with this limit.
-	if r.o.memoryLimitMiB > 0 {
-		os.Setenv("GOMEMLIMIT", r.res.goMemLimit)
-		defer os.Unsetenv("GOMEMLIMIT")
-	}
-	m, err := harness.StartManager(ctx, r.bins.Manager, name, r.cp, r.sim.URL, r.mgrFlags...)
-	if err != nil {
-		return err
-	}
-	r.mgr = m
-	r.processes = append(r.processes, m.Process)
+// startManagers starts the manager, or with --shards one manager process per shard (named
+// s0, s1, …, as config/sharded names them after their pods), each with a memory sampler.
+func (r *run) startManagers(ctx context.Context, name string) error {
 	if r.memCtx != nil {
 		r.memCtx()
 	}
 	var memCtx context.Context
 	memCtx, r.memCtx = context.WithCancel(ctx)
-	r.mem = &memorySampler{}
-	go r.mem.run(memCtx, m.Process)
+	r.mgrs, r.mems = nil, nil
+	for i := range max(r.o.shards, 1) {
+		procName, flags := name, r.mgrFlags
+		if r.o.shards > 0 {
+			procName = fmt.Sprintf("%s-s%d", name, i)
+			flags = append(slices.Clone(flags), fmt.Sprintf("--shard=s%d", i))
+		}
+		step("starting the %s (%s)", procName, strings.Join(flags, " "))
+		// No cgroup limit here: set what the manager would set itself in a pod with this limit.
+		if r.o.memoryLimitMiB > 0 {
+			os.Setenv("GOMEMLIMIT", r.res.goMemLimit)
+		}
+		m, err := harness.StartManager(ctx, r.bins.Manager, procName, r.cp, r.sim.URL, flags...)
+		os.Unsetenv("GOMEMLIMIT")
+		if err != nil {
+			return err
+		}
+		r.processes = append(r.processes, m.Process)
+		mem := &memorySampler{}
+		go mem.run(memCtx, m.Process)
+		r.mgrs, r.mems = append(r.mgrs, m), append(r.mems, mem)
+	}
+	r.mgr, r.mem = r.mgrs[0], r.mems[0]
 	return nil
 }
 
@@ -401,7 +417,10 @@ func (r *run) steady(ctx context.Context) error {
 	if err := r.sim.ResetCounters(ctx); err != nil {
 		return err
 	}
-	mark := r.mem.mark()
+	marks := make([]int, len(r.mems))
+	for i, m := range r.mems {
+		marks[i] = m.mark()
+	}
 	start := time.Now()
 	r.tokens.startWindow(start)
 	checkCtx, stopChecks := context.WithCancel(ctx)
@@ -431,8 +450,15 @@ func (r *run) steady(ctx context.Context) error {
 	res.steadyCalls = r.totalCalls(counters)
 	res.steadyByAPI = r.callsByAPI(counters)
 	res.writes = apiWrites(after).minus(apiWrites(before))
-	res.steadyRSS = r.mem.meanSince(mark)
-	res.peakRSS = r.mem.peakRSS()
+	// Sharded, the row shows the largest shard; each shard's figures are listed too.
+	res.shardRSS = nil
+	for i, m := range r.mems {
+		steady, peak := m.meanSince(marks[i]), m.peakRSS()
+		res.steadyRSS, res.peakRSS = max(res.steadyRSS, steady), max(res.peakRSS, peak)
+		if r.o.shards > 0 {
+			res.shardRSS = append(res.shardRSS, [2]uint64{peak, steady})
+		}
+	}
 	res.heapInuse = sum(mgrMetrics, "go_memstats_heap_inuse_bytes", nil)
 	res.checked, res.rejected = checks.result()
 	if res.etcd, err = measureEtcd(ctx, r.cp.Env.ControlPlane.Etcd.URL, namespace); err != nil {
@@ -533,27 +559,35 @@ func (r *run) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	step("stopping the manager (SIGTERM) and starting a new one")
-	r.mgr.Stop(30 * time.Second)
-	r.processes = slices.DeleteFunc(r.processes, func(p *harness.Process) bool { return p == r.mgr.Process })
+	step("stopping the manager (SIGTERM; every shard, sharded) and starting anew")
+	for _, m := range r.mgrs {
+		m.Stop(30 * time.Second)
+		r.processes = slices.DeleteFunc(r.processes, func(p *harness.Process) bool { return p == m.Process })
+	}
 	if err := r.sim.ResetCounters(ctx); err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := r.startManager(ctx, "manager-restarted"); err != nil {
+	if err := r.startManagers(ctx, "manager-restarted"); err != nil {
 		return err
 	}
-	// Back in control: every object reconciled once and nothing left in the queues.
+	// Back in control: every object reconciled once and nothing left in the queues (summed
+	// over the shards: each reconciles its own authorizers, one of them the components).
 	err = r.poll(ctx, 10*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		m, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
-		if err != nil {
-			return false, nil //nolint:nilerr // a scrape missed under load: poll again
+		reconciled := map[string]float64{}
+		for _, mgr := range r.mgrs {
+			m, err := scrape(ctx, httpGetter(mgr.MetricsURL))
+			if err != nil {
+				return false, nil //nolint:nilerr // a scrape missed under load: poll again
+			}
+			for _, controller := range []string{"wechatauthorizer", "wechatcomponent"} {
+				if sum(m, "workqueue_depth", map[string]string{"name": controller}) != 0 {
+					return false, nil
+				}
+				reconciled[controller] += sum(m, "controller_runtime_reconcile_total", map[string]string{"controller": controller})
+			}
 		}
-		done := func(controller string, want int) bool {
-			return sum(m, "controller_runtime_reconcile_total", map[string]string{"controller": controller}) >= float64(want) &&
-				sum(m, "workqueue_depth", map[string]string{"name": controller}) == 0
-		}
-		return done("wechatauthorizer", r.n) && done("wechatcomponent", r.comps), nil
+		return reconciled["wechatauthorizer"] >= float64(r.n) && reconciled["wechatcomponent"] >= float64(r.comps), nil
 	})
 	if err != nil {
 		return fmt.Errorf("the restarted manager never reconciled every object: %w", err)
