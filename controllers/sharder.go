@@ -12,7 +12,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -33,13 +32,13 @@ import (
 const shardPollInterval = 2 * time.Second
 
 // Sharder places every WeChatAuthorizer on a live shard (sharding.go has the rule). It runs
-// in the process that holds the manager Lease, beside the WeChatComponent controller.
+// in the process that holds the manager Lease, beside the WeChatComponent controller. It
+// labels the authorizer only: its new shard labels the authorizer's Secrets when it first
+// reads them (getAuthorizerSecret), so a placement costs one write.
 type Sharder struct {
 	// Client reads from a cache made with SharedCacheOptions (cut-down authorizers, the shard
 	// Leases); its writes are label patches.
 	Client client.Client
-	// APIReader reads the authorizers' Secrets, which that cache does not hold.
-	APIReader client.Reader
 	// LeaseNamespace holds the shard Leases.
 	LeaseNamespace string
 	Clock          clock.PassiveClock
@@ -63,9 +62,6 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	logger := log.FromContext(ctx)
 	switch decidePlacement(current, draining, live, chosen) {
 	case placementAssign:
-		if err := s.labelSecrets(ctx, a, chosen); err != nil {
-			return reconcile.Result{}, err
-		}
 		err = s.patchLabels(ctx, a, func(l map[string]string) {
 			l[wechatv1alpha1.LabelShard] = chosen
 			delete(l, wechatv1alpha1.LabelShardDrain)
@@ -85,30 +81,6 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, nil // the update that conflicted brings it back
 	}
 	return reconcile.Result{}, err
-}
-
-// labelSecrets labels the authorizer's Secrets for its new shard before the authorizer
-// itself, so the shard's cache usually has them when the authorizer arrives (and the shard
-// reads them uncached when it does not). Only the operator's Secrets the authorizer controls
-// are touched.
-func (s *Sharder) labelSecrets(ctx context.Context, a *wechatv1alpha1.WeChatAuthorizer, shard string) error {
-	for _, name := range []string{stateSecretName(a), authorizerTokenSecretName(a)} {
-		secret, err := getManagedSecret(ctx, s.APIReader, a.Namespace, name)
-		if err != nil {
-			return err
-		}
-		if secret == nil || !metav1.IsControlledBy(secret, a) || secret.Labels[wechatv1alpha1.LabelShard] == shard ||
-			secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByValue {
-			continue // none, not the authorizer's, not ours, or labelled already
-		}
-		// The whole Secret as just read, guarded by its resourceVersion: the manager updates
-		// Secrets, it does not patch them.
-		secret.Labels[wechatv1alpha1.LabelShard] = shard
-		if err := s.Client.Update(ctx, secret, fieldOwner); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // patchLabels changes the authorizer's labels in a merge patch guarded by its resource
@@ -198,7 +170,9 @@ func (s *Sharder) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(shardLabelsChanged)).
 		WatchesRawSource(source.Channel(changed.events, &handler.TypedEnqueueRequestForObject[*wechatv1alpha1.WeChatAuthorizer]{})).
-		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: 2}).
+		// A placement is one label patch; an import of 100,000 authorizers is placed at the
+		// API server's pace, not held to a couple of workers.
+		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: 16}).
 		Named("sharder").
 		Complete(s)
 }
