@@ -31,6 +31,10 @@ import (
 // went or stopped renewing. Reading them is a cache list of a few objects.
 const shardPollInterval = 2 * time.Second
 
+// shardResyncInterval is how often the sharder looks at every authorizer anyway (a cache
+// list and, for those placed right, no write).
+const shardResyncInterval = 10 * time.Minute
+
 // Sharder places every WeChatAuthorizer on a live shard (sharding.go has the rule). It runs
 // in the process that holds the manager Lease, beside the WeChatComponent controller. It
 // labels the authorizer only: its new shard labels the authorizer's Secrets when it first
@@ -41,7 +45,10 @@ type Sharder struct {
 	Client client.Client
 	// LeaseNamespace holds the shard Leases.
 	LeaseNamespace string
-	Clock          clock.PassiveClock
+	// APIReader confirms, uncached, that a shard's Lease is stale before its authorizers are
+	// taken from it.
+	APIReader client.Reader
+	Clock     clock.PassiveClock
 	// Grace replaces DefaultShardGrace when set (tests).
 	Grace time.Duration
 }
@@ -62,6 +69,13 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	logger := log.FromContext(ctx)
 	switch decidePlacement(current, draining, live, chosen) {
 	case placementAssign:
+		if current != "" {
+			// Taken from a shard without its consent: only if the API server, not just the
+			// cache (whose watch may lag), says its Lease is stale.
+			if alive, err := s.shardAlive(ctx, current); err != nil || alive {
+				return reconcile.Result{RequeueAfter: shardPollInterval}, err
+			}
+		}
 		err = s.patchLabels(ctx, a, func(l map[string]string) {
 			l[wechatv1alpha1.LabelShard] = chosen
 			delete(l, wechatv1alpha1.LabelShardDrain)
@@ -77,10 +91,36 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	case placementUndrain:
 		err = s.patchLabels(ctx, a, func(l map[string]string) { delete(l, wechatv1alpha1.LabelShardDrain) })
 	}
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		return reconcile.Result{}, nil // the update that conflicted brings it back
+	switch {
+	case apierrors.IsNotFound(err):
+		return reconcile.Result{}, nil
+	case apierrors.IsConflict(err):
+		// Someone wrote it meanwhile (a status write, most likely, which the predicate does
+		// not pass on): decide again on what it is now.
+		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
 	return reconcile.Result{}, err
+}
+
+// shardAlive reads one shard's Lease from the API server.
+func (s *Sharder) shardAlive(ctx context.Context, shard string) (bool, error) {
+	lease := &coordinationv1.Lease{}
+	err := s.APIReader.Get(ctx, client.ObjectKey{Namespace: s.LeaseNamespace, Name: ShardLeaseName(shard)}, lease)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	live, _ := liveShards([]coordinationv1.Lease{*lease}, s.Clock.Now(), s.grace())
+	return len(live) == 1, nil
+}
+
+func (s *Sharder) grace() time.Duration {
+	if s.Grace == 0 {
+		return DefaultShardGrace
+	}
+	return s.Grace
 }
 
 // patchLabels changes the authorizer's labels in a merge patch guarded by its resource
@@ -100,11 +140,7 @@ func (s *Sharder) liveShards(ctx context.Context) ([]string, time.Time, error) {
 	if err := s.Client.List(ctx, leases, client.InNamespace(s.LeaseNamespace)); err != nil {
 		return nil, time.Time{}, err
 	}
-	grace := s.Grace
-	if grace == 0 {
-		grace = DefaultShardGrace
-	}
-	live, staleAt := liveShards(leases.Items, s.Clock.Now(), grace)
+	live, staleAt := liveShards(leases.Items, s.Clock.Now(), s.grace())
 	return live, staleAt, nil
 }
 
@@ -118,17 +154,22 @@ type shardsChanged struct {
 // NeedLeaderElection: only the leader's sharder places authorizers.
 func (w *shardsChanged) NeedLeaderElection() bool { return true }
 
-// Start polls the Leases until ctx ends.
+// Start polls the Leases until ctx ends. It also places every authorizer again every
+// shardResyncInterval, whatever changed: a placement lost to an error is not lost for long.
 func (w *shardsChanged) Start(ctx context.Context) error {
 	var last []string
+	var placedAt time.Time
 	ticker := time.NewTicker(shardPollInterval)
 	defer ticker.Stop()
 	for {
 		live, _, err := w.sharder.liveShards(ctx)
-		if err == nil && !slices.Equal(live, last) {
-			log.FromContext(ctx).Info("live shards changed; placing every authorizer again", "shards", live, "before", last)
+		changed := err == nil && !slices.Equal(live, last)
+		if changed || (err == nil && time.Since(placedAt) >= shardResyncInterval) {
+			if changed {
+				log.FromContext(ctx).Info("live shards changed; placing every authorizer again", "shards", live, "before", last)
+			}
 			if w.enqueueAll(ctx) == nil {
-				last = live
+				last, placedAt = live, time.Now()
 			}
 		}
 		select {

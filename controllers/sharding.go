@@ -235,14 +235,14 @@ func (r *WeChatAuthorizerReconciler) getAuthorizerSecret(ctx context.Context, a 
 	}
 	if metav1.IsControlledBy(secret, a) && secret.Labels[wechatv1alpha1.LabelShard] != r.Shard {
 		// An update of what was just read, guarded by its resourceVersion (the manager does not
-		// patch Secrets); a conflict leaves the label to the next reconcile.
+		// patch Secrets). A conflict means the Secret changed since it was read (a new refresh
+		// token, say): the reconcile is retried on what it is now, never on what was read.
 		labelled := secret.DeepCopy()
 		labelled.Labels[wechatv1alpha1.LabelShard] = r.Shard
-		if err := r.Update(ctx, labelled, fieldOwner); err == nil {
-			secret = labelled
-		} else if !apierrors.IsConflict(err) {
+		if err := r.Update(ctx, labelled, fieldOwner); err != nil {
 			return nil, err
 		}
+		secret = labelled
 	}
 	return secret, nil
 }

@@ -65,7 +65,7 @@ func startShardProcess(ns, shard string, api *wxapi.Client) *shardProcess {
 	}
 	Expect(components.SetupWithManager(shared, 2)).To(Succeed())
 	// A short grace: the stopped shard's authorizers move a few seconds after it let go.
-	Expect((&Sharder{Client: shared.GetClient(), LeaseNamespace: ns,
+	Expect((&Sharder{Client: shared.GetClient(), APIReader: shared.GetAPIReader(), LeaseNamespace: ns,
 		Clock: clock.RealClock{}, Grace: 2 * time.Second}).SetupWithManager(shared)).To(Succeed())
 	authorizers := &WeChatAuthorizerReconciler{
 		Client: shardMgr.GetClient(), APIReader: shardMgr.GetAPIReader(), Scheme: scheme,

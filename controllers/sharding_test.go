@@ -6,14 +6,25 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
@@ -128,5 +139,87 @@ func TestSharderViewKeepsWhatTheComponentControllerAndSharderRead(t *testing.T) 
 	}
 	if v.Annotations != nil || v.Status.Conditions != nil || v.Status.Info != nil {
 		t.Errorf("the view keeps what nobody reads: %+v", v)
+	}
+}
+
+// sharderWorld is a sharder over a fake API server: live shards a and b in the cache, and
+// an authorizer on shard a.
+func sharderWorld(t *testing.T, cachedLeases, apiLeases []coordinationv1.Lease, funcs interceptor.Funcs) (*Sharder, *wechatv1alpha1.WeChatAuthorizer) {
+	t.Helper()
+	a := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns",
+		Labels: map[string]string{wechatv1alpha1.LabelShard: "a"}}}
+	objs := []client.Object{a}
+	for i := range cachedLeases {
+		objs = append(objs, &cachedLeases[i])
+	}
+	cached := fake.NewClientBuilder().WithScheme(sharderScheme()).WithObjects(objs...).WithInterceptorFuncs(funcs).Build()
+	var api []client.Object
+	for i := range apiLeases {
+		api = append(api, &apiLeases[i])
+	}
+	uncached := fake.NewClientBuilder().WithScheme(sharderScheme()).WithObjects(api...).Build()
+	return &Sharder{Client: cached, APIReader: uncached, LeaseNamespace: "ops", Clock: clocktesting.NewFakePassiveClock(testNow)}, a
+}
+
+var testNow = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+
+// sharderScheme is the API the sharder reads (the suite's scheme is filled in only by its
+// BeforeSuite).
+func sharderScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = wechatv1alpha1.AddToScheme(s)
+	return s
+}
+
+func shardLease(shard string, renewedAgo time.Duration) coordinationv1.Lease {
+	l := coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: ShardLeaseName(shard), Namespace: "ops"}}
+	l.Spec.HolderIdentity = ptr.To("pod-" + shard)
+	l.Spec.LeaseDurationSeconds = ptr.To[int32](15)
+	l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(testNow.Add(-renewedAgo)))
+	return l
+}
+
+func TestSharderComesBackAfterAConflict(t *testing.T) {
+	// Only shard b is live: the authorizer on dead shard a is to be reassigned, and the
+	// patch conflicts (a status write came first). The predicate passes no status write on,
+	// so the sharder must come back by itself.
+	patches := 0
+	s, a := sharderWorld(t, []coordinationv1.Lease{shardLease("b", time.Second)}, nil, interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			patches++
+			return apierrors.NewConflict(schema.GroupResource{Resource: "wechatauthorizers"}, obj.GetName(), errors.New("modified"))
+		},
+	})
+	result, err := s.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)})
+	if err != nil || patches != 1 {
+		t.Fatalf("err %v, %d patches; want one conflicting patch", err, patches)
+	}
+	if result.RequeueAfter <= 0 {
+		t.Errorf("after a conflict the sharder does not come back (result %+v): the authorizer may never be placed", result)
+	}
+}
+
+func TestSharderTakesNothingFromAShardTheAPIServerSaysIsAlive(t *testing.T) {
+	// The cache's copy of shard a's Lease is old (its watch lags); the API server's is fresh.
+	patches := 0
+	count := interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		patches++
+		return c.Patch(ctx, obj, patch, opts...)
+	}}
+	cached := []coordinationv1.Lease{shardLease("a", time.Hour), shardLease("b", time.Second)}
+	s, a := sharderWorld(t, cached, []coordinationv1.Lease{shardLease("a", time.Second)}, count)
+	key := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)}
+	if _, err := s.Reconcile(context.Background(), key); err != nil || patches != 0 {
+		t.Fatalf("err %v, %d patches: an authorizer was taken from a shard that is alive", err, patches)
+	}
+	// Once the API server agrees the Lease is stale, it moves.
+	s.APIReader = fake.NewClientBuilder().WithScheme(sharderScheme()).WithObjects(ptr.To(shardLease("a", time.Hour))).Build()
+	if _, err := s.Reconcile(context.Background(), key); err != nil || patches != 1 {
+		t.Fatalf("err %v, %d patches: want the authorizer reassigned from the dead shard", err, patches)
+	}
+	moved := &wechatv1alpha1.WeChatAuthorizer{}
+	if err := s.Client.Get(context.Background(), key.NamespacedName, moved); err != nil || moved.Labels[wechatv1alpha1.LabelShard] != "b" {
+		t.Errorf("labels %v (err %v), want shard b", moved.Labels, err)
 	}
 }

@@ -193,7 +193,7 @@ func main() {
 	}
 	if shardMgr != nil {
 		authorizers.Shared = mgr.GetClient()
-		sharder := &controllers.Sharder{Client: mgr.GetClient(),
+		sharder := &controllers.Sharder{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 			LeaseNamespace: *leaderElectNS, Clock: clock.RealClock{}}
 		if err := sharder.SetupWithManager(mgr); err != nil {
 			setupLog.Error(err, "unable to set up the sharder")
