@@ -92,7 +92,7 @@ type placement int
 
 const (
 	placementKeep    placement = iota // on its shard, nothing to do
-	placementAssign                   // unassigned, or its shard is dead: label it (and its Secrets) for the chosen shard
+	placementAssign                   // unassigned, or its shard is dead: label it for the chosen shard
 	placementDrain                    // on a live shard that is no longer its own: ask that shard to let it go
 	placementWait                     // drain asked; the shard has not let go yet
 	placementUndrain                  // drain asked, but the chosen shard is its current one again
@@ -128,16 +128,7 @@ func ShardCacheOptions(operatorNamespace string, watchNamespaces []string, shard
 		wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue,
 		wechatv1alpha1.LabelShard:     shard,
 	})
-	for obj, by := range o.ByObject {
-		if _, ok := obj.(*corev1.Secret); ok {
-			by.Label = managedMine
-			for ns, cfg := range by.Namespaces {
-				cfg.LabelSelector = managedMine
-				by.Namespaces[ns] = cfg
-			}
-			o.ByObject[obj] = by
-		}
-	}
+	selectSecrets(o, managedMine)
 	o.ByObject[&wechatv1alpha1.WeChatAuthorizer{}] = cache.ByObject{Label: mine}
 	return o
 }
@@ -151,19 +142,25 @@ func SharedCacheOptions(operatorNamespace string, watchNamespaces []string, leas
 	noAuthorizer, _ := labels.NewRequirement(wechatv1alpha1.LabelAuthorizer, selection.DoesNotExist, nil)
 	managed, _ := labels.NewRequirement(wechatv1alpha1.LabelManagedBy, selection.Equals, []string{wechatv1alpha1.ManagedByValue})
 	shared := labels.NewSelector().Add(*managed, *noAuthorizer)
+	selectSecrets(o, shared)
+	o.ByObject[&wechatv1alpha1.WeChatAuthorizer{}] = cache.ByObject{Transform: sharderView}
+	o.ByObject[&coordinationv1.Lease{}] = cache.ByObject{Namespaces: map[string]cache.Config{leaseNamespace: {}}}
+	return o
+}
+
+// selectSecrets narrows the Secret entry of CacheOptions' options (every namespace's, with
+// --watch-namespaces) to selector.
+func selectSecrets(o cache.Options, selector labels.Selector) {
 	for obj, by := range o.ByObject {
 		if _, ok := obj.(*corev1.Secret); ok {
-			by.Label = shared
+			by.Label = selector
 			for ns, cfg := range by.Namespaces {
-				cfg.LabelSelector = shared
+				cfg.LabelSelector = selector
 				by.Namespaces[ns] = cfg
 			}
 			o.ByObject[obj] = by
 		}
 	}
-	o.ByObject[&wechatv1alpha1.WeChatAuthorizer{}] = cache.ByObject{Transform: sharderView}
-	o.ByObject[&coordinationv1.Lease{}] = cache.ByObject{Namespaces: map[string]cache.Config{leaseNamespace: {}}}
-	return o
 }
 
 // sharderView keeps of a WeChatAuthorizer what the WeChatComponent controller and the sharder
