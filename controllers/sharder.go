@@ -8,6 +8,7 @@ package controllers
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -51,6 +52,9 @@ type Sharder struct {
 	Clock     clock.PassiveClock
 	// Grace replaces DefaultShardGrace when set (tests).
 	Grace time.Duration
+
+	mu     sync.Mutex
+	deadAt map[string]time.Time // shard → when the API server's Lease last read dead
 }
 
 // Reconcile places one authorizer.
@@ -59,7 +63,7 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := s.Client.Get(ctx, req.NamespacedName, a); err != nil || !a.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	live, _, err := s.liveShards(ctx)
+	live, err := s.liveShards(ctx)
 	if err != nil || len(live) == 0 {
 		return reconcile.Result{}, err // with none live, the Lease poll brings it back when one is
 	}
@@ -102,8 +106,18 @@ func (s *Sharder) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	return reconcile.Result{}, err
 }
 
-// shardAlive reads one shard's Lease from the API server.
+// shardAlive reads one shard's Lease from the API server. A dead shard's authorizers are
+// all reassigned at once, so its death, once read, holds for shardPollInterval: one read
+// per dead shard then, not one per authorizer (33,000 reads would stretch the reassignment
+// over minutes at the client's rate).
 func (s *Sharder) shardAlive(ctx context.Context, shard string) (bool, error) {
+	now := s.Clock.Now()
+	s.mu.Lock()
+	readAt, known := s.deadAt[shard]
+	s.mu.Unlock()
+	if known && now.Sub(readAt) < shardPollInterval {
+		return false, nil
+	}
 	lease := &coordinationv1.Lease{}
 	err := s.APIReader.Get(ctx, client.ObjectKey{Namespace: s.LeaseNamespace, Name: ShardLeaseName(shard)}, lease)
 	if apierrors.IsNotFound(err) {
@@ -112,8 +126,16 @@ func (s *Sharder) shardAlive(ctx context.Context, shard string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	live, _ := liveShards([]coordinationv1.Lease{*lease}, s.Clock.Now(), s.grace())
-	return len(live) == 1, nil
+	if len(liveShards([]coordinationv1.Lease{*lease}, now, s.grace())) == 1 {
+		return true, nil
+	}
+	s.mu.Lock()
+	if s.deadAt == nil {
+		s.deadAt = map[string]time.Time{}
+	}
+	s.deadAt[shard] = now
+	s.mu.Unlock()
+	return false, nil
 }
 
 func (s *Sharder) grace() time.Duration {
@@ -135,13 +157,12 @@ func (s *Sharder) patchLabels(ctx context.Context, a *wechatv1alpha1.WeChatAutho
 }
 
 // liveShards reads the shard Leases from the cache.
-func (s *Sharder) liveShards(ctx context.Context) ([]string, time.Time, error) {
+func (s *Sharder) liveShards(ctx context.Context) ([]string, error) {
 	leases := &coordinationv1.LeaseList{}
 	if err := s.Client.List(ctx, leases, client.InNamespace(s.LeaseNamespace)); err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	live, staleAt := liveShards(leases.Items, s.Clock.Now(), s.grace())
-	return live, staleAt, nil
+	return liveShards(leases.Items, s.Clock.Now(), s.grace()), nil
 }
 
 // shardsChanged sends every authorizer to the sharder when the live shards change: a shard
@@ -162,7 +183,7 @@ func (w *shardsChanged) Start(ctx context.Context) error {
 	ticker := time.NewTicker(shardPollInterval)
 	defer ticker.Stop()
 	for {
-		live, _, err := w.sharder.liveShards(ctx)
+		live, err := w.sharder.liveShards(ctx)
 		changed := err == nil && !slices.Equal(live, last)
 		if changed || (err == nil && time.Since(placedAt) >= shardResyncInterval) {
 			if changed {

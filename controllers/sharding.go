@@ -49,25 +49,21 @@ const DefaultShardGrace = 30 * time.Second
 
 // liveShards returns the names of the shards whose Lease was renewed within its duration
 // plus grace, held or released (a released Lease's holder stopped; it may be restarting),
-// sorted, and when the earliest of them goes stale if not renewed.
-func liveShards(leases []coordinationv1.Lease, now time.Time, grace time.Duration) (shards []string, staleAt time.Time) {
+// sorted.
+func liveShards(leases []coordinationv1.Lease, now time.Time, grace time.Duration) []string {
+	var shards []string
 	for i := range leases {
 		l := &leases[i]
 		name, ok := strings.CutPrefix(l.Name, ShardLeasePrefix)
 		if !ok || name == "" || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
 			continue
 		}
-		until := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second + grace)
-		if !now.Before(until) {
-			continue
-		}
-		shards = append(shards, name)
-		if staleAt.IsZero() || until.Before(staleAt) {
-			staleAt = until
+		if now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second + grace)) {
+			shards = append(shards, name)
 		}
 	}
 	slices.Sort(shards)
-	return shards, staleAt
+	return shards
 }
 
 // pickShard chooses an authorizer's shard by rendezvous (highest random weight) hashing: each
@@ -164,8 +160,8 @@ func selectSecrets(o cache.Options, selector labels.Selector) {
 }
 
 // sharderView keeps of a WeChatAuthorizer what the WeChatComponent controller and the sharder
-// read: its identity and labels, spec.appID, spec.componentRef, spec.tokenSecret.name, and
-// the pending code in status. Their writes to authorizers are merge patches of what they
+// read: its identity and labels, spec.appID, spec.componentRef, and the pending code in
+// status. Their writes to authorizers are merge patches of what they
 // change (status.authorizationCode, status.authorizedAt, labels), so nothing cut here is
 // ever written back.
 func sharderView(obj any) (any, error) {
@@ -181,7 +177,6 @@ func sharderView(obj any) (any, error) {
 		Labels: a.Labels, OwnerReferences: a.OwnerReferences,
 	}
 	view.Spec.AppID, view.Spec.ComponentRef = a.Spec.AppID, a.Spec.ComponentRef
-	view.Spec.TokenSecret.Name = a.Spec.TokenSecret.Name
 	view.Status.AuthorizationCode = a.Status.AuthorizationCode
 	return view, nil
 }
