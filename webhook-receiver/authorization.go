@@ -48,11 +48,17 @@ func authorizerIndexValues(obj client.Object) []string {
 }
 
 // findAuthorizer returns the WeChatAuthorizer of componentName for appID, or nil, from the
-// cache (s.reader) or, when fresh, from the API server (s.apiReader). From the cache with
-// Options.AuthorizersIndexed it reads only the candidates, not deep-copied: the result is
+// cache or, when fresh, from the API server (s.apiReader). From the cache it is a map read
+// when WatchAuthorizers feeds one (the informer's own object); else, with
+// Options.AuthorizersIndexed, it reads only the candidates, not deep-copied: the result is
 // read, never written (writes go through patchAuthorizerStatus, which reads afresh). The
 // choice among several is PickAuthorizer's either way.
 func (s *Server) findAuthorizer(ctx context.Context, fresh bool, namespace, componentName, appID string) (*wechatv1alpha1.WeChatAuthorizer, error) {
+	if m := s.authorizers.Load(); m != nil && !fresh {
+		if a, ok := m.find(namespace, componentName, appID); ok {
+			return a, nil
+		}
+	}
 	list := &wechatv1alpha1.WeChatAuthorizerList{}
 	opts := []client.ListOption{client.InNamespace(namespace)}
 	reader := s.apiReader

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -112,20 +113,23 @@ type Options struct {
 type Server struct {
 	reader, apiReader client.Reader
 	indexed           bool // reader has AuthorizerIndex
-	client            client.Client
-	clock             clock.PassiveClock
-	keys              *keyStore
-	replay            *replayCache
-	maxBody           int64
-	persistTimeout    time.Duration
-	metrics           *Metrics
-	recorder          events.EventRecorder
-	log               logr.Logger
-	forwardTimeout    time.Duration
-	forwardClient     *http.Client
-	rejectLog         *rejectLogSampler
-	redirectLimits    *componentLimiter
-	forwardPolicy     *forwardPolicy
+	// authorizers is the WeChatAuthorizers as informer events deliver them
+	// (WatchAuthorizers), or nil: then the cache is listed.
+	authorizers    atomic.Pointer[authorizerMap]
+	client         client.Client
+	clock          clock.PassiveClock
+	keys           *keyStore
+	replay         *replayCache
+	maxBody        int64
+	persistTimeout time.Duration
+	metrics        *Metrics
+	recorder       events.EventRecorder
+	log            logr.Logger
+	forwardTimeout time.Duration
+	forwardClient  *http.Client
+	rejectLog      *rejectLogSampler
+	redirectLimits *componentLimiter
+	forwardPolicy  *forwardPolicy
 	// the authorization start page
 	startTimeout   time.Duration
 	startLimits    *componentLimiter

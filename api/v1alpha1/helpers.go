@@ -7,6 +7,7 @@ package v1alpha1
 
 import (
 	"maps"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -15,6 +16,13 @@ import (
 // authorized a component whose spec.authorizers.autoCreate is on.
 func AutoCreatedAuthorizerName(component, authorizerAppID string) string {
 	return component + "-" + authorizerAppID
+}
+
+// isAutoCreatedName reports name == AutoCreatedAuthorizerName(component, appID), without
+// building it (every message's lookup asks).
+func isAutoCreatedName(name, component, appID string) bool {
+	return len(name) == len(component)+1+len(appID) && strings.HasPrefix(name, component) &&
+		name[len(component)] == '-' && strings.HasSuffix(name, appID)
 }
 
 // StateSecretName is the name of the operator-private Secret that keeps a WeChatAuthorizer's
@@ -26,20 +34,34 @@ func StateSecretName(authorizer string) string { return authorizer + "-state" }
 // autoCreate names it, else the oldest, else the first by name.
 func PickAuthorizer(items []WeChatAuthorizer, component, appID string) *WeChatAuthorizer {
 	var found *WeChatAuthorizer
-	preferred := AutoCreatedAuthorizerName(component, appID)
 	for i := range items {
-		a := &items[i]
-		if a.Spec.ComponentRef.Name != component || a.Spec.AppID != appID {
-			continue
-		}
-		switch {
-		case found == nil, a.Name == preferred:
-			found = a
-		case found.Name == preferred:
-		case a.CreationTimestamp.Before(&found.CreationTimestamp),
-			a.CreationTimestamp.Equal(&found.CreationTimestamp) && a.Name < found.Name:
-			found = a
-		}
+		found = preferAuthorizer(found, &items[i], component, appID)
+	}
+	return found
+}
+
+// PickAuthorizerOf is PickAuthorizer over pointers (an informer's own objects).
+func PickAuthorizerOf(items []*WeChatAuthorizer, component, appID string) *WeChatAuthorizer {
+	var found *WeChatAuthorizer
+	for _, a := range items {
+		found = preferAuthorizer(found, a, component, appID)
+	}
+	return found
+}
+
+// preferAuthorizer is the one of found and a that PickAuthorizer chooses.
+func preferAuthorizer(found, a *WeChatAuthorizer, component, appID string) *WeChatAuthorizer {
+	if a.Spec.ComponentRef.Name != component || a.Spec.AppID != appID {
+		return found
+	}
+	switch {
+	case found == nil, isAutoCreatedName(a.Name, component, appID):
+		return a
+	case isAutoCreatedName(found.Name, component, appID):
+		return found
+	case a.CreationTimestamp.Before(&found.CreationTimestamp),
+		a.CreationTimestamp.Equal(&found.CreationTimestamp) && a.Name < found.Name:
+		return a
 	}
 	return found
 }

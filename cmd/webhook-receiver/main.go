@@ -99,7 +99,8 @@ func main() {
 		os.Exit(1)
 	}
 
-	// Messages look up their account's WeChatAuthorizer by component and appid.
+	// Until the informer's initial list is in, messages look up their account's
+	// WeChatAuthorizer by component and appid through this index.
 	if err := receiver.IndexAuthorizers(context.Background(), c.GetFieldIndexer()); err != nil {
 		log.Error(err, "unable to index WeChatAuthorizers")
 		os.Exit(1)
@@ -145,6 +146,15 @@ func main() {
 	}
 	if err != nil {
 		log.Error(err, "unable to watch the keyring")
+		os.Exit(1)
+	}
+	// Messages find their account's WeChatAuthorizer in a map its informer's events keep.
+	authorizers, err := c.GetCache().GetInformer(ctx, &wechatv1alpha1.WeChatAuthorizer{})
+	if err == nil {
+		err = srv.WatchAuthorizers(authorizers)
+	}
+	if err != nil {
+		log.Error(err, "unable to watch WeChatAuthorizers")
 		os.Exit(1)
 	}
 	// The start page's visits wake when the manager's answer arrives.
