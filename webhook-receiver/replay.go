@@ -6,7 +6,6 @@ SPDX-License-Identifier: Apache-2.0
 package receiver
 
 import (
-	"container/list"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -25,33 +24,41 @@ import (
 // cannot all pass the check (check-then-record would let them); it is released only when
 // the push could not be processed (a 5xx answer), so that WeChat's retry is processed.
 //
-// It is split into shards by a hash of the key, each with its own lock, list and map, so that
-// concurrent pushes rarely wait for each other; each shard holds its part of the bound.
+// It is split into shards by a hash of the key, each with its own lock, so that concurrent
+// pushes rarely wait for each other; each shard holds its part of the bound.
+//
+// It holds no pointers: a key is kept as a 128-bit hash under seeds of this process, in a
+// ring of fixed-size slots and a map from hash to slot. The garbage collector never scans
+// such memory, and at the bound (100,000 entries, reached in under a minute at a few
+// thousand messages a second) a cache of strings, list elements and pointers was most of
+// what it scanned on every cycle, and most of the receiver's heap.
 type replayCache struct {
-	seed   maphash.Seed
+	seeds  [2]maphash.Seed
 	shards []replayShard
 }
 
-// replayShard is one lock's worth of the cache: its entries in reservation order.
+// replayID is a key's two 64-bit hashes. Two keys share one with a chance of about 2^-128;
+// the seeds are random per process, so nobody outside can aim for a collision (which would
+// only make a push be taken for a copy of another).
+type replayID [2]uint64
+
+// replayShard is one lock's worth of the cache: its entries in reservation order, as a ring
+// of max slots (slot seq%max for sequence number seq), oldest at head.
 type replayShard struct {
-	mu      sync.Mutex
-	clock   clock.PassiveClock
-	max     int
-	order   *list.List // of *replayEntry, in the order they were reserved
-	entries map[string]*list.Element
+	mu    sync.Mutex
+	clock clock.PassiveClock
+	max   uint64
+	ring  []replaySlot        // grows to max, then wraps
+	head  uint64              // sequence number of the oldest slot still held
+	next  uint64              // sequence number of the next reservation
+	index map[replayID]uint64 // reserved and not released → sequence number
 }
 
-// replayShards is the number of shards of a cache of at least minShardedEntries; a smaller
-// one is a single shard, whose bound evicts exactly the oldest entry.
-const (
-	replayShards      = 16
-	minShardedEntries = 1024
-)
-
-type replayEntry struct {
-	key     string
-	expires time.Time
-	done    bool // processed; false while its first copy is still being processed
+type replaySlot struct {
+	id       replayID
+	expires  int64 // Unix nanoseconds
+	done     bool  // processed; false while its first copy is still being processed
+	released bool  // forgotten before its time; only waits for head to pass it
 }
 
 // replayState is what reserve found.
@@ -63,23 +70,29 @@ const (
 	replayDone                        // already processed
 )
 
-func newReplayCache(c clock.PassiveClock, max int) *replayCache {
+// replayShards is the number of shards of a cache of at least minShardedEntries; a smaller
+// one is a single shard, whose bound evicts exactly the oldest entry.
+const (
+	replayShards      = 16
+	minShardedEntries = 1024
+)
+
+func newReplayCache(c clock.PassiveClock, bound int) *replayCache {
 	n := 1
-	if max >= minShardedEntries {
+	if bound >= minShardedEntries {
 		n = replayShards
 	}
-	r := &replayCache{seed: maphash.MakeSeed(), shards: make([]replayShard, n)}
+	r := &replayCache{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, shards: make([]replayShard, n)}
 	for i := range r.shards {
-		r.shards[i] = replayShard{clock: c, max: max / n, order: list.New(), entries: map[string]*list.Element{}}
+		r.shards[i] = replayShard{clock: c, max: uint64(max(bound/n, 1)), index: map[replayID]uint64{}}
 	}
 	return r
 }
 
-func (r *replayCache) shard(key string) *replayShard {
-	if len(r.shards) == 1 {
-		return &r.shards[0]
-	}
-	return &r.shards[maphash.String(r.seed, key)%uint64(len(r.shards))]
+// find is key's hash and its shard.
+func (r *replayCache) find(key string) (replayID, *replayShard) {
+	id := replayID{maphash.String(r.seeds[0], key), maphash.String(r.seeds[1], key)}
+	return id, &r.shards[id[0]%uint64(len(r.shards))]
 }
 
 // replayKey is the canonical form of a push's identity: its endpoint, its component, and
@@ -97,61 +110,77 @@ func replayKey(endpoint, component, timestamp, nonce, signature string) string {
 // the shard's oldest entry goes first: the cache's memory is bounded by max, its retention by
 // the ttls.
 func (r *replayCache) reserve(key string, ttl time.Duration) replayState {
-	return r.shard(key).reserve(key, ttl)
+	id, sh := r.find(key)
+	return sh.reserve(id, ttl)
 }
 
-func (r *replayShard) reserve(key string, ttl time.Duration) replayState {
+func (r *replayShard) reserve(id replayID, ttl time.Duration) replayState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.expire()
-	if e, ok := r.entries[key]; ok {
-		if e.Value.(*replayEntry).done {
+	now := r.clock.Now().UnixNano()
+	r.expire(now)
+	if seq, ok := r.index[id]; ok {
+		if r.slot(seq).done {
 			return replayDone
 		}
 		return replayInFlight
 	}
-	if r.order.Len() >= r.max {
-		oldest := r.order.Front()
-		r.order.Remove(oldest)
-		delete(r.entries, oldest.Value.(*replayEntry).key)
+	if r.next-r.head == r.max {
+		r.drop()
 	}
-	r.entries[key] = r.order.PushBack(&replayEntry{key: key, expires: r.clock.Now().Add(ttl)})
+	s := replaySlot{id: id, expires: now + int64(ttl)}
+	if uint64(len(r.ring)) < r.max {
+		r.ring = append(r.ring, s)
+	} else {
+		*r.slot(r.next) = s
+	}
+	r.index[id] = r.next
+	r.next++
 	return replayNew
+}
+
+func (r *replayShard) slot(seq uint64) *replaySlot { return &r.ring[seq%r.max] }
+
+// drop lets the oldest slot go.
+func (r *replayShard) drop() {
+	if s := r.slot(r.head); !s.released {
+		delete(r.index, s.id)
+	}
+	r.head++
 }
 
 // complete marks a reserved key processed.
 func (r *replayCache) complete(key string) {
-	sh := r.shard(key)
+	id, sh := r.find(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.entries[key]; ok {
-		e.Value.(*replayEntry).done = true
+	if seq, ok := sh.index[id]; ok {
+		sh.slot(seq).done = true
 	}
 }
 
 // release forgets a reserved key whose processing failed, so that a retry is processed.
+// Its slot stays in the ring until the oldest entries reach it.
 func (r *replayCache) release(key string) {
-	sh := r.shard(key)
+	id, sh := r.find(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.entries[key]; ok {
-		sh.order.Remove(e)
-		delete(sh.entries, key)
+	if seq, ok := sh.index[id]; ok {
+		sh.slot(seq).released = true
+		delete(sh.index, id)
 	}
 }
 
-// expire drops the entries at the front whose time has come. Entries are in reservation
-// order and ttls differ by component, so one may outlive its ttl behind a longer one: that
-// only remembers it longer, which is harmless (its timestamp is refused by then anyway).
-func (r *replayShard) expire() {
-	now := r.clock.Now()
-	for e := r.order.Front(); e != nil; e = r.order.Front() {
-		entry := e.Value.(*replayEntry)
-		if now.Before(entry.expires) {
+// expire drops the slots at the front whose time has come, and released ones. Slots are in
+// reservation order and ttls differ by component, so one may outlive its ttl behind a longer
+// one: that only remembers it longer, which is harmless (its timestamp is refused by then
+// anyway).
+func (r *replayShard) expire(now int64) {
+	for r.head < r.next {
+		if s := r.slot(r.head); !s.released && now < s.expires {
 			return
 		}
-		r.order.Remove(e)
-		delete(r.entries, entry.key)
+		r.drop()
 	}
 }
 
@@ -162,8 +191,8 @@ func (r *replayCache) len() int {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		sh.expire()
-		n += sh.order.Len()
+		sh.expire(sh.clock.Now().UnixNano())
+		n += len(sh.index)
 		sh.mu.Unlock()
 	}
 	return n

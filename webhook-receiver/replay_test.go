@@ -6,6 +6,7 @@ SPDX-License-Identifier: Apache-2.0
 package receiver
 
 import (
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,4 +131,72 @@ func TestAShardedReplayCacheKeepsItsPromises(t *testing.T) {
 			t.Fatalf("key %d, among the newest, was forgotten", i)
 		}
 	}
+}
+
+// The ring wraps: after many times its size, each of the newest keys still answers with its
+// own state (done or in flight), and a released key leaves its slot to the oldest's fate
+// without taking a live entry's place in the index.
+func TestTheReplayRingKeepsEachKeysState(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+	cache := newReplayCache(clock, 4)
+	for i := range 41 {
+		k := strconv.Itoa(i)
+		cache.reserve(k, time.Hour)
+		if i%2 == 0 {
+			cache.complete(k)
+		}
+	}
+	for i := 37; i <= 40; i++ {
+		want := replayInFlight
+		if i%2 == 0 {
+			want = replayDone
+		}
+		if got := cache.reserve(strconv.Itoa(i), time.Hour); got != want {
+			t.Errorf("key %d answered %v after the ring wrapped, want %v", i, got, want)
+		}
+	}
+	cache.release("40")
+	if got := cache.reserve("40", time.Hour); got != replayNew {
+		t.Fatalf("a released key answered %v, want new", got)
+	}
+	// "40" now holds a new slot; its released one is older and goes first.
+	cache.reserve("41", time.Hour)
+	cache.reserve("42", time.Hour)
+	for _, k := range []string{"40", "41", "42"} {
+		if got := cache.reserve(k, time.Hour); got == replayNew {
+			t.Errorf("key %s was forgotten: a released slot took a live entry's place", k)
+		}
+	}
+	if n := cache.len(); n > 4 {
+		t.Errorf("the cache holds %d entries, bound 4", n)
+	}
+}
+
+// At its bound the cache costs well under 100 bytes an entry: 68 here. As list elements and
+// pointers it cost 131, and held each key's string besides (another 100 or so in the
+// receiver, where the string is built per push), all of which the garbage collector scanned.
+func TestAFullReplayCacheIsSmall(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+	keys := make([]string, defaultReplayEntries)
+	for i := range keys {
+		keys[i] = replayKey("messages", "ns/c", strconv.Itoa(1_700_000_000+i), strconv.Itoa(i), "0123456789abcdef0123456789abcdef01234567")
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	cache := newReplayCache(clock, defaultReplayEntries)
+	for _, k := range keys {
+		cache.reserve(k, time.Hour)
+	}
+	perEntry := (float64(heap()) - float64(before)) / float64(len(keys))
+	runtime.KeepAlive(keys)
+	runtime.KeepAlive(cache)
+	if perEntry > 100 {
+		t.Errorf("a full replay cache holds %.0f bytes an entry, want under 100", perEntry)
+	}
+	t.Logf("%.0f bytes an entry", perEntry)
 }

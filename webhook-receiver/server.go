@@ -44,7 +44,7 @@ const (
 	MaxTimestampWindow = time.Hour
 	// DefaultPersistTimeout leaves WeChat's 5-second deadline room for the network.
 	DefaultPersistTimeout = 4 * time.Second
-	// defaultReplayEntries bounds the replay cache's memory (about 200 bytes an entry):
+	// defaultReplayEntries bounds the replay cache's memory (about 70 bytes an entry):
 	// 100,000 pushes inside the window, 333 a second with the default 5 minutes.
 	defaultReplayEntries = 100_000
 	// defaultAuthCodeLifetime applies when a push lacks AuthorizationCodeExpiredTime.
