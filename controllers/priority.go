@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
 // Priorities on the controllers' priority queue (controller-runtime's default). Creates and
@@ -84,4 +87,44 @@ func (h lowPriorityMap) Delete(ctx context.Context, e event.DeleteEvent, q workq
 
 func (h lowPriorityMap) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	h.add(ctx, q, e.Object)
+}
+
+// dueFirst raises an authorizer of the informer's initial list whose refresh falls due within
+// horizon to priorityRefresh. After a restart the initial list puts every authorizer at
+// handler.LowPriority (For's handler), in the order the API server listed them: at 100,000
+// that backlog took over ten minutes to work through, and a refresh falling due meanwhile
+// waited in it, its token expiring, because the previous process's requeue that would have
+// raised it died with that process. The queue keeps the higher of two priorities given to one
+// item, so this watch, beside For's, is all it takes. Later events are left to For's handler.
+type dueFirst struct {
+	clock clock.PassiveClock
+	// horizon: raised if refreshAt or expiresAt comes before now+horizon. One that falls due
+	// later and is reached late is still refreshed before it expires as long as the backlog
+	// takes less than the horizon and the refresh margin together.
+	horizon time.Duration
+}
+
+var _ handler.EventHandler = dueFirst{}
+
+func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	a, ok := e.Object.(*wechatv1alpha1.WeChatAuthorizer)
+	pq, isPQ := q.(priorityqueue.PriorityQueue[reconcile.Request])
+	if !ok || !isPQ || !e.IsInInitialList || !refreshDueBy(&a.Status.TokenStatus, h.clock.Now().Add(h.horizon)) {
+		return
+	}
+	pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)})
+}
+
+func (dueFirst) Update(context.Context, event.UpdateEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+func (dueFirst) Delete(context.Context, event.DeleteEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+func (dueFirst) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+// refreshDueBy reports whether the token's refresh or its expiry comes before t.
+func refreshDueBy(s *wechatv1alpha1.TokenStatus, t time.Time) bool {
+	return s.RefreshAt != nil && s.RefreshAt.Time.Before(t) || s.ExpiresAt != nil && s.ExpiresAt.Time.Before(t)
 }

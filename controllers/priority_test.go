@@ -7,12 +7,20 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
 func TestAuthorizerRequeuePriority(t *testing.T) {
@@ -60,5 +68,62 @@ func TestDueRefreshOvertakesAnImport(t *testing.T) {
 	}
 	if len(order) != 1002 || order[0] != "due-refresh" || order[len(order)-1] != "info" {
 		t.Errorf("order: first %q, last %q of %d; want the due refresh first and the info requeue last", order[0], order[len(order)-1], len(order))
+	}
+}
+
+// The initial list after a restart queues every authorizer at LowPriority through For's
+// handler; dueFirst sees the same events and raises those whose refresh (or expiry) falls
+// within its horizon, and no others.
+func TestDueFirstRaisesTheInitialListsDueRefreshes(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	due := dueFirst{clock: clocktesting.NewFakePassiveClock(decideNow), horizon: 10 * time.Minute}
+	forHandler := &handler.EnqueueRequestForObject{}
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: decideNow.Add(d)} }
+	statuses := map[string]wechatv1alpha1.TokenStatus{
+		"a-0500-overdue":       {RefreshAt: at(-time.Minute), ExpiresAt: at(time.Hour)},
+		"a-0700-within":        {RefreshAt: at(5 * time.Minute), ExpiresAt: at(time.Hour)},
+		"a-0800-expiring":      {ExpiresAt: at(time.Minute)},
+		"a-0900-after-horizon": {RefreshAt: at(20 * time.Minute), ExpiresAt: at(time.Hour)},
+	}
+	var names []string
+	for i := range 1000 {
+		names = append(names, fmt.Sprintf("a-%04d", i))
+		if i%100 == 0 {
+			for name := range statuses {
+				if strings.HasPrefix(name, fmt.Sprintf("a-%04d-", i)) {
+					names = append(names, name)
+				}
+			}
+		}
+	}
+	// A create that is not of the initial list is For's alone: priority 0, not raised (were it
+	// raised, it would be first, having come first).
+	imported := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "imported"}}
+	imported.Status.RefreshAt = at(-time.Minute)
+	forHandler.Create(t.Context(), event.CreateEvent{Object: imported}, q)
+	due.Create(t.Context(), event.CreateEvent{Object: imported}, q)
+	for _, name := range names {
+		a := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
+		a.Status.TokenStatus = statuses[name]
+		if _, listed := statuses[name]; !listed {
+			a.Status.TokenStatus = wechatv1alpha1.TokenStatus{RefreshAt: at(time.Hour), ExpiresAt: at(2 * time.Hour)}
+		}
+		e := event.CreateEvent{Object: a, IsInInitialList: true}
+		forHandler.Create(t.Context(), e, q)
+		due.Create(t.Context(), e, q)
+	}
+	var order []string
+	for q.Len() > 0 {
+		item, _ := q.Get()
+		order = append(order, item.Name)
+		q.Done(item)
+	}
+	want := []string{"a-0500-overdue", "a-0700-within", "a-0800-expiring", "imported"}
+	if len(order) != len(names)+1 || !slices.Equal(order[:4], want) {
+		t.Fatalf("first of %d: %v, want %v", len(order), order[:min(len(order), 4)], want)
+	}
+	if i := slices.Index(order, "a-0900-after-horizon"); i != slices.Index(order, "a-0900")+1 {
+		t.Errorf("the authorizer due after the horizon was moved (at %d, a-0900 at %d)", i, slices.Index(order, "a-0900"))
 	}
 }

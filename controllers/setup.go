@@ -6,6 +6,7 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/refresh"
 )
 
 // CacheOptions limits the manager's Secret cache to the Secrets it manages, so a cluster's
@@ -132,6 +134,12 @@ var componentTokenChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatCompo
 
 // SetupWithManager registers the WeChatAuthorizer controller.
 func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	due := dueFirst{clock: r.Clock, horizon: cmp.Or(r.MinRefreshMargin, refresh.MinMargin)}
+	return setupAuthorizerController(ctx, mgr, r, due, maxConcurrentReconciles)
+}
+
+// setupAuthorizerController registers rec as the WeChatAuthorizer controller (tests wrap it).
+func setupAuthorizerController(ctx context.Context, mgr ctrl.Manager, rec reconcile.Reconciler, due dueFirst, maxConcurrentReconciles int) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &wechatv1alpha1.WeChatAuthorizer{}, indexComponentRef,
 		func(o client.Object) []string {
 			return []string{o.(*wechatv1alpha1.WeChatAuthorizer).Spec.ComponentRef.Name}
@@ -152,10 +160,11 @@ func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr c
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(authorizerChanged)).
+		Watches(&wechatv1alpha1.WeChatAuthorizer{}, due).
 		Owns(&corev1.Secret{}).
 		Watches(&wechatv1alpha1.WeChatComponent{}, lowPriorityMap{mapFn: authorizersOf},
 			builder.WithPredicates(componentTokenChanged)).
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatauthorizer").
-		Complete(r)
+		Complete(rec)
 }

@@ -56,7 +56,7 @@ func main() {
 		apiBurst      = flag.Int("wechat-api-burst", managerdefaults.WeChatAPIBurst, "burst of WeChat API calls above the sustained rate")
 		apiInFlight   = flag.Int("wechat-api-concurrency", managerdefaults.WeChatAPIConcurrency, "WeChat API requests in flight at once (at ~200 ms a call, 16 allow ~80 calls/s)")
 		apiTimeout    = flag.Duration("wechat-api-timeout", managerdefaults.WeChatAPITimeout, "timeout of one WeChat API request")
-		maxReconciles = flag.Int("max-concurrent-reconciles", 4, "reconciles run at once per controller")
+		maxReconciles = flag.Int("max-concurrent-reconciles", managerdefaults.MaxConcurrentReconciles, "reconciles run at once per controller; a refresh mostly waits on WeChat, so as many as --wechat-api-concurrency")
 		minMargin     = flag.Duration("min-refresh-margin", 0, "least time before expiry a token is refreshed (default 10m); lower it only to compress time in tests and benchmarks against wechat-sim with short tokens")
 		backoffScale  = flag.Float64("backoff-scale", 1, "multiplies the failure backoffs (5s..5m for WeChat errors, 30s..10m for problems a human must fix); lower it only to compress time in tests against wechat-sim")
 		kubeQPS       = flag.Float64("kube-api-qps", managerdefaults.KubeAPIQPS, "largest sustained rate of requests to the Kubernetes API server per second")
