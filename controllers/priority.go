@@ -90,7 +90,7 @@ func (h lowPriorityMap) Generic(ctx context.Context, e event.GenericEvent, q wor
 }
 
 // dueFirst raises an authorizer of the informer's initial list whose refresh falls due within
-// horizon to priorityRefresh. After a restart the initial list puts every authorizer at
+// horizon to priorityRefresh (a revoked one has nothing to refresh). After a restart the initial list puts every authorizer at
 // handler.LowPriority (For's handler), in the order the API server listed them: at 100,000
 // that backlog took over ten minutes to work through, and a refresh falling due meanwhile
 // waited in it, its token expiring, because the previous process's requeue that would have
@@ -109,7 +109,7 @@ var _ handler.EventHandler = dueFirst{}
 func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	a, ok := e.Object.(*wechatv1alpha1.WeChatAuthorizer)
 	pq, isPQ := q.(priorityqueue.PriorityQueue[reconcile.Request])
-	if !ok || !isPQ || !e.IsInInitialList || !refreshDueBy(&a.Status.TokenStatus, h.clock.Now().Add(h.horizon)) {
+	if !ok || !isPQ || !e.IsInInitialList || revoked(a) || !refreshDueBy(&a.Status.TokenStatus, h.clock.Now().Add(h.horizon)) {
 		return
 	}
 	pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)})

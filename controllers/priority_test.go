@@ -73,18 +73,23 @@ func TestDueRefreshOvertakesAnImport(t *testing.T) {
 
 // The initial list after a restart queues every authorizer at LowPriority through For's
 // handler; dueFirst sees the same events and raises those whose refresh (or expiry) falls
-// within its horizon, and no others.
+// within its horizon, and no others (not a revoked one, nor a create of later).
 func TestDueFirstRaisesTheInitialListsDueRefreshes(t *testing.T) {
 	q := priorityqueue.New[reconcile.Request]("test")
 	defer q.ShutDown()
 	due := dueFirst{clock: clocktesting.NewFakePassiveClock(decideNow), horizon: 10 * time.Minute}
 	forHandler := &handler.EnqueueRequestForObject{}
 	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: decideNow.Add(d)} }
-	statuses := map[string]wechatv1alpha1.TokenStatus{
-		"a-0500-overdue":       {RefreshAt: at(-time.Minute), ExpiresAt: at(time.Hour)},
-		"a-0700-within":        {RefreshAt: at(5 * time.Minute), ExpiresAt: at(time.Hour)},
-		"a-0800-expiring":      {ExpiresAt: at(time.Minute)},
-		"a-0900-after-horizon": {RefreshAt: at(20 * time.Minute), ExpiresAt: at(time.Hour)},
+	token := func(s wechatv1alpha1.TokenStatus) wechatv1alpha1.WeChatAuthorizerStatus {
+		return wechatv1alpha1.WeChatAuthorizerStatus{TokenStatus: s}
+	}
+	statuses := map[string]wechatv1alpha1.WeChatAuthorizerStatus{
+		"a-0500-overdue":       token(wechatv1alpha1.TokenStatus{RefreshAt: at(-time.Minute), ExpiresAt: at(time.Hour)}),
+		"a-0700-within":        token(wechatv1alpha1.TokenStatus{RefreshAt: at(5 * time.Minute), ExpiresAt: at(time.Hour)}),
+		"a-0800-expiring":      token(wechatv1alpha1.TokenStatus{ExpiresAt: at(time.Minute)}),
+		"a-0900-after-horizon": token(wechatv1alpha1.TokenStatus{RefreshAt: at(20 * time.Minute), ExpiresAt: at(time.Hour)}),
+		// Revoked: nothing to refresh, whatever its old times say.
+		"a-0600-revoked": {UnauthorizedAt: at(-time.Hour), TokenStatus: wechatv1alpha1.TokenStatus{RefreshAt: at(-time.Minute), ExpiresAt: at(-time.Minute)}},
 	}
 	var names []string
 	for i := range 1000 {
@@ -105,9 +110,9 @@ func TestDueFirstRaisesTheInitialListsDueRefreshes(t *testing.T) {
 	due.Create(t.Context(), event.CreateEvent{Object: imported}, q)
 	for _, name := range names {
 		a := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
-		a.Status.TokenStatus = statuses[name]
+		a.Status = statuses[name]
 		if _, listed := statuses[name]; !listed {
-			a.Status.TokenStatus = wechatv1alpha1.TokenStatus{RefreshAt: at(time.Hour), ExpiresAt: at(2 * time.Hour)}
+			a.Status = token(wechatv1alpha1.TokenStatus{RefreshAt: at(time.Hour), ExpiresAt: at(2 * time.Hour)})
 		}
 		e := event.CreateEvent{Object: a, IsInInitialList: true}
 		forHandler.Create(t.Context(), e, q)
@@ -123,7 +128,9 @@ func TestDueFirstRaisesTheInitialListsDueRefreshes(t *testing.T) {
 	if len(order) != len(names)+1 || !slices.Equal(order[:4], want) {
 		t.Fatalf("first of %d: %v, want %v", len(order), order[:min(len(order), 4)], want)
 	}
-	if i := slices.Index(order, "a-0900-after-horizon"); i != slices.Index(order, "a-0900")+1 {
-		t.Errorf("the authorizer due after the horizon was moved (at %d, a-0900 at %d)", i, slices.Index(order, "a-0900"))
+	for _, name := range []string{"a-0900-after-horizon", "a-0600-revoked"} {
+		if i, before := slices.Index(order, name), slices.Index(order, name[:6]); i != before+1 {
+			t.Errorf("%s was moved (at %d, %s at %d)", name, i, name[:6], before)
+		}
 	}
 }
