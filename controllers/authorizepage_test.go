@@ -24,12 +24,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/authlink"
@@ -167,21 +163,12 @@ var _ = Describe("the authorization start page, end to end", func() {
 		w.reconcile()
 
 		By("running the manager's component controller, which the receiver's request wakes")
-		cacheOptions := CacheOptions("", nil)
-		cacheOptions.DefaultNamespaces = map[string]cache.Config{w.ns: {}}
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme: scheme, Cache: cacheOptions, Metrics: metricsserver.Options{BindAddress: "0"}, Logger: w.logger,
-			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		})
-		Expect(err).NotTo(HaveOccurred())
+		mgr := newNamespaceManager(w.ns, w.logger)
 		counting := &countingReconciler{key: w.key, inner: w.reconciler}
 		Expect(setupComponentController(mgr, counting, 1)).To(Succeed())
+		defer runManager(mgr)()
 		mctx, stop := context.WithCancel(ctx)
 		defer stop()
-		go func() {
-			defer GinkgoRecover()
-			Expect(mgr.Start(mctx)).To(Succeed())
-		}()
 
 		By("starting a receiver as the webhook-receiver ServiceAccount, with its informer cache")
 		asReceiver := rest.CopyConfig(cfg)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,12 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -74,17 +70,7 @@ var _ = Describe("the manager wiring (real manager, real clock, informer cache)"
 		defer simServer.Close()
 
 		startManager := func() (*countingReconciler, context.CancelFunc) {
-			// Other specs' components live in the same API server; this manager sees only its namespace.
-			cacheOptions := CacheOptions("", nil)
-			cacheOptions.DefaultNamespaces = map[string]cache.Config{ns: {}}
-			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-				Scheme:  scheme,
-				Cache:   cacheOptions,
-				Metrics: metricsserver.Options{BindAddress: "0"},
-				// Each manager instance registers a controller of the same name.
-				Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-			})
-			Expect(err).NotTo(HaveOccurred())
+			mgr := newNamespaceManager(ns, logr.Logger{})
 			counting := &countingReconciler{key: key, inner: &WeChatComponentReconciler{
 				Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
 				Recorder: events.NewFakeRecorder(100),
@@ -93,12 +79,7 @@ var _ = Describe("the manager wiring (real manager, real clock, informer cache)"
 				KeyringNamespace: ns, KeyringName: testKeyringName,
 			}}
 			Expect(setupComponentController(mgr, counting, 2)).To(Succeed())
-			mctx, cancel := context.WithCancel(ctx)
-			go func() {
-				defer GinkgoRecover()
-				Expect(mgr.Start(mctx)).To(Succeed())
-			}()
-			return counting, cancel
+			return counting, runManager(mgr)
 		}
 
 		first, stop := startManager()

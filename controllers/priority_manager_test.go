@@ -11,15 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -67,24 +63,11 @@ var _ = Describe("a manager starting on existing authorizers (real manager, info
 		}
 		create("zz-due", now.Add(-time.Minute))
 
-		cacheOptions := CacheOptions("", nil)
-		cacheOptions.DefaultNamespaces = map[string]cache.Config{ns: {}}
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:     scheme,
-			Cache:      cacheOptions,
-			Metrics:    metricsserver.Options{BindAddress: "0"},
-			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		})
-		Expect(err).NotTo(HaveOccurred())
+		mgr := newNamespaceManager(ns, logr.Logger{})
 		recorder := &orderRecorder{}
 		due := dueFirst{clock: clock.RealClock{}, horizon: 10 * time.Minute}
 		Expect(setupAuthorizerController(ctx, mgr, recorder, due, 1)).To(Succeed())
-		mctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			defer GinkgoRecover()
-			Expect(mgr.Start(mctx)).To(Succeed())
-		}()
+		defer runManager(mgr)()
 
 		Eventually(recorder.order).Should(HaveLen(backlog + 1))
 		Expect(recorder.order()[0]).To(Equal("zz-due"), "one worker took %v", recorder.order())
