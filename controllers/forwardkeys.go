@@ -98,7 +98,7 @@ func (r *WeChatAuthorizerReconciler) keyring() *keyringWriter {
 	if r.KeyringName == "" {
 		return nil
 	}
-	return &keyringWriter{client: r.shared(), namespace: r.KeyringNamespace, name: r.KeyringName}
+	return &keyringWriter{client: r.shared(), reader: r.APIReader, namespace: r.KeyringNamespace, name: r.KeyringName}
 }
 
 // projectForwardKey keeps the authorizer's forwarding key in the keyring.

@@ -8,12 +8,15 @@ package controllers
 import (
 	"context"
 	"maps"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -23,19 +26,43 @@ import (
 // keyringWriter projects each component's Token and EncodingAESKey (never the AppSecret)
 // into the one Secret the receiver may read.
 type keyringWriter struct {
-	client    client.Client // the keyring carries the managed-by label, so it is in the cache
+	client client.Client // the keyring carries the managed-by label, so it is in the cache
+	// reader reads the latest keyring after a lost race (uncached; nil: client).
+	reader    client.Reader
 	namespace string
 	name      string
 }
+
+// keyringRetry spaces the attempts of a keyring write that lost a race: every component and
+// every authorizer forwarding messages writes the one Secret, so with many workers writes
+// collide. 8 attempts, 10 ms doubling with full jitter: about 2.5 s at most.
+var keyringRetry = wait.Backoff{Steps: 8, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 1}
 
 func (k *keyringWriter) key() types.NamespacedName {
 	return types.NamespacedName{Namespace: k.namespace, Name: k.name}
 }
 
-// update applies change to the keyring's data and writes it if anything changed.
+// update applies change to the keyring's data and writes it if anything changed. A write that
+// lost a race (a conflict, or a create another writer got in first) reads the latest keyring
+// from the API server and applies change to it again, instead of failing the reconcile into
+// its backoff: 100 components created at once with 16 workers did not all get their keys in
+// within 2 minutes that way. change may run more than once.
 func (k *keyringWriter) update(ctx context.Context, change func(data map[string][]byte)) error {
+	reader := client.Reader(k.client)
+	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	return retry.OnError(keyringRetry, lostRace, func() error {
+		err := k.write(ctx, reader, change)
+		if k.reader != nil {
+			reader = k.reader
+		}
+		return err
+	})
+}
+
+// write is one attempt of update, reading the keyring with reader.
+func (k *keyringWriter) write(ctx context.Context, reader client.Reader, change func(data map[string][]byte)) error {
 	secret := &corev1.Secret{}
-	err := k.client.Get(ctx, k.key(), secret)
+	err := reader.Get(ctx, k.key(), secret)
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
@@ -65,7 +92,7 @@ func (k *keyringWriter) update(ctx context.Context, change func(data map[string]
 	}
 	secret.Data = data
 	// Update carries the resourceVersion read above, so two writers cannot lose each other's
-	// entries; a stale cache read fails with a conflict and the reconcile is retried.
+	// entries; a stale read fails with a conflict and update tries again.
 	return k.client.Update(ctx, secret, fieldOwner)
 }
 

@@ -173,7 +173,7 @@ func (r *WeChatComponentReconciler) budget() *CodeBudget {
 }
 
 func (r *WeChatComponentReconciler) keyring() *keyringWriter {
-	return &keyringWriter{client: r.Client, namespace: r.KeyringNamespace, name: r.KeyringName}
+	return &keyringWriter{client: r.Client, reader: r.APIReader, namespace: r.KeyringNamespace, name: r.KeyringName}
 }
 
 // pruneKeyring drops the keyring entries of components that no longer exist.
