@@ -21,7 +21,8 @@ import (
 // strings every cached object repeats shared instead of held once per object. A decoder
 // allocates each string anew, so 10,000 authorizers held the same label keys, namespace,
 // owner kind and condition reasons 10,000 times over. Only values are shared, none changed:
-// a write of a cached object sends exactly what it would have sent.
+// a write of a cached object sends exactly what it would have sent. Custom resources also
+// leave out what no controller reads (dropLastApplied, keepReadInfo).
 func compactCached(obj any) (any, error) {
 	obj, err := cache.TransformStripManagedFields()(obj)
 	if err != nil {
@@ -36,13 +37,45 @@ func compactCached(obj any) (any, error) {
 		o.Type = corev1.SecretType(intern(string(o.Type)))
 		o.Data = internKeys(o.Data)
 	case *wechatv1alpha1.WeChatAuthorizer:
+		dropLastApplied(o)
+		o.Status.Info = keepReadInfo(o.Status.Info)
 		internConditions(o.Status.Conditions)
 		o.Spec.ComponentRef.Name = intern(o.Spec.ComponentRef.Name)
 	case *wechatv1alpha1.WeChatComponent:
+		dropLastApplied(o)
 		internConditions(o.Status.Conditions)
 	}
 	internObjectMeta(o)
 	return o, nil
+}
+
+// dropLastApplied removes kubectl's last-applied-configuration annotation from a custom
+// resource: a second copy of its spec, which no controller reads, often the largest part of
+// an object applied with kubectl. Objects leaving the cache keep it on the server: custom
+// resources are written only with merge patches from what was read (statusWriter, the
+// sharder), which leave alone what both sides lack.
+func dropLastApplied(o client.Object) {
+	annotations := o.GetAnnotations()
+	if _, ok := annotations[corev1.LastAppliedConfigAnnotation]; !ok {
+		return
+	}
+	delete(annotations, corev1.LastAppliedConfigAnnotation)
+	if len(annotations) == 0 {
+		annotations = nil
+	}
+	o.SetAnnotations(annotations)
+}
+
+// keepReadInfo is status.info with only what the controllers read: when it was fetched
+// (the daily refresh), the permission sets granted and whether the account is a mini
+// program (the PermissionsGranted condition). The rest (names, URLs, the signature) is for
+// people, read from the API server by kubectl, and stays there: status is written with a
+// merge patch from what was read, and a fresh info, fetched daily, is written whole.
+func keepReadInfo(info *wechatv1alpha1.AuthorizerInfo) *wechatv1alpha1.AuthorizerInfo {
+	if info == nil {
+		return nil
+	}
+	return &wechatv1alpha1.AuthorizerInfo{UpdatedAt: info.UpdatedAt, FuncInfo: info.FuncInfo, MiniProgram: info.MiniProgram}
 }
 
 // internObjectMeta shares the metadata strings few distinct values of which exist across

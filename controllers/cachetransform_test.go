@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -192,4 +193,45 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestCompactCachedLeavesOutWhatNoControllerReads: kubectl's copy of the spec and the parts of
+// status.info meant for people are not cached; what the controllers read is, and so are
+// other tools' annotations.
+func TestCompactCachedLeavesOutWhatNoControllerReads(t *testing.T) {
+	a := &wechatv1alpha1.WeChatAuthorizer{}
+	if err := json.Unmarshal([]byte(cachedAuthorizerJSON), a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status.Info.MiniProgram = true
+	a.Annotations = map[string]string{
+		corev1.LastAppliedConfigAnnotation: `{"apiVersion":"platform.wechat-operator.dev/v1alpha1","kind":"WeChatAuthorizer"}`,
+		"example.com/owner":                "team-a",
+	}
+	want := a.Status.Info.DeepCopy()
+	if _, err := compactCached(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		t.Error("the last-applied configuration is cached")
+	}
+	if a.Annotations["example.com/owner"] != "team-a" {
+		t.Errorf("another tool's annotation is lost: %v", a.Annotations)
+	}
+	info := a.Status.Info
+	if info.NickName != "" || info.HeadImg != "" || info.PrincipalName != "" || info.QRCodeURL != "" || info.BusinessInfo != nil {
+		t.Errorf("the info meant for people is cached: %+v", info)
+	}
+	if !info.UpdatedAt.Equal(want.UpdatedAt) || !slices.Equal(info.FuncInfo, want.FuncInfo) || !info.MiniProgram {
+		t.Errorf("what the controllers read is lost: %+v, want updatedAt %v, funcInfo %v, miniProgram", info, want.UpdatedAt, want.FuncInfo)
+	}
+
+	c := &wechatv1alpha1.WeChatComponent{}
+	c.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}
+	if _, err := compactCached(c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Annotations != nil {
+		t.Errorf("a component's last-applied configuration is cached: %v", c.Annotations)
+	}
 }

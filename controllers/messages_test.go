@@ -214,12 +214,12 @@ var _ = Describe("Messages of authorized accounts", func() {
 			Expect(err).NotTo(HaveOccurred())
 			lost := statusAttempts
 			w.reconciler.Client = interceptor.NewClient(inner, interceptor.Funcs{
-				SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-					if lost > 0 {
+				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+					if _, component := obj.(*wechatv1alpha1.WeChatComponent); component && lost > 0 {
 						lost--
 						return apierrors.NewConflict(schema.GroupResource{Resource: "wechatcomponents"}, obj.GetName(), errors.New("injected"))
 					}
-					return c.SubResource(sub).Update(ctx, obj, opts...)
+					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 				},
 			})
 			result := w.reconcile()

@@ -148,8 +148,9 @@ func setupAuthorizerController(ctx context.Context, mgr ctrl.Manager, rec reconc
 	}
 	authorizersOf := func(ctx context.Context, o client.Object) []reconcile.Request {
 		list := &wechatv1alpha1.WeChatAuthorizerList{}
+		// Only the names are read: the cache's objects, not copies of them.
 		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.GetNamespace()),
-			client.MatchingFields{indexComponentRef: o.GetName()}); err != nil {
+			client.MatchingFields{indexComponentRef: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil
 		}
 		requests := make([]reconcile.Request, 0, len(list.Items))

@@ -57,8 +57,13 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 	if equality.Semantic.DeepEqual(before, obj) {
 		return result, err
 	}
+	// A merge patch from the object as read, not an Update: the cache holds a compacted copy
+	// (compactCached), and what it leaves out must stay as it is on the server. The patch
+	// carries the resourceVersion read, so a concurrent write is a conflict, not overwritten.
+	base := before.DeepCopyObject().(client.Object)
 	for attempt := 1; ; attempt++ {
-		uerr := w.client.Status().Update(ctx, obj, fieldOwner)
+		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+		uerr := w.client.Status().Patch(ctx, obj, patch, fieldOwner)
 		if uerr == nil {
 			w.versions.wrote(obj)
 			return result, err
@@ -73,8 +78,13 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 		if rerr := w.reader.Get(ctx, client.ObjectKeyFromObject(obj), latest); rerr != nil {
 			return reconcile.Result{Priority: result.Priority}, errors.Join(err, rerr)
 		}
-		// obj becomes latest with this reconcile's status: the next Update carries latest's
-		// resourceVersion.
+		// latest, read live, is compacted as the cache would hold it, so that the next patch,
+		// from it, leaves alone what the cache leaves out; obj becomes latest with this
+		// reconcile's status, and the patch carries latest's resourceVersion.
+		if _, cerr := compactCached(latest); cerr != nil {
+			return reconcile.Result{Priority: result.Priority}, errors.Join(err, cerr)
+		}
+		base = latest.DeepCopyObject().(client.Object)
 		w.rebase(before, obj, latest)
 	}
 }

@@ -7,12 +7,16 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
@@ -117,3 +121,80 @@ var _ = Describe("a status write that conflicts with the receiver's", func() {
 		Expect(c.Status.LastFailureReason).To(Equal(wechatv1alpha1.ReasonWeChatBusy))
 	})
 })
+
+var _ = Describe("a status write of an authorizer as the cache holds it (real API server)", func() {
+	var ns string
+	var versions writtenVersions
+	BeforeEach(func() { ns = newNamespace() })
+
+	// stored creates an authorizer as kubectl apply leaves it (its last-applied copy), with
+	// the status.info a daily fetch writes, and returns it as the cache holds it.
+	stored := func() *wechatv1alpha1.WeChatAuthorizer {
+		a := &wechatv1alpha1.WeChatAuthorizer{}
+		Expect(json.Unmarshal([]byte(cachedAuthorizerJSON), a)).To(Succeed())
+		status := a.Status
+		a.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "account", Annotations: map[string]string{
+			corev1.LastAppliedConfigAnnotation: `{"kind":"WeChatAuthorizer"}`, "example.com/owner": "team-a"}}
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		a.Status = status
+		Expect(k8sClient.Status().Update(ctx, a)).To(Succeed())
+		return cachedShape(a)
+	}
+	// leftAlone checks that what the cache leaves out is still on the server.
+	leftAlone := func(a *wechatv1alpha1.WeChatAuthorizer) {
+		GinkgoHelper()
+		Expect(a.Annotations).To(HaveKeyWithValue(corev1.LastAppliedConfigAnnotation, `{"kind":"WeChatAuthorizer"}`))
+		Expect(a.Annotations).To(HaveKeyWithValue("example.com/owner", "team-a"))
+		Expect(a.Status.Info).NotTo(BeNil())
+		Expect(a.Status.Info.NickName).To(Equal("Sim account wx00000000a0000000"), "the info meant for people is kept")
+		Expect(a.Status.Info.PrincipalName).To(Equal("Simulated Company Ltd."))
+	}
+	live := func() *wechatv1alpha1.WeChatAuthorizer {
+		a := &wechatv1alpha1.WeChatAuthorizer{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "account"}, a)).To(Succeed())
+		return a
+	}
+
+	It("writes the reconcile's change and leaves alone what the cache left out", func() {
+		before := stored()
+		mine := before.DeepCopy()
+		mine.Status.FailedAttempts = 1
+		_, err := authorizerStatusWriter(k8sClient, k8sClient, &versions).write(ctx, time.Now(), before, mine, reconcile.Result{}, nil)
+		Expect(err).NotTo(HaveOccurred())
+
+		got := live()
+		Expect(got.Status.FailedAttempts).To(Equal(int32(1)))
+		leftAlone(got)
+	})
+
+	It("rebases onto the receiver's write after a conflict, and still leaves it alone", func() {
+		before := stored()
+		// The receiver records a revocation meanwhile.
+		receiver := live()
+		revoked := metav1.NewTime(time.Now().UTC().Truncate(time.Second))
+		receiver.Status.UnauthorizedAt = &revoked
+		Expect(k8sClient.Status().Update(ctx, receiver)).To(Succeed())
+
+		mine := before.DeepCopy()
+		mine.Status.FailedAttempts = 1
+		_, err := authorizerStatusWriter(k8sClient, k8sClient, &versions).write(ctx, time.Now(), before, mine, reconcile.Result{}, nil)
+		Expect(err).NotTo(HaveOccurred())
+
+		got := live()
+		Expect(got.Status.FailedAttempts).To(Equal(int32(1)), "the reconcile's change is written")
+		Expect(got.Status.UnauthorizedAt).NotTo(BeNil(), "the receiver's revocation is kept")
+		Expect(got.GetResourceVersion()).NotTo(Equal(receiver.GetResourceVersion()))
+		leftAlone(got)
+	})
+})
+
+// cachedShape is a as the manager's cache holds it (compactCached).
+func cachedShape(a *wechatv1alpha1.WeChatAuthorizer) *wechatv1alpha1.WeChatAuthorizer {
+	GinkgoHelper()
+	cached := a.DeepCopy()
+	_, err := compactCached(cached)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cached.Annotations).NotTo(HaveKey(corev1.LastAppliedConfigAnnotation))
+	Expect(cached.Status.Info.NickName).To(BeEmpty())
+	return cached
+}

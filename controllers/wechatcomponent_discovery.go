@@ -184,8 +184,9 @@ type discoveryTally struct{ created, existing, missing, notOurs int32 }
 func (r *WeChatComponentReconciler) discoverPage(ctx context.Context, c *wechatv1alpha1.WeChatComponent,
 	items []wxapi.AuthorizerListItem, now time.Time) (discoveryTally, error) {
 	var tally discoveryTally
+	// Only looked up, never written: the cache's objects, not a copy of each per page.
 	authorizers := &wechatv1alpha1.WeChatAuthorizerList{}
-	if err := r.List(ctx, authorizers, client.InNamespace(c.Namespace)); err != nil {
+	if err := r.List(ctx, authorizers, client.InNamespace(c.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return tally, err
 	}
 	for _, item := range items {
