@@ -60,7 +60,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.root, "root", ".", "the repository's root `directory` (binaries are built from it)")
 	fs.StringVar(&o.dir, "dir", ".bench", "`directory` for the control plane's data and the logs (relative to --root)")
 	fs.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "`directory` with etcd, kube-apiserver and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/1.37.2)")
-	fs.StringVar(&o.doc, "doc", "docs/benchmarks.md", "`file` the results are recorded in with --write-doc (relative to --root)")
+	fs.StringVar(&o.doc, "doc", "docs/benchmarks.md", "`file` the results are recorded in with --write-doc (relative to --root unless absolute)")
 	fs.IntVar(&o.components, "components", 0, "WeChatComponents the authorizers are spread over (default: one per 1,000 authorizers, at least 1, at most 100)")
 	fs.Float64Var(&o.compression, "compression", 30, "time compression: tokens live 7200s/`k`, tickets are pushed every 600s/k, and every other WeChat and operator duration scales alike")
 	fs.Float64Var(&o.cycles, "cycles", 2, "length of the steady-state window, in refresh cycles")

@@ -49,7 +49,7 @@ func main() {
 	var sf serveFlags
 	var conc string
 	flag.StringVar(&o.root, "root", ".", "the repository's root directory")
-	flag.StringVar(&o.doc, "doc", "docs/benchmarks.md", "file the results are recorded in with --write-doc (relative to --root)")
+	flag.StringVar(&o.doc, "doc", "docs/benchmarks.md", "file the results are recorded in with --write-doc (relative to --root unless absolute)")
 	flag.StringVar(&o.receiverBin, "receiver-bin", "", "a webhook-receiver binary to measure instead of building --root's (before/after comparisons)")
 	flag.StringVar(&o.logDir, "log-dir", "", "directory for the processes' logs and the control plane (a temporary one if empty)")
 	flag.IntVar(&o.accounts, "accounts", 1000, "authorized accounts (WeChatAuthorizers) the messages are spread over")
@@ -197,7 +197,10 @@ func run(o options) error {
 		fmt.Print(soak)
 	}
 	if o.writeDoc {
-		path := filepath.Join(root, o.doc)
+		path := o.doc
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(root, path)
+		}
 		if err := writeDoc(path, "messagebench", report); err != nil {
 			return err
 		}
