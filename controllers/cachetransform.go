@@ -38,7 +38,7 @@ func compactCached(obj any) (any, error) {
 		o.Data = internKeys(o.Data)
 	case *wechatv1alpha1.WeChatAuthorizer:
 		dropLastApplied(o)
-		o.Status.Info = keepReadInfo(o.Status.Info)
+		keepReadInfo(o.Status.Info)
 		internConditions(o.Status.Conditions)
 		o.Spec.ComponentRef.Name = intern(o.Spec.ComponentRef.Name)
 	case *wechatv1alpha1.WeChatComponent:
@@ -71,11 +71,11 @@ func dropLastApplied(o client.Object) {
 // program (the PermissionsGranted condition). The rest (names, URLs, the signature) is for
 // people, read from the API server by kubectl, and stays there: status is written with a
 // merge patch from what was read, and a fresh info, fetched daily, is written whole.
-func keepReadInfo(info *wechatv1alpha1.AuthorizerInfo) *wechatv1alpha1.AuthorizerInfo {
-	if info == nil {
-		return nil
+// The decoded struct is reused, not replaced: one allocation fewer per decoded authorizer.
+func keepReadInfo(info *wechatv1alpha1.AuthorizerInfo) {
+	if info != nil {
+		*info = wechatv1alpha1.AuthorizerInfo{UpdatedAt: info.UpdatedAt, FuncInfo: info.FuncInfo, MiniProgram: info.MiniProgram}
 	}
-	return &wechatv1alpha1.AuthorizerInfo{UpdatedAt: info.UpdatedAt, FuncInfo: info.FuncInfo, MiniProgram: info.MiniProgram}
 }
 
 // internObjectMeta shares the metadata strings few distinct values of which exist across

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -77,13 +79,8 @@ func (c *TokenExpiryCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *TokenExpiryCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// Read only, never written: the cache's own objects, not a copy of each (at 100,000
-	// authorizers a copy per scrape is hundreds of megabytes allocated).
-	readOnly := client.UnsafeDisableDeepCopy
-	components := &wechatv1alpha1.WeChatComponentList{}
-	if err := c.Reader.List(ctx, components, readOnly); err == nil {
-		for i := range components.Items {
-			item := &components.Items[i]
+	eachCached(ctx, c.Reader, &wechatv1alpha1.WeChatComponentList{}, func(l *wechatv1alpha1.WeChatComponentList) []wechatv1alpha1.WeChatComponent { return l.Items },
+		func(item *wechatv1alpha1.WeChatComponent) {
 			if item.Status.ExpiresAt != nil {
 				ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue,
 					float64(item.Status.ExpiresAt.Unix()), "WeChatComponent", item.Namespace, item.Name)
@@ -93,17 +90,45 @@ func (c *TokenExpiryCollector) Collect(ch chan<- prometheus.Metric) {
 					float64(t.CreateTime.Unix()), item.Namespace, item.Name)
 			}
 			collectStatus(ch, "WeChatComponent", item.Namespace, item.Name, item.Status.FailedAttempts, item.Status.LastFailureReason, item.Status.Conditions)
-		}
-	}
-	authorizers := &wechatv1alpha1.WeChatAuthorizerList{}
-	if err := c.Reader.List(ctx, authorizers, readOnly); err == nil {
-		for i := range authorizers.Items {
-			item := &authorizers.Items[i]
+		})
+	eachCached(ctx, c.Reader, &wechatv1alpha1.WeChatAuthorizerList{}, func(l *wechatv1alpha1.WeChatAuthorizerList) []wechatv1alpha1.WeChatAuthorizer { return l.Items },
+		func(item *wechatv1alpha1.WeChatAuthorizer) {
 			if item.Status.ExpiresAt != nil {
 				ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue,
 					float64(item.Status.ExpiresAt.Unix()), "WeChatAuthorizer", item.Namespace, item.Name)
 			}
 			collectStatus(ch, "WeChatAuthorizer", item.Namespace, item.Name, item.Status.FailedAttempts, item.Status.LastFailureReason, item.Status.Conditions)
+		})
+}
+
+// eachCached calls f with every object of the list's kind that r holds, read only. From a
+// cache with one informer for the kind, its store is walked: the cache's own objects, one
+// pointer each. A list, even without deep copies, is a slice of every object's struct: 58 MB
+// allocated per scrape at 100,000 authorizers. Any other reader is listed. Nothing is
+// collected if the kind cannot be read.
+func eachCached[L client.ObjectList, T any, P interface {
+	*T
+	client.Object
+}](ctx context.Context, r client.Reader, list L, items func(L) []T, f func(P)) {
+	if informers, ok := r.(cache.Informers); ok {
+		informer, err := informers.GetInformer(ctx, P(new(T)))
+		if err != nil {
+			return
 		}
+		if store, ok := informer.(interface{ GetStore() toolscache.Store }); ok {
+			for _, o := range store.GetStore().List() {
+				if obj, ok := o.(P); ok {
+					f(obj)
+				}
+			}
+			return
+		}
+	}
+	if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return
+	}
+	all := items(list)
+	for i := range all {
+		f(&all[i])
 	}
 }

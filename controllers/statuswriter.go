@@ -6,9 +6,13 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -46,6 +50,8 @@ type statusWriter struct {
 	// status re-applied onto it (before is the object as the reconcile read it).
 	empty  func() statusObject
 	rebase func(before, mine, latest statusObject)
+	// patchFrom is the patch from base to the object written; nil: a merge patch.
+	patchFrom func(base client.Object) client.Patch
 }
 
 // write writes obj's status if it differs from before's, and returns the reconcile's result.
@@ -63,6 +69,9 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 	base := before.DeepCopyObject().(client.Object)
 	for attempt := 1; ; attempt++ {
 		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+		if w.patchFrom != nil {
+			patch = w.patchFrom(base)
+		}
 		uerr := w.client.Status().Patch(ctx, obj, patch, fieldOwner)
 		if uerr == nil {
 			w.versions.wrote(obj)
@@ -160,7 +169,78 @@ func componentStatusWriter(c client.Client, reader client.Reader, versions *writ
 }
 
 func authorizerStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
-	return newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatAuthorizer) {
+	w := newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatAuthorizer) {
 		latest.Status = rebaseAuthorizerStatus(&before.Status, &mine.Status, &latest.Status)
 	})
+	w.patchFrom = func(base client.Object) client.Patch {
+		return wholeInfoPatch{client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})}
+	}
+	return w
+}
+
+// wholeInfoPatch is a merge patch that replaces status.info whole when it changed. The cache
+// holds only part of the info (keepReadInfo), so a plain merge patch from the cached object
+// would leave a field a fresh fetch no longer has (an alias or signature the account
+// cleared, a business feature closed) as the server had it: every field the new info leaves
+// out is sent as null.
+type wholeInfoPatch struct{ client.Patch }
+
+func (p wholeInfoPatch) Data(obj client.Object) ([]byte, error) {
+	data, err := p.Patch.Data(obj)
+	a, ok := obj.(*wechatv1alpha1.WeChatAuthorizer)
+	if err != nil || !ok || a.Status.Info == nil {
+		return data, err
+	}
+	var patch map[string]any
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber() // the other fields go back as they came
+	if err := decoder.Decode(&patch); err != nil {
+		return nil, err
+	}
+	status, _ := patch["status"].(map[string]any)
+	if _, changed := status["info"].(map[string]any); !changed {
+		return data, nil
+	}
+	if status["info"], err = replacingWhole(a.Status.Info); err != nil {
+		return nil, err
+	}
+	return json.Marshal(patch)
+}
+
+// replacingWhole is v (a struct, or a pointer to one) as a merge patch that leaves nothing of
+// what it replaces: every field v omits is null, at every depth.
+func replacingWhole(v any) (map[string]any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	addNulls(reflect.TypeOf(v), m)
+	return m, nil
+}
+
+// addNulls sets each field of the struct type t that m lacks to null, and recurses into the
+// objects m has.
+func addNulls(t reflect.Type, m map[string]any) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		value, present := m[name]
+		if !present {
+			m[name] = nil
+			continue
+		}
+		if sub, ok := value.(map[string]any); ok {
+			addNulls(f.Type, sub)
+		}
+	}
 }

@@ -167,6 +167,32 @@ var _ = Describe("a status write of an authorizer as the cache holds it (real AP
 		leftAlone(got)
 	})
 
+	It("replaces status.info whole with a fresh fetch, clearing what the account no longer has", func() {
+		stored()
+		server := live()
+		server.Status.Info.Alias, server.Status.Info.Signature = "old-alias", "old signature"
+		server.Status.Info.BusinessInfo = &wechatv1alpha1.BusinessInfo{OpenPay: true, OpenCard: true}
+		Expect(k8sClient.Status().Update(ctx, server)).To(Succeed())
+		before := cachedShape(server)
+
+		// The daily fetch: the account cleared its alias and signature and closed its payments.
+		mine := before.DeepCopy()
+		fetched := metav1.NewTime(before.Status.Info.UpdatedAt.Add(24 * time.Hour))
+		mine.Status.Info = &wechatv1alpha1.AuthorizerInfo{NickName: "New name", FuncInfo: []int32{1, 2},
+			BusinessInfo: &wechatv1alpha1.BusinessInfo{OpenCard: true}, UpdatedAt: &fetched}
+		_, err := authorizerStatusWriter(k8sClient, k8sClient, &versions).write(ctx, time.Now(), before, mine, reconcile.Result{}, nil)
+		Expect(err).NotTo(HaveOccurred())
+
+		info := live().Status.Info
+		Expect(info.NickName).To(Equal("New name"))
+		Expect(info.Alias).To(BeEmpty(), "the cleared alias is cleared")
+		Expect(info.Signature).To(BeEmpty())
+		Expect(info.PrincipalName).To(BeEmpty(), "the new info has none")
+		Expect(info.BusinessInfo).To(Equal(&wechatv1alpha1.BusinessInfo{OpenCard: true}), "payments closed")
+		Expect(info.FuncInfo).To(Equal([]int32{1, 2}))
+		Expect(info.UpdatedAt.Equal(&fetched)).To(BeTrue())
+	})
+
 	It("rebases onto the receiver's write after a conflict, and still leaves it alone", func() {
 		before := stored()
 		// The receiver records a revocation meanwhile.

@@ -469,7 +469,9 @@ func (r *run) steady(ctx context.Context) error {
 			return err
 		}
 	}
-	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f", res.refreshes, res.authorizerCalls, res.expired.Seconds())
+	// The memory figures too: a run that fails later (at the restart) still leaves them.
+	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f; manager RSS peak %d MiB, steady %d MiB, Go heap in use %d MiB",
+		res.refreshes, res.authorizerCalls, res.expired.Seconds(), res.peakRSS>>20, res.steadyRSS>>20, uint64(res.heapInuse)>>20)
 	return nil
 }
 
