@@ -12,7 +12,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 	lua "github.com/yuin/gopher-lua"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -125,12 +124,8 @@ func expectHealth(kind string, key types.NamespacedName, want status.Status, wan
 // statusSeries scrapes the manager's status series of namespace ns, as "metric kind/name reason" → value.
 func statusSeries(ns string) map[string]float64 {
 	GinkgoHelper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&TokenExpiryCollector{Reader: k8sClient})
-	families, err := reg.Gather()
-	Expect(err).NotTo(HaveOccurred())
 	out := map[string]float64{}
-	for _, f := range families {
+	for _, f := range gatherStatusSeries(k8sClient) {
 		for _, m := range f.GetMetric() {
 			if labelValue(m, "namespace") != ns || f.GetName() == "wechat_token_expiration_timestamp_seconds" {
 				continue

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,15 +20,21 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
-// seriesOf gathers the collector's series of namespace ns read through r, as "metric labels" → value.
-func seriesOf(r client.Reader, ns string) map[string]float64 {
+// gatherStatusSeries scrapes a TokenExpiryCollector reading through r.
+func gatherStatusSeries(r client.Reader) []*dto.MetricFamily {
 	GinkgoHelper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&TokenExpiryCollector{Reader: r})
 	families, err := reg.Gather()
 	Expect(err).NotTo(HaveOccurred())
+	return families
+}
+
+// seriesOf gathers the collector's series of namespace ns read through r, as "metric labels" → value.
+func seriesOf(r client.Reader, ns string) map[string]float64 {
+	GinkgoHelper()
 	out := map[string]float64{}
-	for _, f := range families {
+	for _, f := range gatherStatusSeries(r) {
 		for _, m := range f.GetMetric() {
 			if labelValue(m, "namespace") != ns {
 				continue
