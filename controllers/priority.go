@@ -7,8 +7,10 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -97,11 +99,26 @@ func (h lowPriorityMap) Generic(ctx context.Context, e event.GenericEvent, q wor
 // raised it died with that process. The queue keeps the higher of two priorities given to one
 // item, so this watch, beside For's, is all it takes. Later events are left to For's handler.
 type dueFirst struct {
-	clock clock.PassiveClock
+	clock clock.WithDelayedExecution
 	// horizon: raised if refreshAt or expiresAt comes before now+horizon. One that falls due
-	// later and is reached late is still refreshed before it expires as long as the backlog
-	// takes less than the horizon and the refresh margin together.
+	// later is raised when it comes within the horizon, if it is still waiting in the backlog
+	// then (pending): at 100,000 the backlog outlasted horizon and margin together, and
+	// tokens falling due minutes into a restart expired in it.
 	horizon time.Duration
+	pending *pendingRaises
+}
+
+// pendingRaises are the timers that raise initial-list authorizers still unreconciled when
+// their refresh comes within the horizon. The queue cannot hold them: it raises an item's
+// priority at once even when the add is for later. A timer is stopped when its authorizer is
+// reconciled (reached): from then on its own requeue carries its priority.
+type pendingRaises struct {
+	mu     sync.Mutex
+	timers map[types.NamespacedName]clock.Timer
+}
+
+func newDueFirst(c clock.WithDelayedExecution, horizon time.Duration) dueFirst {
+	return dueFirst{clock: c, horizon: horizon, pending: &pendingRaises{timers: map[types.NamespacedName]clock.Timer{}}}
 }
 
 var _ handler.EventHandler = dueFirst{}
@@ -109,10 +126,73 @@ var _ handler.EventHandler = dueFirst{}
 func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	a, ok := e.Object.(*wechatv1alpha1.WeChatAuthorizer)
 	pq, isPQ := q.(priorityqueue.PriorityQueue[reconcile.Request])
-	if !ok || !isPQ || !e.IsInInitialList || revoked(a) || !refreshDueBy(&a.Status.TokenStatus, h.clock.Now().Add(h.horizon)) {
+	if !ok || !isPQ || !e.IsInInitialList || revoked(a) {
 		return
 	}
-	pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)})
+	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)}
+	horizon := h.clock.Now().Add(h.horizon)
+	if refreshDueBy(&a.Status.TokenStatus, horizon) {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, req)
+		return
+	}
+	dueAt, ok := earliestDue(&a.Status.TokenStatus)
+	if !ok {
+		return
+	}
+	timer := h.clock.AfterFunc(dueAt.Sub(horizon), func() {
+		// The timer has fired: dropped, not stopped (a fake clock fires it holding its lock).
+		if _, waiting := h.drop(req.NamespacedName); waiting {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, req)
+		}
+	})
+	// Timers are made and stopped outside the lock, which the firing ones take.
+	h.pending.mu.Lock()
+	old, ok := h.pending.timers[req.NamespacedName]
+	h.pending.timers[req.NamespacedName] = timer
+	h.pending.mu.Unlock()
+	if ok {
+		old.Stop()
+	}
+}
+
+// reached stops and drops the pending raise of key, if any.
+func (h dueFirst) reached(key types.NamespacedName) {
+	if t, ok := h.drop(key); ok {
+		t.Stop()
+	}
+}
+
+// drop removes the pending raise of key and returns its timer, if there was one.
+func (h dueFirst) drop(key types.NamespacedName) (clock.Timer, bool) {
+	if h.pending == nil {
+		return nil, false
+	}
+	h.pending.mu.Lock()
+	defer h.pending.mu.Unlock()
+	t, ok := h.pending.timers[key]
+	delete(h.pending.timers, key)
+	return t, ok
+}
+
+// reconciler is rec that first drops the pending raise of what it reconciles.
+func (h dueFirst) reconciler(rec reconcile.Reconciler) reconcile.Reconciler {
+	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		h.reached(req.NamespacedName)
+		return rec.Reconcile(ctx, req)
+	})
+}
+
+// earliestDue is the sooner of the token's refresh and expiry times, if it has either.
+func earliestDue(s *wechatv1alpha1.TokenStatus) (time.Time, bool) {
+	switch {
+	case s.RefreshAt != nil && s.ExpiresAt != nil:
+		return minTime(s.RefreshAt.Time, s.ExpiresAt.Time), true
+	case s.RefreshAt != nil:
+		return s.RefreshAt.Time, true
+	case s.ExpiresAt != nil:
+		return s.ExpiresAt.Time, true
+	}
+	return time.Time{}, false
 }
 
 func (dueFirst) Update(context.Context, event.UpdateEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {

@@ -65,7 +65,7 @@ var _ = Describe("a manager starting on existing authorizers (real manager, info
 
 		mgr := newNamespaceManager(ns, logr.Logger{})
 		recorder := &orderRecorder{}
-		due := dueFirst{clock: clock.RealClock{}, horizon: 10 * time.Minute}
+		due := newDueFirst(clock.RealClock{}, 10*time.Minute)
 		Expect(setupAuthorizerController(ctx, mgr, recorder, due, 1)).To(Succeed())
 		defer runManager(mgr)()
 

@@ -6,6 +6,7 @@ SPDX-License-Identifier: Apache-2.0
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,7 +78,7 @@ func TestDueRefreshOvertakesAnImport(t *testing.T) {
 func TestDueFirstRaisesTheInitialListsDueRefreshes(t *testing.T) {
 	q := priorityqueue.New[reconcile.Request]("test")
 	defer q.ShutDown()
-	due := dueFirst{clock: clocktesting.NewFakePassiveClock(decideNow), horizon: 10 * time.Minute}
+	due := newDueFirst(clocktesting.NewFakeClock(decideNow), 10*time.Minute)
 	forHandler := &handler.EnqueueRequestForObject{}
 	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: decideNow.Add(d)} }
 	token := func(s wechatv1alpha1.TokenStatus) wechatv1alpha1.WeChatAuthorizerStatus {
@@ -132,5 +133,57 @@ func TestDueFirstRaisesTheInitialListsDueRefreshes(t *testing.T) {
 		if i, before := slices.Index(order, name), slices.Index(order, name[:6]); i != before+1 {
 			t.Errorf("%s was moved (at %d, %s at %d)", name, i, name[:6], before)
 		}
+	}
+}
+
+// TestDueFirstRaisesALaterRefreshStillWaiting: an authorizer of the initial list whose refresh
+// comes due after the horizon is raised when it comes within it, if it still waits in the
+// backlog then; one reconciled before then is not (its own requeue has its priority).
+func TestDueFirstRaisesALaterRefreshStillWaiting(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	fakeClock := clocktesting.NewFakeClock(decideNow)
+	due := newDueFirst(fakeClock, 10*time.Minute)
+	forHandler := &handler.EnqueueRequestForObject{}
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: decideNow.Add(d)} }
+	add := func(name string, refreshIn time.Duration) {
+		a := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
+		a.Status.RefreshAt, a.Status.ExpiresAt = at(refreshIn), at(refreshIn+5*time.Minute)
+		e := event.CreateEvent{Object: a, IsInInitialList: true}
+		forHandler.Create(t.Context(), e, q)
+		due.Create(t.Context(), e, q)
+	}
+	for i := range 500 {
+		add(fmt.Sprintf("a-%04d", i), time.Hour)
+	}
+	add("later-waiting", 20*time.Minute)
+	add("later-reconciled", 20*time.Minute)
+	for i := 500; i < 1000; i++ {
+		add(fmt.Sprintf("a-%04d", i), time.Hour)
+	}
+	first := func() string {
+		item, _ := q.Get()
+		q.Done(item)
+		return item.Name
+	}
+
+	fakeClock.Step(5 * time.Minute)
+	if got := first(); got != "a-0000" {
+		t.Fatalf("raised before it came within the horizon: %s first", got)
+	}
+	// The worker reaches later-reconciled (out of order, as another event would bring it).
+	_, _ = due.reconciler(reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) {
+		return reconcile.Result{}, nil
+	})).Reconcile(t.Context(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "later-reconciled"}})
+
+	fakeClock.Step(5 * time.Minute) // later-* now come due within the horizon
+	if got := first(); got != "later-waiting" {
+		t.Fatalf("%s first, want later-waiting raised ahead of the backlog", got)
+	}
+	if got := first(); got != "a-0001" {
+		t.Fatalf("%s next, want the backlog in its order: a reconciled authorizer is not raised again", got)
+	}
+	if n := len(due.pending.timers); n != 1000 {
+		t.Errorf("%d raises pending, want one per backlog authorizer not yet reconciled (1000)", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -134,7 +135,11 @@ var componentTokenChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatCompo
 
 // SetupWithManager registers the WeChatAuthorizer controller.
 func (r *WeChatAuthorizerReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
-	due := dueFirst{clock: r.Clock, horizon: cmp.Or(r.MinRefreshMargin, refresh.MinMargin)}
+	timers, ok := r.Clock.(clock.WithDelayedExecution)
+	if !ok {
+		timers = clock.RealClock{}
+	}
+	due := newDueFirst(timers, cmp.Or(r.MinRefreshMargin, refresh.MinMargin))
 	return setupAuthorizerController(ctx, mgr, r, due, maxConcurrentReconciles)
 }
 
@@ -167,5 +172,5 @@ func setupAuthorizerController(ctx context.Context, mgr ctrl.Manager, rec reconc
 			builder.WithPredicates(componentTokenChanged)).
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatauthorizer").
-		Complete(rec)
+		Complete(due.reconciler(rec))
 }
