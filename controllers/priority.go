@@ -108,17 +108,24 @@ type dueFirst struct {
 	pending *pendingRaises
 }
 
-// pendingRaises are the timers that raise initial-list authorizers still unreconciled when
-// their refresh comes within the horizon. The queue cannot hold them: it raises an item's
-// priority at once even when the add is for later. A timer is stopped when its authorizer is
-// reconciled (reached): from then on its own requeue carries its priority.
+// pendingRaises raise initial-list authorizers still unreconciled when their refresh comes
+// within the horizon. The queue cannot hold them: it raises an item's priority at once even
+// when the add is for later. An authorizer leaves waiting when it is reconciled (reached):
+// from then on its own requeue carries its priority. The raises are grouped in buckets of
+// raiseGranularity, one timer each, raised at the bucket's start (never late): a timer per
+// authorizer cost ~290 B each, 28 MB for a 100,000 backlog, where this is ~100 B.
 type pendingRaises struct {
-	mu     sync.Mutex
-	timers map[types.NamespacedName]clock.Timer
+	mu      sync.Mutex
+	waiting map[types.NamespacedName]struct{}
+	buckets map[int64][]types.NamespacedName // by the bucket's start, Unix seconds
 }
 
+// raiseGranularity is the width of a bucket of pending raises.
+const raiseGranularity = 10 * time.Second
+
 func newDueFirst(c clock.WithDelayedExecution, horizon time.Duration) dueFirst {
-	return dueFirst{clock: c, horizon: horizon, pending: &pendingRaises{timers: map[types.NamespacedName]clock.Timer{}}}
+	return dueFirst{clock: c, horizon: horizon, pending: &pendingRaises{
+		waiting: map[types.NamespacedName]struct{}{}, buckets: map[int64][]types.NamespacedName{}}}
 }
 
 var _ handler.EventHandler = dueFirst{}
@@ -130,8 +137,8 @@ func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.Typ
 		return
 	}
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)}
-	horizon := h.clock.Now().Add(h.horizon)
-	if refreshDueBy(&a.Status.TokenStatus, horizon) {
+	now := h.clock.Now()
+	if refreshDueBy(&a.Status.TokenStatus, now.Add(h.horizon)) {
 		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, req)
 		return
 	}
@@ -139,42 +146,47 @@ func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.Typ
 	if !ok {
 		return
 	}
-	timer := h.clock.AfterFunc(dueAt.Sub(horizon), func() {
-		// The timer has fired: dropped, not stopped (a fake clock fires it holding its lock).
-		if _, waiting := h.drop(req.NamespacedName); waiting {
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, req)
+	bucket := dueAt.Add(-h.horizon).Truncate(raiseGranularity)
+	p := h.pending
+	p.mu.Lock()
+	p.waiting[req.NamespacedName] = struct{}{}
+	keys, exists := p.buckets[bucket.Unix()]
+	p.buckets[bucket.Unix()] = append(keys, req.NamespacedName)
+	p.mu.Unlock()
+	if !exists { // the timer is set outside the lock, which its firing takes
+		h.clock.AfterFunc(bucket.Sub(now), func() { h.raise(pq, bucket.Unix()) })
+	}
+}
+
+// raise raises the authorizers of a bucket that still wait.
+func (h dueFirst) raise(pq priorityqueue.PriorityQueue[reconcile.Request], bucket int64) {
+	p := h.pending
+	p.mu.Lock()
+	var raised []reconcile.Request
+	for _, key := range p.buckets[bucket] {
+		if _, ok := p.waiting[key]; ok {
+			delete(p.waiting, key)
+			raised = append(raised, reconcile.Request{NamespacedName: key})
 		}
-	})
-	// Timers are made and stopped outside the lock, which the firing ones take.
-	h.pending.mu.Lock()
-	old, ok := h.pending.timers[req.NamespacedName]
-	h.pending.timers[req.NamespacedName] = timer
-	h.pending.mu.Unlock()
-	if ok {
-		old.Stop()
+	}
+	delete(p.buckets, bucket)
+	p.mu.Unlock()
+	if len(raised) > 0 {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, raised...)
 	}
 }
 
-// reached stops and drops the pending raise of key, if any.
+// reached takes key off the waiting ones: it is being reconciled.
 func (h dueFirst) reached(key types.NamespacedName) {
-	if t, ok := h.drop(key); ok {
-		t.Stop()
-	}
-}
-
-// drop removes the pending raise of key and returns its timer, if there was one.
-func (h dueFirst) drop(key types.NamespacedName) (clock.Timer, bool) {
 	if h.pending == nil {
-		return nil, false
+		return
 	}
 	h.pending.mu.Lock()
-	defer h.pending.mu.Unlock()
-	t, ok := h.pending.timers[key]
-	delete(h.pending.timers, key)
-	return t, ok
+	delete(h.pending.waiting, key)
+	h.pending.mu.Unlock()
 }
 
-// reconciler is rec that first drops the pending raise of what it reconciles.
+// reconciler is rec that first takes what it reconciles off the waiting ones.
 func (h dueFirst) reconciler(rec reconcile.Reconciler) reconcile.Reconciler {
 	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 		h.reached(req.NamespacedName)

@@ -183,7 +183,7 @@ func TestDueFirstRaisesALaterRefreshStillWaiting(t *testing.T) {
 	if got := first(); got != "a-0001" {
 		t.Fatalf("%s next, want the backlog in its order: a reconciled authorizer is not raised again", got)
 	}
-	if n := len(due.pending.timers); n != 1000 {
+	if n := len(due.pending.waiting); n != 1000 {
 		t.Errorf("%d raises pending, want one per backlog authorizer not yet reconciled (1000)", n)
 	}
 }
