@@ -137,13 +137,13 @@ func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.Typ
 		return
 	}
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(a)}
-	now := h.clock.Now()
-	if refreshDueBy(&a.Status.TokenStatus, now.Add(h.horizon)) {
-		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, req)
-		return
-	}
 	dueAt, ok := earliestDue(&a.Status.TokenStatus)
 	if !ok {
+		return
+	}
+	now := h.clock.Now()
+	if dueAt.Before(now.Add(h.horizon)) {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(priorityRefresh)}, req)
 		return
 	}
 	bucket := dueAt.Add(-h.horizon).Truncate(raiseGranularity)
@@ -214,9 +214,4 @@ func (dueFirst) Delete(context.Context, event.DeleteEvent, workqueue.TypedRateLi
 }
 
 func (dueFirst) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-}
-
-// refreshDueBy reports whether the token's refresh or its expiry comes before t.
-func refreshDueBy(s *wechatv1alpha1.TokenStatus, t time.Time) bool {
-	return s.RefreshAt != nil && s.RefreshAt.Time.Before(t) || s.ExpiresAt != nil && s.ExpiresAt.Time.Before(t)
 }
