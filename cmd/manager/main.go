@@ -63,6 +63,7 @@ func main() {
 		kubeBurst     = flag.Int("kube-api-burst", managerdefaults.KubeAPIBurst, "burst of Kubernetes API requests above --kube-api-qps")
 		shard         = flag.String("shard", "", "serve one shard of the WeChatAuthorizers (sharded managers, config/sharded): this process holds the Lease wechat-operator-shard-<shard>, caches and refreshes only the authorizers the sharder labelled for it, and takes its turn at the manager Lease, whose holder runs the WeChatComponent controller and the sharder. Each process needs its own name (the StatefulSet gives $POD_NAME). Implies --leader-elect")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
+		gcPercent     = flag.Int("gc-percent", memlimit.DefaultGCPercent, "garbage-collection target: the heap grows by this percentage of its live data before the next collection, like $GOGC (which wins); lower trades CPU for memory")
 		zapOptions    = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -82,6 +83,9 @@ func main() {
 	}
 	if limit, soft := memlimit.Apply("/sys/fs/cgroup", *memFraction); soft > 0 {
 		setupLog.Info("Go soft memory limit set from the container's", "containerLimitBytes", limit, "softLimitBytes", soft)
+	}
+	if memlimit.ApplyGCPercent(*gcPercent) {
+		setupLog.Info("Go garbage-collection target set", "gcPercent", *gcPercent)
 	}
 	if *leaderElectNS == "" {
 		*leaderElectNS = *operatorNS

@@ -89,3 +89,25 @@ func TestApplySetsTheRuntimeLimit(t *testing.T) {
 		t.Errorf("runtime soft limit %d, want 192 MiB", got)
 	}
 }
+
+func TestApplyGCPercent(t *testing.T) {
+	t.Setenv("GOGC", "")
+	previous := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(previous) })
+	if !ApplyGCPercent(37) {
+		t.Fatal("ApplyGCPercent(37) without $GOGC did not apply it")
+	}
+	if got := debug.SetGCPercent(100); got != 37 {
+		t.Errorf("GC percent after ApplyGCPercent(37) = %d", got)
+	}
+	if ApplyGCPercent(0) {
+		t.Error("ApplyGCPercent(0) applied it")
+	}
+	t.Setenv("GOGC", "80")
+	if ApplyGCPercent(37) {
+		t.Error("ApplyGCPercent overrode $GOGC")
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent with $GOGC set changed to %d", got)
+	}
+}

@@ -107,6 +107,7 @@ func (p *Process) Tail(n int) string { return Tail(p.LogPath, n) }
 type Memory struct {
 	RSS  uint64 // VmRSS, bytes
 	Peak uint64 // VmHWM, bytes: the largest RSS since the process started
+	File uint64 // RssFile, bytes: the part of RSS that maps files (the binary's pages)
 }
 
 // Memory reads the process's memory use.
@@ -136,12 +137,43 @@ func (p *Process) Memory() (Memory, error) {
 			m.RSS = kb * 1024
 		case "VmHWM":
 			m.Peak = kb * 1024
+		case "RssFile":
+			m.File = kb * 1024
 		}
 	}
 	if m.RSS == 0 {
 		return m, fmt.Errorf("no VmRSS in /proc/%d/status", p.PID())
 	}
 	return m, sc.Err()
+}
+
+// clockTicks is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on every Linux ABI Go supports).
+const clockTicks = 100
+
+// CPU is the CPU time the process has used (user and system), from /proc/<pid>/stat.
+func (p *Process) CPU() (time.Duration, error) { return processCPU(p.PID()) }
+
+func processCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold any byte; the fields after
+	// its last ")" start with field 3 (state), so utime and stime, 14 and 15, are at 11 and 12.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks uint64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 // Tail returns the last n lines of the file at path.

@@ -159,6 +159,7 @@ type memorySampler struct {
 	mu      sync.Mutex
 	samples []uint64
 	peak    uint64
+	file    uint64 // the latest sample's file-backed part (the binary): fixed, not the heap
 }
 
 func (m *memorySampler) run(ctx context.Context, p *harness.Process) {
@@ -169,6 +170,7 @@ func (m *memorySampler) run(ctx context.Context, p *harness.Process) {
 			m.mu.Lock()
 			m.samples = append(m.samples, mem.RSS)
 			m.peak = max(m.peak, mem.Peak)
+			m.file = mem.File
 			m.mu.Unlock()
 		}
 		select {
@@ -199,6 +201,12 @@ func (m *memorySampler) meanSince(i int) uint64 {
 		sum += s
 	}
 	return sum / uint64(len(m.samples)-i)
+}
+
+func (m *memorySampler) fileRSS() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.file
 }
 
 func (m *memorySampler) peakRSS() uint64 {

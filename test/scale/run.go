@@ -421,6 +421,14 @@ func (r *run) steady(ctx context.Context) error {
 	for i, m := range r.mems {
 		marks[i] = m.mark()
 	}
+	cpuBefore, err := r.managerCPU()
+	if err != nil {
+		return err
+	}
+	startMetrics, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	r.tokens.startWindow(start)
 	checkCtx, stopChecks := context.WithCancel(ctx)
@@ -438,11 +446,18 @@ func (r *run) steady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cpuAfter, err := r.managerCPU()
+	if err != nil {
+		return err
+	}
 	mgrMetrics, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
 	if err != nil {
 		return err
 	}
 	res := r.res
+	res.windowCPU = cpuAfter - cpuBefore
+	gcs := func(metrics []sample) float64 { return sum(metrics, "go_gc_duration_seconds_count", nil) }
+	res.windowGCs = int(gcs(mgrMetrics) - gcs(startMetrics))
 	res.window = end.Sub(start)
 	res.expired, res.expiredTokens, res.refreshes, _ = r.tokens.result(end)
 	res.authorizerCalls = r.calls(counters, "api_authorizer_token")
@@ -470,9 +485,22 @@ func (r *run) steady(ctx context.Context) error {
 		}
 	}
 	// The memory figures too: a run that fails later (at the restart) still leaves them.
-	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f; manager RSS peak %d MiB, steady %d MiB, Go heap in use %d MiB",
-		res.refreshes, res.authorizerCalls, res.expired.Seconds(), res.peakRSS>>20, res.steadyRSS>>20, uint64(res.heapInuse)>>20)
+	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f; manager RSS peak %d MiB, steady %d MiB, Go heap in use %d MiB, file-backed (the binary) %d MiB; CPU %s",
+		res.refreshes, res.authorizerCalls, res.expired.Seconds(), res.peakRSS>>20, res.steadyRSS>>20, uint64(res.heapInuse)>>20, r.mem.fileRSS()>>20, res.cpuFigure())
 	return nil
+}
+
+// managerCPU is the CPU time the managers have used so far (all shards).
+func (r *run) managerCPU() (time.Duration, error) {
+	var cpu time.Duration
+	for _, m := range r.mgrs {
+		used, err := m.CPU()
+		if err != nil {
+			return 0, err
+		}
+		cpu += used
+	}
+	return cpu, nil
 }
 
 // saveHeapProfile writes the manager's heap profile to the run directory (go tool pprof).
