@@ -63,7 +63,7 @@ func main() {
 		kubeBurst     = flag.Int("kube-api-burst", managerdefaults.KubeAPIBurst, "burst of Kubernetes API requests above --kube-api-qps")
 		shard         = flag.String("shard", "", "serve one shard of the WeChatAuthorizers (sharded managers, config/sharded): this process holds the Lease wechat-operator-shard-<shard>, caches and refreshes only the authorizers the sharder labelled for it, and takes its turn at the manager Lease, whose holder runs the WeChatComponent controller and the sharder. Each process needs its own name (the StatefulSet gives $POD_NAME). Implies --leader-elect")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
-		gcPercent     = flag.Int("gc-percent", memlimit.DefaultGCPercent, "garbage-collection target: the heap grows by this percentage of its live data before the next collection, like $GOGC (which wins); lower trades CPU for memory")
+		gcPercent     = flag.Int("gc-percent", memlimit.DefaultGCPercent, "garbage-collection target: the heap grows by this percentage of its live data before the next collection, like $GOGC (which wins when set); lower trades CPU for memory; 0 or less leaves Go's own default, 100")
 		zapOptions    = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -86,6 +86,8 @@ func main() {
 	}
 	if memlimit.ApplyGCPercent(*gcPercent) {
 		setupLog.Info("Go garbage-collection target set", "gcPercent", *gcPercent)
+	} else if gogc := os.Getenv("GOGC"); gogc != "" {
+		setupLog.Info("Go garbage-collection target from $GOGC; --gc-percent not applied", "GOGC", gogc)
 	}
 	if *leaderElectNS == "" {
 		*leaderElectNS = *operatorNS

@@ -3,10 +3,12 @@ Copyright 2026 The wechat-operator Authors.
 SPDX-License-Identifier: Apache-2.0
 */
 
-// Package memlimit sets the Go runtime's soft memory limit from the container's memory
-// limit. Without it, the garbage collector lets the heap grow to twice the live data before
-// collecting; a manager with 10,000 authorizers holds ~110 MiB live, so it would pass a
-// 256 MiB limit and be OOM-killed although it needs far less.
+// Package memlimit sets the Go runtime's memory targets: the soft memory limit from the
+// container's memory limit, and the garbage collector's growth target. Without the soft
+// limit the garbage collector lets the heap grow by its target share of the live data
+// whatever the container allows; with Go's default (twice the live data) a manager with
+// 10,000 authorizers once passed a 256 MiB limit and would have been OOM-killed although
+// it needed far less.
 package memlimit
 
 import (

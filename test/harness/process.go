@@ -161,8 +161,9 @@ func processCPU(pid int) (time.Duration, error) {
 	// The command name, field 2, is in parentheses and may hold any byte; the fields after
 	// its last ")" start with field 3 (state), so utime and stime, 14 and 15, are at 11 and 12.
 	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
+	paren := strings.LastIndexByte(s, ')')
+	fields := strings.Fields(s[paren+1:])
+	if paren < 0 || len(fields) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	var ticks uint64

@@ -21,8 +21,8 @@ func TestProcessCPUAgreesWithGetrusage(t *testing.T) {
 		}
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	// Spend some CPU first, so that a parser reading the wrong fields (zeros, or the
-	// children's times) cannot agree by accident.
+	// Spend some CPU first, so that a parser reading fields that are zero here (the
+	// children's times, the start time's neighbours) cannot agree by accident.
 	start := rusage()
 	for rusage()-start < 300*time.Millisecond {
 	}

@@ -159,7 +159,7 @@ type memorySampler struct {
 	mu      sync.Mutex
 	samples []uint64
 	peak    uint64
-	file    uint64 // the latest sample's file-backed part (the binary): fixed, not the heap
+	file    uint64 // the latest sample's file-backed part (mostly the binary's pages), not the heap
 }
 
 func (m *memorySampler) run(ctx context.Context, p *harness.Process) {

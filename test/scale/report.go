@@ -44,7 +44,7 @@ type results struct {
 	shardRSS                         [][2]uint64 // sharded: each shard's peak and steady RSS
 	heapInuse                        float64
 	windowCPU                        time.Duration // the managers' CPU time in the window (all shards)
-	windowGCs                        int           // garbage collections in the window (the first manager)
+	windowGCs                        int           // garbage collections in the window (all shards)
 	etcd                             etcdUsage
 	checked, rejected                int64
 
@@ -105,8 +105,8 @@ func (r *results) table() string {
 	row("token calls per refresh (calls ÷ token changes seen by a watcher)", fmt.Sprintf("%.3f (%d calls, %d refreshes)", perRefresh, r.authorizerCalls+r.componentCalls, r.refreshes), "1")
 	row("expired-token-seconds (any app-facing Secret past expires_at)", fmt.Sprintf("%.1f s (%d tokens)", r.expired.Seconds(), r.expiredTokens), "0")
 	row("served tokens used as an app would (get_api_domain_ip), rejected", fmt.Sprintf("%d of %d", r.rejected, r.checked), "0")
-	row("manager RSS: peak (whole run) / steady (window mean)", fmt.Sprintf("%s / %s (Go heap in use %s)", mib(r.peakRSS), mib(r.steadyRSS), mib(uint64(r.heapInuse))), "≤ 6 KiB per authorizer: 120 MiB at 10k, 700 MiB at 100k")
-	row("manager CPU in the window: share of one core, per refresh; garbage collections", r.cpuFigure(), "")
+	row("manager RSS: peak (whole run) / steady (window mean)", fmt.Sprintf("%s / %s (Go heap in use %s)", mib(r.peakRSS), mib(r.steadyRSS), mib(uint64(r.heapInuse))), "peak ≤ 120 MiB at 10k, ≤ 700 MiB at 100k (≤ 6 KiB per authorizer)")
+	row("manager CPU in the window (all shards): share of one core, per refresh; garbage collections", r.cpuFigure(), "")
 	if len(r.shardRSS) > 0 {
 		var each []string
 		for i, rss := range r.shardRSS {

@@ -421,11 +421,11 @@ func (r *run) steady(ctx context.Context) error {
 	for i, m := range r.mems {
 		marks[i] = m.mark()
 	}
-	cpuBefore, err := r.managerCPU()
+	startMetrics, err := r.scrapeManagers(ctx)
 	if err != nil {
 		return err
 	}
-	startMetrics, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
+	cpuBefore, err := r.managerCPU()
 	if err != nil {
 		return err
 	}
@@ -442,22 +442,25 @@ func (r *run) steady(ctx context.Context) error {
 	}
 	stopChecks()
 	end := time.Now()
-	counters, after, err := r.snapshot(ctx)
-	if err != nil {
-		return err
-	}
 	cpuAfter, err := r.managerCPU()
 	if err != nil {
 		return err
 	}
-	mgrMetrics, err := scrape(ctx, httpGetter(r.mgr.MetricsURL))
+	counters, after, err := r.snapshot(ctx)
 	if err != nil {
 		return err
 	}
+	endMetrics, err := r.scrapeManagers(ctx)
+	if err != nil {
+		return err
+	}
+	mgrMetrics := endMetrics[0]
 	res := r.res
 	res.windowCPU = cpuAfter - cpuBefore
 	gcs := func(metrics []sample) float64 { return sum(metrics, "go_gc_duration_seconds_count", nil) }
-	res.windowGCs = int(gcs(mgrMetrics) - gcs(startMetrics))
+	for i := range endMetrics {
+		res.windowGCs += int(gcs(endMetrics[i]) - gcs(startMetrics[i]))
+	}
 	res.window = end.Sub(start)
 	res.expired, res.expiredTokens, res.refreshes, _ = r.tokens.result(end)
 	res.authorizerCalls = r.calls(counters, "api_authorizer_token")
@@ -485,9 +488,22 @@ func (r *run) steady(ctx context.Context) error {
 		}
 	}
 	// The memory figures too: a run that fails later (at the restart) still leaves them.
-	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f; manager RSS peak %d MiB, steady %d MiB, Go heap in use %d MiB, file-backed (the binary) %d MiB; CPU %s",
+	step("window done: %d refreshes, %d api_authorizer_token calls, expired-token-seconds %.1f; manager RSS peak %d MiB, steady %d MiB, Go heap in use %d MiB, file-backed (mostly the binary) %d MiB; CPU %s",
 		res.refreshes, res.authorizerCalls, res.expired.Seconds(), res.peakRSS>>20, res.steadyRSS>>20, uint64(res.heapInuse)>>20, r.mem.fileRSS()>>20, res.cpuFigure())
 	return nil
+}
+
+// scrapeManagers reads every manager's (every shard's) metrics.
+func (r *run) scrapeManagers(ctx context.Context) ([][]sample, error) {
+	var each [][]sample
+	for _, m := range r.mgrs {
+		metrics, err := scrape(ctx, httpGetter(m.MetricsURL))
+		if err != nil {
+			return nil, err
+		}
+		each = append(each, metrics)
+	}
+	return each, nil
 }
 
 // managerCPU is the CPU time the managers have used so far (all shards).
