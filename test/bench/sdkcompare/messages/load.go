@@ -138,13 +138,13 @@ type cellKey struct {
 type cell struct {
 	messages  int
 	wall      time.Duration
-	cpuTicks  int64
+	cpu       time.Duration
 	latencies []time.Duration
 }
 
 func (c cell) rate() float64 { return float64(c.messages) / c.wall.Seconds() }
 func (c cell) cpuPerMessage() float64 {
-	return float64(c.cpuTicks) / ticksPerSecond / float64(c.messages) * 1e6
+	return c.cpu.Seconds() / float64(c.messages) * 1e6
 }
 
 // runCell sends n messages (built beforehand) to t from senders goroutines.
@@ -154,7 +154,7 @@ func (b *bench) runCell(t *target, senders, n int, reply bool) (cell, error) {
 		reqs[i] = b.message(t)
 	}
 	hits := b.app.hits.Load()
-	cpu0, err := cpuTicks(t.proc.PID())
+	cpu0, err := t.proc.CPU()
 	if err != nil {
 		return cell{}, err
 	}
@@ -182,7 +182,7 @@ func (b *bench) runCell(t *target, senders, n int, reply bool) (cell, error) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	cpu1, err := cpuTicks(t.proc.PID())
+	cpu1, err := t.proc.CPU()
 	if err != nil {
 		return cell{}, err
 	}
@@ -192,7 +192,7 @@ func (b *bench) runCell(t *target, senders, n int, reply bool) (cell, error) {
 	if got := b.app.hits.Load() - hits; got != int64(n) {
 		return cell{}, fmt.Errorf("%d of %d messages reached the app", got, n)
 	}
-	return cell{messages: n, wall: wall, cpuTicks: cpu1 - cpu0, latencies: lat}, nil
+	return cell{messages: n, wall: wall, cpu: cpu1 - cpu0, latencies: lat}, nil
 }
 
 // soak sends total messages to t, generating them as it goes, and samples the process's
@@ -206,7 +206,7 @@ func (b *bench) soak(t *target, metricsURL string, total, senders int) (string, 
 	var once sync.Once
 	start := time.Now()
 	last, lastT := int64(0), start
-	cpuLast, _ := cpuTicks(t.proc.PID())
+	cpuLast, _ := t.proc.CPU()
 	sample := func() error {
 		n := sent.Load()
 		m, err := t.proc.Memory()
@@ -217,11 +217,11 @@ func (b *bench) soak(t *target, metricsURL string, total, senders int) (string, 
 		if err != nil {
 			return err
 		}
-		cpu, _ := cpuTicks(t.proc.PID())
+		cpu, _ := t.proc.CPU()
 		now := time.Now()
 		perMsg := 0.0
 		if n > last {
-			perMsg = float64(cpu-cpuLast) / ticksPerSecond / float64(n-last) * 1e6
+			perMsg = (cpu - cpuLast).Seconds() / float64(n-last) * 1e6
 		}
 		fmt.Fprintf(&out, "| %d | %s | %.0f | %.1f | %.1f | %.0f |\n", n, now.Sub(start).Round(time.Second),
 			float64(n-last)/now.Sub(lastT).Seconds(), float64(m.RSS)/(1<<20), heap/(1<<20), perMsg)

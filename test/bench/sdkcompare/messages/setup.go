@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -140,25 +139,6 @@ type target struct {
 	// url is the message URL of account i.
 	url func(i int) string
 }
-
-// cpuTicks is utime+stime of a process, all threads, in clock ticks (100 a second on Linux).
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	// Fields after the command: state is [0], utime [11], stime [12].
-	u, err1 := strconv.ParseInt(fields[11], 10, 64)
-	st, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
-	}
-	return u + st, nil
-}
-
-const ticksPerSecond = 100
 
 // metricValue reads one unlabelled sample from a Prometheus text page.
 func metricValue(url, name string) (float64, error) {
