@@ -22,7 +22,8 @@ import (
 // allocates each string anew, so 10,000 authorizers held the same label keys, namespace,
 // owner kind and condition reasons 10,000 times over. Only values are shared, none changed:
 // a write of a cached object sends exactly what it would have sent. Custom resources also
-// leave out what no controller reads (dropLastApplied, keepReadInfo).
+// leave out what no controller reads (dropLastApplied, keepReadInfo), and a state Secret is
+// cached as a view without its secrets (stateView).
 func compactCached(obj any) (any, error) {
 	obj, err := cache.TransformStripManagedFields()(obj)
 	if err != nil {
@@ -34,6 +35,11 @@ func compactCached(obj any) (any, error) {
 	}
 	switch o := o.(type) {
 	case *corev1.Secret:
+		if isStateSecret(o) {
+			o = stateView(o)
+			internObjectMeta(o)
+			return o, nil
+		}
 		o.Type = corev1.SecretType(intern(string(o.Type)))
 		o.Data = internKeys(o.Data)
 	case *wechatv1alpha1.WeChatAuthorizer:

@@ -141,8 +141,8 @@ func retainedPerObject(t *testing.T, n int, newObj func(i int) any, transform fu
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := range objs {
-		objs[i] = newObj(i)
-		if _, err := transform(objs[i]); err != nil {
+		var err error
+		if objs[i], err = transform(newObj(i)); err != nil { // what the cache keeps is what the transform returns
 			t.Fatal(err)
 		}
 	}
@@ -233,5 +233,104 @@ func TestCompactCachedLeavesOutWhatNoControllerReads(t *testing.T) {
 	}
 	if c.Annotations != nil {
 		t.Errorf("a component's last-applied configuration is cached: %v", c.Annotations)
+	}
+}
+
+// cachedStateSecret is a state Secret as the manager's informer decodes it; with a token,
+// it also holds an access token (a rotated refresh token, an exchanged code).
+func cachedStateSecret(i int, withToken bool) *corev1.Secret {
+	s := cachedTokenSecret(i)
+	s.Name = wechatv1alpha1.StateSecretName(fmt.Sprintf("account-%06d", i))
+	delete(s.Labels, wechatv1alpha1.LabelComponent)
+	s.Annotations = nil
+	s.Data = map[string][]byte{
+		wechatv1alpha1.SecretKeyRefreshToken: []byte(fmt.Sprintf("refreshtoken@@@%d", i)),
+		stateKeyAppID:                        []byte(fmt.Sprintf("wx%016d", i)),
+	}
+	if withToken {
+		s.Data[stateKeyAccessToken] = []byte(fmt.Sprintf("token-%d", i))
+		s.Data[stateKeyExpiresAt] = []byte("2026-12-02T13:42:48Z")
+		s.Data[stateKeyIssuedAt] = []byte("2026-12-02T11:42:48Z")
+	}
+	return roundTrip(s)
+}
+
+// TestCompactCachedStateSecretIsAView: the cache keeps of a state Secret who owns it and when
+// its access token expires, and no secret; a token Secret, even one named like a state
+// Secret, keeps its data.
+func TestCompactCachedStateSecretIsAView(t *testing.T) {
+	for _, withToken := range []bool{false, true} {
+		s := cachedStateSecret(7, withToken)
+		want := s.DeepCopy()
+		obj, err := compactCached(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view := obj.(*corev1.Secret)
+		if !isStateView(view) || view.Data != nil || view.StringData != nil || view.Labels != nil {
+			t.Fatalf("withToken=%v: the cache holds %#v, want a view without data or labels", withToken, view)
+		}
+		if view.Name != want.Name || view.Namespace != want.Namespace || view.UID != want.UID ||
+			view.ResourceVersion != want.ResourceVersion || !equality.Semantic.DeepEqual(view.OwnerReferences, want.OwnerReferences) {
+			t.Errorf("withToken=%v: the view lost the Secret's identity or owner: %#v", withToken, view.ObjectMeta)
+		}
+		expiry, hasExpiry := view.Annotations[wechatv1alpha1.AnnotationExpiresAt]
+		if withToken != hasExpiry || (withToken && expiry != string(want.Data[stateKeyExpiresAt])) {
+			t.Errorf("withToken=%v: the view's annotations are %v", withToken, view.Annotations)
+		}
+		if got := readState(view, string(want.Data[stateKeyAppID])); got.refreshToken != "" || got.token != nil {
+			t.Errorf("a view reads as a state: %+v", got)
+		}
+	}
+
+	token := cachedTokenSecret(8)
+	token.Name = wechatv1alpha1.StateSecretName(token.Labels[wechatv1alpha1.LabelAuthorizer]) // its component label tells it apart
+	obj, err := compactCached(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := obj.(*corev1.Secret); isStateView(s) || len(s.Data[wechatv1alpha1.SecretKeyAccessToken]) == 0 {
+		t.Errorf("a token Secret is cached as a state view: %#v", s)
+	}
+}
+
+// TestStateMayBeNewer: only a view whose token expires after the served one asks for a read.
+func TestStateMayBeNewer(t *testing.T) {
+	obj, err := compactCached(cachedStateSecret(9, true)) // expires 2026-12-02T13:42:48Z
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := obj.(*corev1.Secret)
+	at := func(s string) *issuedToken {
+		e, _ := time.Parse(time.RFC3339, s)
+		return &issuedToken{accessToken: "x", expiresAt: e}
+	}
+	for _, c := range []struct {
+		view   *corev1.Secret
+		served *issuedToken
+		want   bool
+	}{
+		{view, at("2026-12-02T13:00:00Z"), true},
+		{view, nil, true},
+		{view, at("2026-12-02T13:42:48Z"), false},
+		{view, at("2026-12-02T14:00:00Z"), false},
+		{nil, nil, false},
+		{&corev1.Secret{Type: stateViewType}, nil, false}, // no token in the state
+	} {
+		if got := stateMayBeNewer(c.view, c.served); got != c.want {
+			t.Errorf("stateMayBeNewer(%v, %v) = %v, want %v", c.view.GetAnnotations(), c.served, got, c.want)
+		}
+	}
+}
+
+// TestCompactCachedRetainedState logs what a cached state Secret holds with and without the view.
+func TestCompactCachedRetainedState(t *testing.T) {
+	const n = 5000
+	newSecret := func(i int) any { return cachedStateSecret(i, false) }
+	plain := retainedPerObject(t, n, newSecret, cache.TransformStripManagedFields())
+	compact := retainedPerObject(t, n, newSecret, compactCached)
+	t.Logf("a cached state Secret holds %.0f B, %.0f B as a view", plain, compact)
+	if compact >= plain {
+		t.Errorf("the view saves nothing: %.0f B, %.0f B before", compact, plain)
 	}
 }

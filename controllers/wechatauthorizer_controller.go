@@ -105,17 +105,21 @@ type authorizerRun struct {
 	a              *wechatv1alpha1.WeChatAuthorizer
 	component      *wechatv1alpha1.WeChatComponent
 	componentToken string
-	stateSecret    *corev1.Secret
-	state          authorizerState
-	tokenSecret    *corev1.Secret
-	served         *issuedToken // what the app-facing token Secret holds
-	refreshAt      time.Time
-	failure        *failure
-	authorized     *metav1.Condition // nil: leave Authorized as it is
-	waiting        string            // reason Ready is False without a failure
-	waitingMsg     string
-	codeWait       time.Duration // a pending code waits this long for its backoff or the budget
-	tickets        ticketSet     // the API tickets the token Secret serves (spec.tickets)
+	// stateView is the state Secret as the cache holds it (stateView); stateSecret the Secret
+	// itself once read (stateRead), nil if there is none or it is not ours; state its content.
+	stateView   *corev1.Secret
+	stateSecret *corev1.Secret
+	stateRead   bool
+	state       authorizerState
+	tokenSecret *corev1.Secret
+	served      *issuedToken // what the app-facing token Secret holds
+	refreshAt   time.Time
+	failure     *failure
+	authorized  *metav1.Condition // nil: leave Authorized as it is
+	waiting     string            // reason Ready is False without a failure
+	waitingMsg  string
+	codeWait    time.Duration // a pending code waits this long for its backoff or the budget
+	tickets     ticketSet     // the API tickets the token Secret serves (spec.tickets)
 
 	// options is OptionsApplied from this reconcile's check (nil: none); optionsWait is how
 	// soon the options are due for a check.
@@ -160,14 +164,15 @@ func (r *WeChatAuthorizerReconciler) Reconcile(ctx context.Context, req reconcil
 func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizerRun) (authorizerInput, error) {
 	a := run.a
 	in := authorizerInput{authorizer: a, minMargin: r.MinRefreshMargin, jitter: r.Random()}
-	var err error
-	if run.stateSecret, err = r.getAuthorizerSecret(ctx, a, stateSecretName(a)); err != nil {
+	stateSecret, err := r.getAuthorizerSecret(ctx, a, stateSecretName(a))
+	if err != nil {
 		return in, err
 	}
-	if run.stateSecret != nil && !metav1.IsControlledBy(run.stateSecret, a) && !stateAdoptable(run.stateSecret, a) {
-		run.stateSecret = nil // someone else's Secret under our name: its refresh token is not ours to use
+	if isStateView(stateSecret) {
+		run.stateView = stateSecret // read when the decision needs it (readStateSecret)
+	} else {
+		run.useState(stateSecret) // read from the API server already (a shard's cache missed it)
 	}
-	run.state = readState(run.stateSecret, a.Spec.AppID)
 	if run.tokenSecret, err = r.getAuthorizerSecret(ctx, a, authorizerTokenSecretName(a)); err != nil {
 		return in, err
 	}
@@ -202,6 +207,15 @@ func (r *WeChatAuthorizerReconciler) reconcile(ctx context.Context, run *authori
 	}
 	now := r.Clock.Now()
 	plan := decideAuthorizer(in, now)
+	if !run.stateRead && (plan.action == authorizerRefresh || plan.action == authorizerExchange ||
+		stateMayBeNewer(run.stateView, in.secretToken)) {
+		// The refresh token is needed, or the state may serve a newer token: decide on the Secret itself.
+		if err := r.readStateSecret(ctx, run); err != nil {
+			return reconcile.Result{}, err
+		}
+		in.state = run.state
+		plan = decideAuthorizer(in, now)
+	}
 	if plan.action == authorizerExchange {
 		// It carries a fresh refresh token; what it leaves is decided on again.
 		if err := r.exchangeCode(ctx, run, now); err != nil {
@@ -393,6 +407,33 @@ func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *
 	run.tokenSecret, run.served = secret, token
 	run.state.token = token
 	return nil
+}
+
+// readStateSecret reads the state Secret from the API server, once per reconcile. Like the
+// cache, it sees only a Secret the operator manages.
+func (r *WeChatAuthorizerReconciler) readStateSecret(ctx context.Context, run *authorizerRun) error {
+	if run.stateRead {
+		return nil
+	}
+	secret, err := getManagedSecret(ctx, r.APIReader, run.a.Namespace, stateSecretName(run.a))
+	if err != nil {
+		return err
+	}
+	if secret != nil && secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByValue {
+		secret = nil
+	}
+	run.useState(secret)
+	return nil
+}
+
+// useState takes secret (nil: none) as the run's state Secret, read from the API server.
+func (run *authorizerRun) useState(secret *corev1.Secret) {
+	a := run.a
+	if secret != nil && !metav1.IsControlledBy(secret, a) && !stateAdoptable(secret, a) {
+		secret = nil // someone else's Secret under our name: its refresh token is not ours to use
+	}
+	run.stateSecret, run.stateRead = secret, true
+	run.state = readState(secret, a.Spec.AppID)
 }
 
 // saveState writes run.state to the state Secret.

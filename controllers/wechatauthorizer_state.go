@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"time"
 
@@ -39,6 +40,55 @@ func stateSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
 	return wechatv1alpha1.StateSecretName(a.Name)
 }
 
+// The manager's cache holds a state Secret as a view: what says whose it is and when its
+// access token (if it holds one) expires, nothing secret. A refresh token is read from the
+// API server when a refresh, an exchange or a recovery needs it, once per refresh; the
+// cache then does not hold 100,000 refresh tokens, and a heap dump of the manager none.
+// The view's expiry is what tells a reconcile that the state holds a newer token than the
+// token Secret (a crash between the two writes) without a read per reconcile.
+
+// stateViewType is a view's Secret type. The API server refuses to change a Secret's type,
+// so a write of a view (which has no data and no labels) fails instead of emptying the Secret.
+const stateViewType corev1.SecretType = "platform.wechat-operator.dev/cached-state-view"
+
+// isStateSecret reports an authorizer's state Secret: named <authorizer>-state after the
+// authorizer its label names, and without the component label every token Secret has.
+func isStateSecret(s *corev1.Secret) bool {
+	name := s.Labels[wechatv1alpha1.LabelAuthorizer]
+	return name != "" && s.Name == wechatv1alpha1.StateSecretName(name) && s.Labels[wechatv1alpha1.LabelComponent] == ""
+}
+
+// isStateView reports a state Secret as the cache holds it (stateView), never one read from
+// the API server.
+func isStateView(s *corev1.Secret) bool { return s != nil && s.Type == stateViewType }
+
+// stateView is what the cache keeps of a state Secret: its identity, its owner (ownership,
+// and the watch that wakes the owner) and, if it holds an access token, the token's expiry
+// as the annotation AnnotationExpiresAt.
+func stateView(s *corev1.Secret) *corev1.Secret {
+	view := &corev1.Secret{TypeMeta: s.TypeMeta, Type: stateViewType}
+	view.ObjectMeta = metav1.ObjectMeta{
+		Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
+		CreationTimestamp: s.CreationTimestamp, DeletionTimestamp: s.DeletionTimestamp,
+		OwnerReferences: s.OwnerReferences,
+	}
+	if len(s.Data[stateKeyAccessToken]) > 0 && len(s.Data[stateKeyExpiresAt]) > 0 {
+		view.Annotations = map[string]string{wechatv1alpha1.AnnotationExpiresAt: string(s.Data[stateKeyExpiresAt])}
+	}
+	return view
+}
+
+// stateMayBeNewer reports a state whose access token, as its view says, expires after the
+// token Secret's (served; nil when it has none): only the Secret itself shows whether that
+// token is for this appid and still valid.
+func stateMayBeNewer(view *corev1.Secret, served *issuedToken) bool {
+	if view == nil {
+		return false
+	}
+	expiresAt, err := time.Parse(time.RFC3339, view.Annotations[wechatv1alpha1.AnnotationExpiresAt])
+	return err == nil && (served == nil || expiresAt.After(served.expiresAt))
+}
+
 // readState reads a state Secret; an empty state if it is missing or for another appid.
 func readState(secret *corev1.Secret, appID string) authorizerState {
 	if secret == nil || string(secret.Data[stateKeyAppID]) != appID {
@@ -65,6 +115,17 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 		data[stateKeyAccessToken] = []byte(st.token.accessToken)
 		data[stateKeyExpiresAt] = []byte(st.token.expiresAt.UTC().Format(time.RFC3339))
 		data[stateKeyIssuedAt] = []byte(st.token.issuedAt.UTC().Format(time.RFC3339))
+	}
+	if isStateView(existing) {
+		// What the cache holds has no data to compare and no labels to keep: the Secret itself.
+		live, err := getManagedSecret(ctx, reader, owner.Namespace, existing.Name)
+		if err != nil {
+			return nil, err
+		}
+		if isStateView(live) {
+			return nil, errors.New("writeState was given the cache as its reader")
+		}
+		return writeState(ctx, c, reader, owner, live, st)
 	}
 	if existing != nil {
 		owned := metav1.IsControlledBy(existing, owner)

@@ -95,15 +95,20 @@ func (r *WeChatAuthorizerReconciler) reconcileTickets(ctx context.Context, run *
 func (r *WeChatAuthorizerReconciler) fetchTicket(ctx context.Context, run *authorizerRun, plan authorizerPlan,
 	t wechatv1alpha1.TicketType, now time.Time, tokenRenewed *bool) (*issuedTicket, error) {
 	answer, err := r.WeChat.GetTicket(ctx, run.served.accessToken, string(t))
-	if wxapi.IsInvalidToken(err) && !*tokenRenewed && run.state.refreshToken != "" && run.component != nil {
-		*tokenRenewed = true
-		token, rerr := r.refreshToken(ctx, run, now)
-		if rerr != nil {
+	if wxapi.IsInvalidToken(err) && !*tokenRenewed && run.component != nil {
+		if rerr := r.readStateSecret(ctx, run); rerr != nil { // the refresh token
 			return nil, rerr
 		}
-		run.refreshAt = plan.policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
-		log.FromContext(ctx).Info("authorizer_access_token refreshed: getticket rejected the previous one", "expiresAt", token.expiresAt)
-		answer, err = r.WeChat.GetTicket(ctx, token.accessToken, string(t))
+		if run.state.refreshToken != "" {
+			*tokenRenewed = true
+			token, rerr := r.refreshToken(ctx, run, now)
+			if rerr != nil {
+				return nil, rerr
+			}
+			run.refreshAt = plan.policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
+			log.FromContext(ctx).Info("authorizer_access_token refreshed: getticket rejected the previous one", "expiresAt", token.expiresAt)
+			answer, err = r.WeChat.GetTicket(ctx, token.accessToken, string(t))
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -129,7 +129,7 @@ func (r *WeChatComponentReconciler) keepAuthorization(ctx context.Context, c *we
 		}
 		target = created
 	}
-	stateSecret, err := getManagedSecret(ctx, r.Client, target.Namespace, stateSecretName(target))
+	stateSecret, err := getManagedSecret(ctx, r.APIReader, target.Namespace, stateSecretName(target))
 	if err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func (r *WeChatComponentReconciler) testReplyToken(ctx context.Context, sender T
 		// Only a test account's stored token: whoever holds the receiver's credentials can
 		// write any entry, recipient and text included, into status.pendingTestReplies.
 		if a := wechatv1alpha1.PickAuthorizer(authorizers.Items, c.Name, p.AuthorizerAppID); a != nil && receiver.IsReleaseTestAccount(a.Spec.AppID, "") {
-			secret, serr := getManagedSecret(ctx, r.Client, a.Namespace, stateSecretName(a))
+			secret, serr := getManagedSecret(ctx, r.APIReader, a.Namespace, stateSecretName(a)) // the cache holds no tokens of it
 			if st := readState(secret, a.Spec.AppID); serr == nil && st.token.validAt(now) {
 				return st.token, nil
 			}

@@ -62,24 +62,25 @@ func authorizerAppID(i int) string { return fmt.Sprintf("wx%016x", 0xa0000000+i)
 
 // run is one benchmark at one authorizer count.
 type run struct {
-	o          *options
-	n, comps   int
-	k          float64
-	lifetime   time.Duration
-	cp         *harness.ControlPlane
-	bins       harness.Binaries
-	sim        *harness.Sim
-	recv       *harness.Receiver
-	mgr        *harness.Manager // the first of mgrs
-	mgrs       []*harness.Manager
-	mgrFlags   []string
-	tokens     *tokenWatch
-	mem        *memorySampler // the first of mems
-	mems       []*memorySampler
-	memCtx     context.CancelFunc
-	processes  []*harness.Process
-	res        *results
-	pprofURL   string
+	o         *options
+	n, comps  int
+	k         float64
+	lifetime  time.Duration
+	cp        *harness.ControlPlane
+	bins      harness.Binaries
+	sim       *harness.Sim
+	recv      *harness.Receiver
+	mgr       *harness.Manager // the first of mgrs
+	mgrs      []*harness.Manager
+	mgrFlags  []string
+	tokens    *tokenWatch
+	mem       *memorySampler // the first of mems
+	mems      []*memorySampler
+	memCtx    context.CancelFunc
+	processes []*harness.Process
+	res       *results
+	// pprofURLs: each manager process's heap profile endpoint (with --profile), in r.mgrs' order.
+	pprofURLs  []string
 	scrapeAPIs func(context.Context) ([]sample, error)
 }
 
@@ -219,14 +220,6 @@ func (r *run) setup(ctx context.Context) error {
 	} else {
 		r.res.notes = append(r.res.notes, "this manager has no --min-refresh-margin: its 10-minute floor is not compressed, so it refreshes at half the compressed lifetime and calls per day are about twice the real figure")
 	}
-	if r.o.profile && r.managerHasFlag("pprof-bind-address") {
-		port, err := harness.FreePort()
-		if err != nil {
-			return err
-		}
-		r.pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port)
-		r.mgrFlags = append(r.mgrFlags, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", port))
-	}
 	r.mgrFlags = append(r.mgrFlags, r.o.managerFlags...)
 	r.res.managerFlags = strings.Join(r.mgrFlags, " ")
 	if r.o.shards > 0 {
@@ -254,12 +247,22 @@ func (r *run) startManagers(ctx context.Context, name string) error {
 	}
 	var memCtx context.Context
 	memCtx, r.memCtx = context.WithCancel(ctx)
-	r.mgrs, r.mems = nil, nil
+	r.mgrs, r.mems, r.pprofURLs = nil, nil, nil
+	profile := r.o.profile && r.managerHasFlag("pprof-bind-address")
 	for i := range max(r.o.shards, 1) {
-		procName, flags := name, r.mgrFlags
+		procName, flags := name, slices.Clone(r.mgrFlags)
 		if r.o.shards > 0 {
 			procName = fmt.Sprintf("%s-s%d", name, i)
-			flags = append(slices.Clone(flags), fmt.Sprintf("--shard=s%d", i))
+			flags = append(flags, fmt.Sprintf("--shard=s%d", i))
+		}
+		if profile {
+			// A port of its own for every process: the shards run side by side.
+			port, err := harness.FreePort()
+			if err != nil {
+				return err
+			}
+			r.pprofURLs = append(r.pprofURLs, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", port))
+			flags = append(flags, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", port))
 		}
 		step("starting the %s (%s)", procName, strings.Join(flags, " "))
 		// No cgroup limit here: set what the manager would set itself in a pod with this limit.
@@ -482,8 +485,8 @@ func (r *run) steady(ctx context.Context) error {
 	if res.etcd, err = measureEtcd(ctx, r.cp.Env.ControlPlane.Etcd.URL, namespace); err != nil {
 		return err
 	}
-	if r.pprofURL != "" {
-		if err := r.saveHeapProfile(ctx); err != nil {
+	for i, url := range r.pprofURLs {
+		if err := r.saveHeapProfile(ctx, url, i); err != nil {
 			return err
 		}
 	}
@@ -519,9 +522,10 @@ func (r *run) managerCPU() (time.Duration, error) {
 	return cpu, nil
 }
 
-// saveHeapProfile writes the manager's heap profile to the run directory (go tool pprof).
-func (r *run) saveHeapProfile(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.pprofURL, nil)
+// saveHeapProfile writes the heap profile at url, of the i-th manager process, to the run
+// directory (go tool pprof); sharded, its name ends in the shard's.
+func (r *run) saveHeapProfile(ctx context.Context, url string, i int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -530,7 +534,11 @@ func (r *run) saveHeapProfile(ctx context.Context) error {
 		return err
 	}
 	defer resp.Body.Close()
-	path := filepath.Join(r.o.dir, fmt.Sprintf("manager-heap-%d.pprof", r.n))
+	name := fmt.Sprintf("manager-heap-%d.pprof", r.n)
+	if r.o.shards > 0 {
+		name = fmt.Sprintf("manager-heap-%d-s%d.pprof", r.n, i)
+	}
+	path := filepath.Join(r.o.dir, name)
 	f, err := os.Create(path)
 	if err != nil {
 		return err
