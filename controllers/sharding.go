@@ -219,11 +219,8 @@ func (r *WeChatAuthorizerReconciler) getAuthorizerSecret(ctx context.Context, a 
 	if err != nil || secret != nil || r.Shard == "" {
 		return secret, err
 	}
-	if secret, err = getManagedSecret(ctx, r.APIReader, a.Namespace, name); err != nil || secret == nil {
+	if secret, err = getLiveManagedSecret(ctx, r.APIReader, a.Namespace, name); err != nil || secret == nil {
 		return nil, err
-	}
-	if secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByValue {
-		return nil, nil
 	}
 	if metav1.IsControlledBy(secret, a) && secret.Labels[wechatv1alpha1.LabelShard] != r.Shard {
 		// An update of what was just read, guarded by its resourceVersion (the manager does not

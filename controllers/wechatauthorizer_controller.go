@@ -415,12 +415,9 @@ func (r *WeChatAuthorizerReconciler) readStateSecret(ctx context.Context, run *a
 	if run.stateRead {
 		return nil
 	}
-	secret, err := getManagedSecret(ctx, r.APIReader, run.a.Namespace, stateSecretName(run.a))
+	secret, err := getLiveManagedSecret(ctx, r.APIReader, run.a.Namespace, stateSecretName(run.a))
 	if err != nil {
 		return err
-	}
-	if secret != nil && secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByValue {
-		secret = nil
 	}
 	run.useState(secret)
 	return nil

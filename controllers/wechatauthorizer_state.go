@@ -173,6 +173,16 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 	return writeState(ctx, c, reader, owner, existing, st)
 }
 
+// getLiveManagedSecret reads a Secret from the API server (reader is uncached) as the
+// label-filtered cache would show it: nil unless it exists and the operator manages it.
+func getLiveManagedSecret(ctx context.Context, reader client.Reader, namespace, name string) (*corev1.Secret, error) {
+	secret, err := getManagedSecret(ctx, reader, namespace, name)
+	if err != nil || secret == nil || secret.Labels[wechatv1alpha1.LabelManagedBy] != wechatv1alpha1.ManagedByValue {
+		return nil, err
+	}
+	return secret, nil
+}
+
 // getManagedSecret reads a Secret through r (the manager's cache holds only managed
 // Secrets); nil if it does not exist.
 func getManagedSecret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
