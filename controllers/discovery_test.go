@@ -67,6 +67,12 @@ var _ = Describe("spec.authorizers.discover with the simulator", func() {
 
 	It("creates an authorizer for every listed account in one pass of ceil(N/500) pages, refresh tokens kept, existing ones untouched", func() {
 		platformReady()
+		var recorded []string // every Event, searched for refresh tokens at the end
+		drain := func() []string {
+			e := drainEvents(w)
+			recorded = append(recorded, e...)
+			return e
+		}
 		const n = 501 // two pages
 		ids := seed(0, n)
 		existing := &wechatv1alpha1.WeChatAuthorizer{
@@ -110,14 +116,18 @@ var _ = Describe("spec.authorizers.discover with the simulator", func() {
 		Expect(after.ResourceVersion).To(Equal(existing.ResourceVersion))
 		Expect(w.secret(wechatv1alpha1.AutoCreatedAuthorizerName("platform", ids[0]) + "-state")).To(BeNil())
 
-		By("getting tokens for the discovered authorizers without reading the list again")
+		By("getting tokens for the discovered authorizers without reading the list again, and without an Event each")
+		Expect(drain()).To(ContainElement(ContainSubstring(wechatv1alpha1.EventAuthorizersDiscovered)), "the pass reports them all at once")
 		for _, id := range []string{ids[1], ids[n-1]} {
 			name := wechatv1alpha1.AutoCreatedAuthorizerName("platform", id)
 			w.reconcileAuthorizer(name)
-			Expect(condition(w.authorizer(name).Status.Conditions, wechatv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			ready := condition(w.authorizer(name).Status.Conditions, wechatv1alpha1.ConditionReady)
+			Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+			Expect(ready.Reason).To(Equal(wechatv1alpha1.ReasonTokenIssued))
 			Expect(w.sim.TokenState(string(w.secret(name + "-token").Data["access_token"]))).To(Equal(0))
 		}
 		Expect(listCalls()).To(Equal(2))
+		Expect(drain()).NotTo(ContainElement(ContainSubstring(wechatv1alpha1.EventTokenIssued)))
 
 		By("not listing again over a simulated day")
 		for range 24 {
@@ -138,8 +148,13 @@ var _ = Describe("spec.authorizers.discover with the simulator", func() {
 		Expect(d.Existing).To(BeEquivalentTo(n))
 		Expect(w.authorizer(wechatv1alpha1.AutoCreatedAuthorizerName("platform", late[0])).Spec.AppID).To(Equal(late[0]))
 
+		By("recording the first token of an authorizer someone applied")
+		drain()
+		w.reconcileAuthorizer("shop")
+		Expect(drain()).To(ContainElement(ContainSubstring(wechatv1alpha1.EventTokenIssued)))
+
 		By("keeping every refresh token out of logs, Events and the component's status")
-		events := strings.Join(drainEvents(w), "\n")
+		events := strings.Join(append(recorded, drain()...), "\n")
 		status := fmt.Sprintf("%+v", w.component().Status)
 		for _, id := range []string{ids[1], ids[n-1], late[0]} {
 			rt, _ := w.sim.RefreshToken(testComponentAppID, id)

@@ -269,7 +269,9 @@ func (r *WeChatAuthorizerReconciler) act(ctx context.Context, run *authorizerRun
 	}
 	run.refreshAt = plan.policy.RefreshAt(token.issuedAt, token.expiresAt, r.Random())
 	r.markAuthorized(run)
-	recordTokenEvent(r.Recorder, a, "authorizer_access_token", plan.hadToken, a.Status.FailedAttempts, token)
+	if !firstTokenReportedByCreator(a) {
+		recordTokenEvent(r.Recorder, a, "authorizer_access_token", plan.hadToken, a.Status.FailedAttempts, token)
+	}
 	a.Status.FailedAttempts, a.Status.LastFailureReason = 0, ""
 	log.FromContext(ctx).Info("authorizer_access_token refreshed", "authorizerAppID", a.Spec.AppID, "expiresAt", token.expiresAt)
 	r.updateInfo(ctx, run, now)

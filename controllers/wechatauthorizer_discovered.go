@@ -64,6 +64,17 @@ func operatorCreated(a *wechatv1alpha1.WeChatAuthorizer) bool {
 		a.Labels[wechatv1alpha1.LabelComponent] == a.Spec.ComponentRef.Name
 }
 
+// firstTokenReportedByCreator: the first token of an authorizer the operator created records
+// no TokenIssued Event, for what created it has reported it already: a discovery pass with one
+// AuthorizersDiscovered Event on the component, autoCreate with AuthorizerCreated and
+// Authorized, kubectl wechat import with RefreshTokenImported and its own report. An Event per
+// account would make an import of 100,000 accounts 100,000 more API writes, which the API
+// server keeps an hour and client-go's recorder holds in memory for 6–12 minutes. The Ready
+// condition says TokenIssued either way.
+func firstTokenReportedByCreator(a *wechatv1alpha1.WeChatAuthorizer) bool {
+	return operatorCreated(a) && a.Status.LastRefreshTime == nil
+}
+
 // stateAdoptable: a state Secret the operator wrote for an earlier WeChatAuthorizer of this
 // name, or a discovery pass's not handed over yet, which writeState may take over. A Secret
 // someone else made (other labels, another controller) is never written.

@@ -171,8 +171,10 @@ const (
 // or key. The action (the Event's second word) says what was being done: Refresh,
 // RequestTicket, ClearQuota, ExchangeCode, AnswerTest, Import, Recover, Stop, ProjectForwardKey.
 const (
-	// EventTokenIssued (Normal): a first token is in the token Secret. A routine refresh
-	// records no Event: status.lastRefreshTime and the metrics say it.
+	// EventTokenIssued (Normal): a first token is in the token Secret; not recorded for an
+	// authorizer the operator created, whose creator reported it (a discovery pass, autoCreate,
+	// kubectl wechat import). A routine refresh records no Event: status.lastRefreshTime and
+	// the metrics say it.
 	EventTokenIssued = "TokenIssued"
 	// EventTokenRefreshed (Normal): a refresh succeeded after failed attempts.
 	EventTokenRefreshed = "TokenRefreshed"
