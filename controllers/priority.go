@@ -128,7 +128,8 @@ func newDueFirst(c clock.WithDelayedExecution, horizon time.Duration) dueFirst {
 		waiting: map[types.NamespacedName]struct{}{}, buckets: map[int64][]types.NamespacedName{}}}
 }
 
-var _ handler.EventHandler = dueFirst{}
+// handler watches only the initial list's create events; later ones are For's.
+func (h dueFirst) handler() handler.EventHandler { return handler.Funcs{CreateFunc: h.Create} }
 
 func (h dueFirst) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	a, ok := e.Object.(*wechatv1alpha1.WeChatAuthorizer)
@@ -205,13 +206,4 @@ func earliestDue(s *wechatv1alpha1.TokenStatus) (time.Time, bool) {
 		return s.ExpiresAt.Time, true
 	}
 	return time.Time{}, false
-}
-
-func (dueFirst) Update(context.Context, event.UpdateEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-}
-
-func (dueFirst) Delete(context.Context, event.DeleteEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-}
-
-func (dueFirst) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 }

@@ -166,7 +166,7 @@ func setupAuthorizerController(ctx context.Context, mgr ctrl.Manager, rec reconc
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(authorizerChanged)).
-		Watches(&wechatv1alpha1.WeChatAuthorizer{}, due).
+		Watches(&wechatv1alpha1.WeChatAuthorizer{}, due.handler()).
 		Owns(&corev1.Secret{}).
 		Watches(&wechatv1alpha1.WeChatComponent{}, lowPriorityMap{mapFn: authorizersOf},
 			builder.WithPredicates(componentTokenChanged)).

@@ -68,9 +68,11 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 	// carries the resourceVersion read, so a concurrent write is a conflict, not overwritten.
 	base := before.DeepCopyObject().(client.Object)
 	for attempt := 1; ; attempt++ {
-		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+		var patch client.Patch
 		if w.patchFrom != nil {
 			patch = w.patchFrom(base)
+		} else {
+			patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 		}
 		uerr := w.client.Status().Patch(ctx, obj, patch, fieldOwner)
 		if uerr == nil {
