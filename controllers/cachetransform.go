@@ -22,8 +22,8 @@ import (
 // allocates each string anew, so 10,000 authorizers held the same label keys, namespace,
 // owner kind and condition reasons 10,000 times over. Only values are shared, none changed:
 // a write of a cached object sends exactly what it would have sent. Custom resources also
-// leave out what no controller reads (dropLastApplied, keepReadInfo), and a state Secret is
-// cached as a view without its secrets (stateView).
+// leave out what no controller reads (dropLastApplied, keepReadInfo), and state and token
+// Secrets are cached as views without their secrets (stateView, tokenView).
 func compactCached(obj any) (any, error) {
 	obj, err := cache.TransformStripManagedFields()(obj)
 	if err != nil {
@@ -37,6 +37,10 @@ func compactCached(obj any) (any, error) {
 	case *corev1.Secret:
 		if isStateSecret(o) {
 			o = stateView(o)
+			internObjectMeta(o)
+			return o, nil
+		}
+		if o = tokenView(o); isTokenView(o) {
 			internObjectMeta(o)
 			return o, nil
 		}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -332,5 +333,78 @@ func TestCompactCachedRetainedState(t *testing.T) {
 	t.Logf("a cached state Secret holds %.0f B, %.0f B as a view", plain, compact)
 	if compact >= plain {
 		t.Errorf("the view saves nothing: %.0f B, %.0f B before", compact, plain)
+	}
+}
+
+// writtenTokenSecret is an authorizer's token Secret as the operator writes it: annotations
+// that agree with the data, and an access token as long as WeChat's.
+func writtenTokenSecret(i int) *corev1.Secret {
+	s := cachedTokenSecret(i)
+	token := fmt.Sprintf("%0150d", i)
+	s.Data[wechatv1alpha1.SecretKeyAccessToken] = []byte(token)
+	s.Annotations[wechatv1alpha1.AnnotationExpiresAt] = string(s.Data[wechatv1alpha1.SecretKeyExpiresAt])
+	s.Annotations[wechatv1alpha1.AnnotationTokenHash] = tokenHash(token)
+	s.OwnerReferences[0].Controller = ptr.To(true)
+	return roundTrip(s)
+}
+
+// TestCompactCachedTokenSecretIsAView: the cache keeps of a token Secret as the operator
+// writes it everything but its data, and reads from it the token's hash and times; a token
+// Secret that carries more, or whose annotations do not match its data, and a component's,
+// are cached whole.
+func TestCompactCachedTokenSecretIsAView(t *testing.T) {
+	s := writtenTokenSecret(3)
+	want := s.DeepCopy()
+	obj, err := compactCached(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := obj.(*corev1.Secret)
+	if !isTokenView(view) || view.Data != nil {
+		t.Fatalf("the cache holds %#v, want a view without data", view)
+	}
+	if !equality.Semantic.DeepEqual(view.Labels, want.Labels) || !equality.Semantic.DeepEqual(view.Annotations, want.Annotations) ||
+		view.ResourceVersion != want.ResourceVersion || !equality.Semantic.DeepEqual(view.OwnerReferences, want.OwnerReferences) {
+		t.Errorf("the view lost metadata: %#v", view.ObjectMeta)
+	}
+	appID := string(want.Data[wechatv1alpha1.SecretKeyAppID])
+	full, fromView := readTokenSecret(want, appID), readTokenSecret(view, appID)
+	if fromView == nil || fromView.known() || fromView.hash() != full.hash() || !fromView.expiresAt.Equal(full.expiresAt) ||
+		!fromView.issuedAt.Equal(full.issuedAt) || !fromView.validAt(full.expiresAt.Add(-time.Second)) || fromView.validAt(full.expiresAt) {
+		t.Errorf("the view reads as %+v, the Secret as %+v", fromView, full)
+	}
+	if got := readTokenSecret(view, "wx00000000000000ff"); got != nil {
+		t.Errorf("a view read for another appid: %+v", got)
+	}
+
+	for name, mutate := range map[string]func(*corev1.Secret){
+		"an API ticket beside the token": func(s *corev1.Secret) { s.Data["jsapi_ticket"] = []byte("t") },
+		"a key someone added":            func(s *corev1.Secret) { s.Data["note"] = nil; delete(s.Data, wechatv1alpha1.SecretKeyExpiresAt) },
+		"a token edited by hand":         func(s *corev1.Secret) { s.Data[wechatv1alpha1.SecretKeyAccessToken] = []byte("edited") },
+		"another expiry in the data":     func(s *corev1.Secret) { s.Data[wechatv1alpha1.SecretKeyExpiresAt] = []byte("2026-12-02T14:00:00Z") },
+		"not Opaque":                     func(s *corev1.Secret) { s.Type = "example.com/token" },
+		"a component's token Secret":     func(s *corev1.Secret) { s.OwnerReferences[0].Kind = wechatv1alpha1.KindWeChatComponent },
+	} {
+		s := writtenTokenSecret(4)
+		mutate(s)
+		obj, err := compactCached(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := obj.(*corev1.Secret); isTokenView(got) || got.Data == nil {
+			t.Errorf("%s: cached as a view", name)
+		}
+	}
+}
+
+// TestCompactCachedRetainedTokenView logs what a cached token Secret holds with and without the view.
+func TestCompactCachedRetainedTokenView(t *testing.T) {
+	const n = 5000
+	newSecret := func(i int) any { return writtenTokenSecret(i) }
+	plain := retainedPerObject(t, n, newSecret, cache.TransformStripManagedFields())
+	compact := retainedPerObject(t, n, newSecret, compactCached)
+	t.Logf("a cached token Secret holds %.0f B, %.0f B as a view", plain, compact)
+	if compact >= plain-400 {
+		t.Errorf("the view saves less than its data: %.0f B, %.0f B before", compact, plain)
 	}
 }

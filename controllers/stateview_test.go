@@ -45,6 +45,48 @@ func (s *secretReads) of(name string) int {
 	return s.reads[name]
 }
 
+// readThroughManagerCache gives the world's authorizer controller a cache like the manager's
+// (CacheOptions, its transform), started for the rest of the spec, and an uncached reader
+// that counts Secret reads. inSync waits until the cache shows what the API server has of
+// autoName and the Secrets named, as a reconcile woken by the last write would.
+func (w *world) readThroughManagerCache() (cached client.Client, uncached *secretReads, inSync func(names ...string)) {
+	options := CacheOptions("", nil)
+	options.Scheme = scheme
+	options.DefaultNamespaces = map[string]cache.Config{w.ns: {}}
+	informers, err := cache.New(cfg, options)
+	Expect(err).NotTo(HaveOccurred())
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	DeferCleanup(stopCache)
+	go func() {
+		defer GinkgoRecover()
+		Expect(informers.Start(cacheCtx)).To(Succeed())
+	}()
+	cached, err = client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: informers}})
+	Expect(err).NotTo(HaveOccurred())
+	uncached = &secretReads{Reader: k8sClient, reads: map[string]int{}}
+	w.authz.Client, w.authz.APIReader = cached, uncached
+	inSync = func(names ...string) {
+		a := &wechatv1alpha1.WeChatAuthorizer{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: autoName}, a)).To(Succeed())
+		Eventually(func() string {
+			c := &wechatv1alpha1.WeChatAuthorizer{}
+			_ = cached.Get(ctx, client.ObjectKeyFromObject(a), c)
+			return c.ResourceVersion
+		}).Should(Equal(a.ResourceVersion))
+		for _, name := range names {
+			live := w.secret(name)
+			Eventually(func() string {
+				s := &corev1.Secret{}
+				if err := cached.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: name}, s); apierrors.IsNotFound(err) {
+					return ""
+				}
+				return s.ResourceVersion
+			}).Should(Equal(live.ResourceVersion))
+		}
+	}
+	return cached, uncached, inSync
+}
+
 var _ = Describe("WeChatAuthorizer controller reading through the manager's cache (state Secrets as views)", func() {
 	It("caches no refresh token, reads the state Secret only when a refresh needs it, and still serves a newer token the state holds", func() {
 		w := newWorld()
@@ -55,46 +97,11 @@ var _ = Describe("WeChatAuthorizer controller reading through the manager's cach
 		w.reconcile()
 
 		By("giving the authorizer controller the manager's cache, with its transform")
-		options := CacheOptions("", nil)
-		options.Scheme = scheme
-		options.DefaultNamespaces = map[string]cache.Config{w.ns: {}}
-		informers, err := cache.New(cfg, options)
-		Expect(err).NotTo(HaveOccurred())
-		cacheCtx, stopCache := context.WithCancel(ctx)
-		defer stopCache()
-		go func() {
-			defer GinkgoRecover()
-			Expect(informers.Start(cacheCtx)).To(Succeed())
-		}()
-		cached, err := client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: informers}})
-		Expect(err).NotTo(HaveOccurred())
-		uncached := &secretReads{Reader: k8sClient, reads: map[string]int{}}
-		w.authz.Client, w.authz.APIReader = cached, uncached
+		cached, uncached, inSync := w.readThroughManagerCache()
 		stateName, tokenName := autoName+"-state", autoName+"-token"
-		// inSync waits for the cache to show what the API server has, as a reconcile woken by
-		// the last write would.
-		inSync := func(names ...string) {
-			a := &wechatv1alpha1.WeChatAuthorizer{}
-			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: autoName}, a)).To(Succeed())
-			Eventually(func() string {
-				c := &wechatv1alpha1.WeChatAuthorizer{}
-				_ = cached.Get(ctx, client.ObjectKeyFromObject(a), c)
-				return c.ResourceVersion
-			}).Should(Equal(a.ResourceVersion))
-			for _, name := range names {
-				live := w.secret(name)
-				Eventually(func() string {
-					s := &corev1.Secret{}
-					if err := cached.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: name}, s); apierrors.IsNotFound(err) {
-						return ""
-					}
-					return s.ResourceVersion
-				}).Should(Equal(live.ResourceVersion))
-			}
-		}
 
 		By("authorizing: the component controller exchanges the code and creates the authorizer")
-		_, err = w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
+		_, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
 		Expect(err).NotTo(HaveOccurred())
 		w.reconcile()
 		inSync(stateName)

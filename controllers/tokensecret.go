@@ -31,9 +31,12 @@ const fieldOwner = client.FieldOwner("wechat-operator-manager")
 // issuedToken is an access token as stored in an app-facing token Secret.
 type issuedToken struct {
 	accessToken string
-	appID       string
-	issuedAt    time.Time
-	expiresAt   time.Time
+	// valueHash stands for accessToken when it is not known here: the token a token
+	// Secret's cached view shows (tokenInView), its tokenHash.
+	valueHash string
+	appID     string
+	issuedAt  time.Time
+	expiresAt time.Time
 }
 
 // newIssuedToken is a token WeChat issued at now for expiresIn, its times in whole seconds
@@ -45,12 +48,26 @@ func newIssuedToken(accessToken, appID string, now time.Time, expiresIn time.Dur
 
 // validAt reports whether the token can still be served at now.
 func (t *issuedToken) validAt(now time.Time) bool {
-	return t != nil && t.accessToken != "" && now.Before(t.expiresAt)
+	return t != nil && (t.accessToken != "" || t.valueHash != "") && now.Before(t.expiresAt)
+}
+
+// known reports a token whose value is here, not only its hash.
+func (t *issuedToken) known() bool { return t != nil && t.accessToken != "" }
+
+// hash is the token's tokenHash.
+func (t *issuedToken) hash() string {
+	if t.known() {
+		return tokenHash(t.accessToken)
+	}
+	return t.valueHash
 }
 
 // readTokenSecret returns the token in secret, or nil if the Secret is missing, incomplete
-// or belongs to another appid.
+// or belongs to another appid. Of a cached view it returns the token known by its hash.
 func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
+	if isTokenView(secret) {
+		return tokenInView(secret, appID)
+	}
 	if secret == nil || string(secret.Data[wechatv1alpha1.SecretKeyAppID]) != appID {
 		return nil
 	}
@@ -58,16 +75,21 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 	if err != nil {
 		return nil
 	}
-	issuedAt, err := time.Parse(time.RFC3339, secret.Annotations[wechatv1alpha1.AnnotationIssuedAt])
-	if err != nil {
-		// A Secret written by hand or by an older version: assume a 2-hour token.
-		issuedAt = expiresAt.Add(-2 * time.Hour)
-	}
 	token := string(secret.Data[wechatv1alpha1.SecretKeyAccessToken])
 	if token == "" {
 		return nil
 	}
-	return &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAt, expiresAt: expiresAt}
+	return &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAtOr(secret.Annotations, expiresAt), expiresAt: expiresAt}
+}
+
+// issuedAtOr is the token's issue time from its annotation; for a Secret written by hand or
+// by an older version, without one, a 2-hour token is assumed.
+func issuedAtOr(annotations map[string]string, expiresAt time.Time) time.Time {
+	issuedAt, err := time.Parse(time.RFC3339, annotations[wechatv1alpha1.AnnotationIssuedAt])
+	if err != nil {
+		return expiresAt.Add(-2 * time.Hour)
+	}
+	return issuedAt
 }
 
 // keptRefreshTime keeps the refresh time in status when it belongs to token (status expiry
@@ -112,6 +134,18 @@ func (e errSecretNotOurs) Error() string {
 func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, existing *corev1.Secret,
 	name string, tmpl wechatv1alpha1.TokenSecretTemplate, labels map[string]string, token *issuedToken) (*corev1.Secret, error) {
 	own := ownedMetadata(tmpl, labels, token)
+	if isTokenView(existing) {
+		if !metav1.IsControlledBy(existing, owner) {
+			return nil, errSecretNotOurs{name: name}
+		}
+		if viewCurrent(existing, own, token, w.extraData) {
+			return existing, nil
+		}
+		var err error
+		if existing, token, err = w.resolveView(ctx, existing, token); err != nil {
+			return nil, err
+		}
+	}
 	desired := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: owner.GetNamespace()},
 		Type:       corev1.SecretTypeOpaque,

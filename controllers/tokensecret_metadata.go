@@ -57,7 +57,7 @@ func ownedMetadata(tmpl wechatv1alpha1.TokenSecretTemplate, labels map[string]st
 	if token != nil {
 		m.annotations[wechatv1alpha1.AnnotationExpiresAt] = token.expiresAt.UTC().Format(time.RFC3339)
 		m.annotations[wechatv1alpha1.AnnotationIssuedAt] = token.issuedAt.UTC().Format(time.RFC3339)
-		m.annotations[wechatv1alpha1.AnnotationTokenHash] = tokenHash(token.accessToken)
+		m.annotations[wechatv1alpha1.AnnotationTokenHash] = token.hash()
 	} else {
 		m.dropAnnotations = tokenAnnotations
 	}

@@ -176,6 +176,12 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 	if run.tokenSecret, err = r.getAuthorizerSecret(ctx, a, authorizerTokenSecretName(a)); err != nil {
 		return in, err
 	}
+	if isTokenView(run.tokenSecret) && len(a.Spec.Tickets) > 0 {
+		// getticket needs the token's value, and the tickets go into the Secret beside it.
+		if run.tokenSecret, err = getLiveManagedSecret(ctx, r.APIReader, a.Namespace, run.tokenSecret.Name); err != nil {
+			return in, err
+		}
+	}
 	in.state, in.hasTokenSecret = run.state, run.tokenSecret != nil
 	run.tickets = readTickets(run.tokenSecret, a)
 	in.secretToken = readTokenSecret(run.tokenSecret, a.Spec.AppID)
@@ -407,7 +413,9 @@ func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *
 		return r.secretError(err)
 	}
 	run.tokenSecret, run.served = secret, token
-	run.state.token = token
+	if token.known() {
+		run.state.token = token
+	}
 	return nil
 }
 

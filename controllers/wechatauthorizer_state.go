@@ -111,7 +111,7 @@ func writeState(ctx context.Context, c client.Client, reader client.Reader, owne
 		wechatv1alpha1.SecretKeyRefreshToken: []byte(st.refreshToken),
 		stateKeyAppID:                        []byte(owner.Spec.AppID),
 	}
-	if st.token != nil {
+	if st.token.known() { // a token known by its hash only (a cached view's) is the token Secret's already
 		data[stateKeyAccessToken] = []byte(st.token.accessToken)
 		data[stateKeyExpiresAt] = []byte(st.token.expiresAt.UTC().Format(time.RFC3339))
 		data[stateKeyIssuedAt] = []byte(st.token.issuedAt.UTC().Format(time.RFC3339))
