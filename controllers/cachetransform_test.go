@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -406,5 +407,19 @@ func TestCompactCachedRetainedTokenView(t *testing.T) {
 	t.Logf("a cached token Secret holds %.0f B, %.0f B as a view", plain, compact)
 	if compact >= plain-400 {
 		t.Errorf("the view saves less than its data: %.0f B, %.0f B before", compact, plain)
+	}
+}
+
+// TestEnsureWritesNoTokenItDoesNotHold: a token known by its hash only is written over its
+// view or not at all; without the view there is no value to write, and nothing is sent.
+func TestEnsureWritesNoTokenItDoesNotHold(t *testing.T) {
+	w := &tokenSecretWriter{} // no client: a write would panic
+	owner := &wechatv1alpha1.WeChatAuthorizer{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "bench"}}
+	hashOnly := &issuedToken{valueHash: tokenHash("t"), appID: "wx0000000000000001", expiresAt: time.Now().Add(time.Hour)}
+	for _, existing := range []*corev1.Secret{nil, writtenTokenSecret(5)} {
+		_, err := w.ensure(t.Context(), owner, existing, "shop-token", wechatv1alpha1.TokenSecretTemplate{}, nil, hashOnly)
+		if !errors.Is(err, errTokenSecretChanged) {
+			t.Errorf("existing %v: ensure = %v, want errTokenSecretChanged", existing != nil, err)
+		}
 	}
 }

@@ -133,6 +133,10 @@ func (e errSecretNotOurs) Error() string {
 // when something changed, and returns the Secret as it now is.
 func (w *tokenSecretWriter) ensure(ctx context.Context, owner client.Object, existing *corev1.Secret,
 	name string, tmpl wechatv1alpha1.TokenSecretTemplate, labels map[string]string, token *issuedToken) (*corev1.Secret, error) {
+	if token != nil && !token.known() && !isTokenView(existing) {
+		// Only a view stands for a token known by its hash; without it there is no value to write.
+		return nil, fmt.Errorf("token Secret %q: %w", name, errTokenSecretChanged)
+	}
 	own := ownedMetadata(tmpl, labels, token)
 	if isTokenView(existing) {
 		if !metav1.IsControlledBy(existing, owner) {

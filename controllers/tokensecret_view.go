@@ -33,6 +33,10 @@ import (
 // emptying the Secret; ensure, the one writer of token Secrets, writes what it stands for.
 const tokenViewTypePrefix = "platform.wechat-operator.dev/cached-token-view/"
 
+// apiVersion is the custom resources' apiVersion, built once: the transform compares it for
+// every Secret the cache receives.
+var apiVersion = wechatv1alpha1.GroupVersion.String()
+
 // errTokenSecretChanged: the Secret is not what the cache showed; the next reconcile sees it.
 var errTokenSecretChanged = errors.New("changed since the cache saw it; it is read again on the next attempt")
 
@@ -43,7 +47,7 @@ func isAuthorizerTokenSecret(s *corev1.Secret) bool {
 		return false
 	}
 	ref := metav1.GetControllerOfNoCopy(s)
-	return ref != nil && ref.Kind == wechatv1alpha1.KindWeChatAuthorizer && ref.APIVersion == wechatv1alpha1.GroupVersion.String()
+	return ref != nil && ref.Kind == wechatv1alpha1.KindWeChatAuthorizer && ref.APIVersion == apiVersion
 }
 
 // tokenView turns s into a view if it is an authorizer's token Secret as the operator writes

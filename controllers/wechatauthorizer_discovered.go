@@ -80,7 +80,7 @@ func firstTokenReportedByCreator(a *wechatv1alpha1.WeChatAuthorizer) bool {
 // someone else made (other labels, another controller) is never written.
 func stateAdoptable(secret *corev1.Secret, a *wechatv1alpha1.WeChatAuthorizer) bool {
 	ref := metav1.GetControllerOf(secret)
-	if ref == nil || ref.APIVersion != wechatv1alpha1.GroupVersion.String() ||
+	if ref == nil || ref.APIVersion != apiVersion ||
 		(ref.Kind == wechatv1alpha1.KindWeChatComponent && ref.Name != a.Spec.ComponentRef.Name) {
 		return false
 	}
@@ -102,7 +102,7 @@ func discoveredStateOurs(secret *corev1.Secret, authorizerName string, component
 	case ref.UID == componentUID && ref.Kind == wechatv1alpha1.KindWeChatComponent:
 		return true
 	case ref.Kind != wechatv1alpha1.KindWeChatAuthorizer || ref.Name != authorizerName ||
-		ref.APIVersion != wechatv1alpha1.GroupVersion.String():
+		ref.APIVersion != apiVersion:
 		return false
 	}
 	return authorizerUID == "" || ref.UID == authorizerUID
