@@ -87,26 +87,32 @@ func (w *world) readThroughManagerCache() (cached client.Client, uncached *secre
 	return cached, uncached, inSync
 }
 
+// authorizedThroughManagerCache readies the platform, gives the authorizer controller the
+// manager's cache and has an account authorize it (autoCreate makes autoName), up to its
+// first token, with the cache in sync.
+func (w *world) authorizedThroughManagerCache() (cached client.Client, uncached *secretReads, inSync func(names ...string)) {
+	w.createComponent(func(c *wechatv1alpha1.WeChatComponent) { c.Spec.Authorizers.AutoCreate = true })
+	w.reconcile()
+	w.pushTicket()
+	w.reconcile()
+	By("giving the authorizer controller the manager's cache, with its transform")
+	cached, uncached, inSync = w.readThroughManagerCache()
+	By("authorizing: the component controller exchanges the code and creates the authorizer")
+	_, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
+	Expect(err).NotTo(HaveOccurred())
+	w.reconcile()
+	inSync(autoName + "-state")
+	w.reconcileAuthorizer(autoName)
+	inSync(autoName+"-state", autoName+"-token")
+	return cached, uncached, inSync
+}
+
 var _ = Describe("WeChatAuthorizer controller reading through the manager's cache (state Secrets as views)", func() {
 	It("caches no refresh token, reads the state Secret only when a refresh needs it, and still serves a newer token the state holds", func() {
 		w := newWorld()
 		defer w.close()
-		w.createComponent(func(c *wechatv1alpha1.WeChatComponent) { c.Spec.Authorizers.AutoCreate = true })
-		w.reconcile()
-		w.pushTicket()
-		w.reconcile()
-
-		By("giving the authorizer controller the manager's cache, with its transform")
-		cached, uncached, inSync := w.readThroughManagerCache()
+		cached, uncached, inSync := w.authorizedThroughManagerCache()
 		stateName, tokenName := autoName+"-state", autoName+"-token"
-
-		By("authorizing: the component controller exchanges the code and creates the authorizer")
-		_, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
-		Expect(err).NotTo(HaveOccurred())
-		w.reconcile()
-		inSync(stateName)
-		w.reconcileAuthorizer(autoName)
-		inSync(stateName, tokenName)
 		Expect(condition(w.authorizer(autoName).Status.Conditions, wechatv1alpha1.ConditionReady).Status).To(BeEquivalentTo("True"))
 		Expect(string(w.secret(stateName).Data[wechatv1alpha1.SecretKeyRefreshToken])).NotTo(BeEmpty())
 

@@ -18,18 +18,13 @@ import (
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/wxapi"
-	"github.com/wechat-operator/wechat-operator/internal/wxsim"
 )
 
 var _ = Describe("WeChatAuthorizer controller reading through the manager's cache (token Secrets as views)", func() {
 	It("caches no access token, serves and refreshes without reading the token Secret, and keeps what others put on it", func() {
 		w := newWorld()
 		defer w.close()
-		w.createComponent(func(c *wechatv1alpha1.WeChatComponent) { c.Spec.Authorizers.AutoCreate = true })
-		w.reconcile()
-		w.pushTicket()
-		w.reconcile()
-		cached, uncached, inSync := w.readThroughManagerCache()
+		cached, uncached, inSync := w.authorizedThroughManagerCache()
 		stateName, tokenName := autoName+"-state", autoName+"-token"
 		cachedToken := func() *corev1.Secret {
 			s := &corev1.Secret{}
@@ -38,12 +33,7 @@ var _ = Describe("WeChatAuthorizer controller reading through the manager's cach
 		}
 		tokenCalls := func() int { return w.sim.Calls(wxapi.APIAuthorizerToken, testAuthorizerAppID) }
 
-		By("authorizing, and another tool labelling and annotating the token Secret")
-		_, err := w.sim.Authorize(ctx, wxsim.AuthorizeRequest{ComponentAppID: testComponentAppID, AuthorizerAppID: testAuthorizerAppID})
-		Expect(err).NotTo(HaveOccurred())
-		w.reconcile()
-		inSync(stateName)
-		w.reconcileAuthorizer(autoName)
+		By("another tool labelling and annotating the token Secret")
 		// Another tool's edit, a merge patch: the operator's labels and annotations stay.
 		Expect(k8sClient.Patch(ctx, w.secret(tokenName), client.RawPatch(types.MergePatchType,
 			[]byte(`{"metadata":{"labels":{"backup.example.com/tier":"gold"},"annotations":{"reloader.example.com/match":"true"}}}`)))).To(Succeed())
@@ -106,7 +96,7 @@ var _ = Describe("WeChatAuthorizer controller reading through the manager's cach
 		inSync(stateName, tokenName)
 		stale := cachedToken()
 		Expect(isTokenView(stale)).To(BeTrue())
-		err = k8sClient.Update(ctx, stale.DeepCopy())
+		err := k8sClient.Update(ctx, stale.DeepCopy())
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "a Secret's type cannot change: %v", err)
 		Expect(string(w.secret(tokenName).Data[wechatv1alpha1.SecretKeyAccessToken])).To(Equal(second))
 
