@@ -8,14 +8,16 @@ package controllers
 import (
 	"crypto/tls"
 
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/wechat-operator/wechat-operator/internal/metricsauth"
 )
 
 // The manager's /metrics name every component and authorizer with its token's expiry, so
 // they are served over HTTPS to callers the API server authenticates (TokenReview) and
 // authorizes (SubjectAccessReview: "get" on the non-resource URL /metrics, which the
-// metrics-reader ClusterRole grants), as kubebuilder's scaffold does.
+// metrics-reader ClusterRole grants), as kubebuilder's scaffold does with controller-runtime's
+// metrics/filters; internal/metricsauth does the same without linking k8s.io/apiserver.
 
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
@@ -29,7 +31,7 @@ func MetricsServerOptions(bindAddress string, secure bool, certDir string) metri
 		return o
 	}
 	o.SecureServing = true
-	o.FilterProvider = filters.WithAuthenticationAndAuthorization
+	o.FilterProvider = metricsauth.FilterProvider
 	o.CertDir = certDir
 	o.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12

@@ -32,6 +32,7 @@ import (
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/controllers"
+	"github.com/wechat-operator/wechat-operator/internal/eventrecorder"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	"github.com/wechat-operator/wechat-operator/internal/managerdefaults"
 	"github.com/wechat-operator/wechat-operator/internal/memlimit"
@@ -151,6 +152,15 @@ func main() {
 		authorizerMgr = shardMgr
 	}
 
+	// One recorder for both managers; client-go's, which mgr.GetEventRecorder returns, keeps a
+	// copy of every Event for minutes (internal/eventrecorder).
+	recorder, err := eventrecorder.New(restConfig, mgr.GetHTTPClient(), scheme, "wechat-operator", ctrl.Log.WithName("events"))
+	if err != nil {
+		setupLog.Error(err, "unable to create the Event recorder")
+		os.Exit(1)
+	}
+	must(mgr.Add(recorder))
+
 	wechat := wxapi.New(wxapi.Options{
 		BaseURL:   *apiURL,
 		Timeout:   *apiTimeout,
@@ -167,7 +177,7 @@ func main() {
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
 		Scheme:           mgr.GetScheme(),
-		Recorder:         mgr.GetEventRecorder("wechat-operator"),
+		Recorder:         recorder,
 		WeChat:           wechat,
 		Clock:            clock.RealClock{},
 		Random:           randomFloat,
@@ -185,7 +195,7 @@ func main() {
 		Client:           authorizerMgr.GetClient(),
 		APIReader:        authorizerMgr.GetAPIReader(),
 		Scheme:           authorizerMgr.GetScheme(),
-		Recorder:         authorizerMgr.GetEventRecorder("wechat-operator"),
+		Recorder:         recorder,
 		WeChat:           wechat,
 		Clock:            clock.RealClock{},
 		Random:           randomFloat,
