@@ -152,14 +152,13 @@ func main() {
 		authorizerMgr = shardMgr
 	}
 
-	// One recorder for both managers; client-go's, which mgr.GetEventRecorder returns, keeps a
-	// copy of every Event for minutes (internal/eventrecorder).
+	// One recorder for both managers, started beside them (startAll); client-go's, which
+	// mgr.GetEventRecorder returns, keeps a copy of every Event for minutes.
 	recorder, err := eventrecorder.New(restConfig, mgr.GetHTTPClient(), scheme, "wechat-operator", ctrl.Log.WithName("events"))
 	if err != nil {
 		setupLog.Error(err, "unable to create the Event recorder")
 		os.Exit(1)
 	}
-	must(mgr.Add(recorder))
 
 	wechat := wxapi.New(wxapi.Options{
 		BaseURL:   *apiURL,
@@ -229,7 +228,7 @@ func main() {
 
 	setupLog.Info("starting manager", "wechatAPI", *apiURL, "operatorNamespace", *operatorNS, "leaderElection", *leaderElect,
 		"watchNamespaces", namespaces, "metricsSecure", *metricsSecure, "shard", *shard)
-	if err := startAll(ctx, mgr, shardMgr); err != nil {
+	if err := startAll(ctx, recorder, mgr, shardMgr); err != nil {
 		setupLog.Error(err, "manager stopped with an error")
 		os.Exit(1)
 	}
@@ -240,8 +239,19 @@ func main() {
 const managerLeaseName = "wechat-operator-manager"
 
 // startAll runs the managers until ctx ends or one of them stops; then all stop. A process
-// that lost either Lease must not go on with the other half of its work.
-func startAll(ctx context.Context, managers ...ctrl.Manager) error {
+// that lost either Lease must not go on with the other half of its work. The recorder writes
+// Events until both managers have stopped, so their controllers' last Events are written.
+func startAll(ctx context.Context, recorder *eventrecorder.Recorder, managers ...ctrl.Manager) error {
+	recorderCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
+	recorderDone := make(chan struct{})
+	go func() {
+		defer close(recorderDone)
+		_ = recorder.Start(recorderCtx)
+	}()
+	defer func() {
+		stopRecorder()
+		<-recorderDone
+	}()
 	group, ctx := errgroup.WithContext(ctx)
 	for _, m := range managers {
 		if m == nil {

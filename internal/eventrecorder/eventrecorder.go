@@ -8,13 +8,14 @@ SPDX-License-Identifier: Apache-2.0
 // first as a series), in bounded memory. client-go keeps a deep copy of every Event it
 // recorded for 6–12 minutes to find repeats: after an import, which records one TokenIssued
 // per account, that was 14 MiB of a 10,000-authorizer manager's 61 MiB live heap. This
-// recorder remembers the last recentSize series in ~200 bytes each, and queues at most
+// recorder remembers the last recentSize series in ~330 bytes each (1.3 MiB in all), and queues at most
 // queueSize Events for the API server.
 package eventrecorder
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -54,8 +55,12 @@ const (
 	// maxTries of a write the API server could not be reached for, one retryWait apart.
 	maxTries  = 3
 	retryWait = time.Second
-	// drainWait is how long queued Events may still be written after the manager stops.
+	// writeWait bounds one write, retries included.
+	writeWait = 10 * time.Second
+	// drainWait is how long queued Events may still be written once Start's context ends.
 	drainWait = 5 * time.Second
+	// maxNameBytes of an Event's name: the object's name cut to leave room for the suffix.
+	maxNameBytes = 253
 )
 
 // Recorder is an events.EventRecorder, and a manager.Runnable that writes what it records.
@@ -81,23 +86,21 @@ type series struct {
 	last            time.Time
 }
 
-// seriesKey is what makes two Events one series: what client-go's broadcaster compares, but
-// the objects without their resourceVersion (a status write between two failures of one
-// authorizer does not make the second a new story); the reporting controller and instance
-// are the recorder's own.
-type seriesKey struct {
-	eventType, reason, action string
-	regarding, related        corev1.ObjectReference
-}
-
-func keyOf(e *eventsv1.Event) seriesKey {
-	key := seriesKey{eventType: e.Type, reason: e.Reason, action: e.Action, regarding: e.Regarding}
-	key.regarding.ResourceVersion = ""
-	if e.Related != nil {
-		key.related = *e.Related
-		key.related.ResourceVersion = ""
+// seriesKey is what makes two Events one series: what client-go's broadcaster compares
+// (type, reason, action, the objects), the objects by UID and without their resourceVersion
+// (a status write between two failures of one authorizer does not make the second a new
+// story). The reporting controller and instance are the recorder's own.
+func seriesKey(e *eventsv1.Event) string {
+	ref := func(r *corev1.ObjectReference) string {
+		if r == nil {
+			return ""
+		}
+		if r.UID != "" {
+			return string(r.UID)
+		}
+		return r.APIVersion + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
 	}
-	return key
+	return e.Type + "\x00" + e.Reason + "\x00" + e.Action + "\x00" + ref(&e.Regarding) + "\x00" + ref(e.Related)
 }
 
 // New records Events as reportingController through c; they are written once Start runs.
@@ -161,12 +164,14 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventType, reason, 
 // NeedLeaderElection is false: whoever records an Event runs, so its Events are written.
 func (r *Recorder) NeedLeaderElection() bool { return false }
 
-// Start writes queued Events until ctx ends, then for drainWait what is still queued.
+// Start writes queued Events until ctx ends, then for drainWait what is still queued. Run it
+// beside the managers, not in one, and end it after they stopped: a manager stops its other
+// runnables before its controllers, whose last Events would be lost.
 func (r *Recorder) Start(ctx context.Context) error {
 	for {
 		select {
 		case e := <-r.queue:
-			r.write(ctx, e)
+			r.write(context.WithoutCancel(ctx), e)
 		case <-ctx.Done():
 			r.drain(context.WithoutCancel(ctx))
 			return nil
@@ -177,6 +182,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 func (r *Recorder) drain(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, drainWait)
 	defer cancel()
+	defer r.reportDropped()
 	for ctx.Err() == nil {
 		select {
 		case e := <-r.queue:
@@ -190,8 +196,11 @@ func (r *Recorder) drain(ctx context.Context) {
 // write creates e, or counts it on the Event of its series if one was written within
 // seriesWindow.
 func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
+	defer r.reportDropped()
+	ctx, cancel := context.WithTimeout(ctx, writeWait)
+	defer cancel()
 	r.log.V(1).Info(e.Note, "type", e.Type, "reason", e.Reason, "object", e.Regarding)
-	key := keyOf(e)
+	key := seriesKey(e)
 	now := e.EventTime.Time
 	if v, ok := r.recent.Get(key); ok {
 		s := v.(*series)
@@ -204,28 +213,39 @@ func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
 				return err
 			})
 			if !apierrors.IsNotFound(err) {
-				r.reportDropped(err, e)
+				r.logFailure(err, e)
 				return
 			}
 			// The Event expired or was deleted: the repeat starts a new one.
 		}
 	}
-	e.Name = e.Regarding.Name + "." + strconv.FormatInt(now.UnixNano(), 16)
-	err := r.retry(ctx, func() error {
-		_, err := r.events.Events(e.Namespace).Create(ctx, e, metav1.CreateOptions{})
-		return err
-	})
+	base := e.Regarding.Name
+	if len(base) > maxNameBytes-17 {
+		base = base[:maxNameBytes-17]
+	}
+	var err error
+	for suffix := now.UnixNano(); ; suffix++ {
+		e.Name = base + "." + strconv.FormatInt(suffix, 16)
+		err = r.retry(ctx, func() error {
+			_, err := r.events.Events(e.Namespace).Create(ctx, e, metav1.CreateOptions{})
+			return err
+		})
+		// Another Event about the object was recorded in the same nanosecond: the next name.
+		if !apierrors.IsAlreadyExists(err) || suffix > now.UnixNano() {
+			break
+		}
+	}
 	if err == nil {
 		r.recent.Add(key, &series{namespace: e.Namespace, name: e.Name, count: 1, last: now})
 	}
-	r.reportDropped(err, e)
+	r.logFailure(err, e)
 }
 
 // retry calls write again while the API server cannot be reached.
 func (r *Recorder) retry(ctx context.Context, write func() error) error {
 	var err error
 	for try := 1; ; try++ {
-		if err = write(); err == nil || apierrors.ReasonForError(err) != "" || try == maxTries {
+		if err = write(); err == nil || !transient(err) || try == maxTries {
 			return err // written, refused, or given up on
 		}
 		select {
@@ -236,12 +256,15 @@ func (r *Recorder) retry(ctx context.Context, write func() error) error {
 	}
 }
 
-// reportDropped logs an Event that could not be written, and the Events dropped while the
-// queue was full once it has room again.
-func (r *Recorder) reportDropped(err error, e *eventsv1.Event) {
+func (r *Recorder) logFailure(err error, e *eventsv1.Event) {
 	if err != nil {
 		r.log.Error(err, "Event not written", "reason", e.Reason, "object", e.Regarding)
 	}
+}
+
+// reportDropped logs how many Events were dropped while the queue was full, once it has had
+// room again.
+func (r *Recorder) reportDropped() {
 	if n := r.dropped.Swap(0); n > 0 {
 		r.log.Info("Events dropped: more were recorded than the API server took", "dropped", n, "queued", queueSize)
 	}
@@ -256,4 +279,10 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// transient is an error another try may not have: no answer, or a 5xx or 429 one.
+func transient(err error) bool {
+	var status apierrors.APIStatus
+	return !errors.As(err, &status) || status.Status().Code >= 500 || status.Status().Code == 429
 }

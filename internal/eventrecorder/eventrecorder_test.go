@@ -208,3 +208,48 @@ func TestTruncate(t *testing.T) {
 		t.Error("a short note was changed")
 	}
 }
+
+// Two Events about one object in the same nanosecond get names of their own, and an object
+// of the cluster puts its Events in default.
+func TestEventNames(t *testing.T) {
+	cs := fake.NewClientset()
+	r := testRecorder(cs, clocktesting.NewFakeClock(time.Now()))
+	s := secret(strings.Repeat("n", 253))
+	r.Eventf(s, nil, corev1.EventTypeNormal, "TokenIssued", "Refresh", "issued")
+	r.Eventf(s, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "failed")
+	writeQueued(r)
+	got := listEvents(t, cs)
+	if len(got) != 2 || got[0].Name == got[1].Name {
+		t.Fatalf("%d Events for two recorded in the same nanosecond", len(got))
+	}
+	for _, e := range got {
+		if len(e.Name) > maxNameBytes {
+			t.Errorf("an Event's name has %d bytes, more than the API server takes", len(e.Name))
+		}
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "n1"}}
+	r.Eventf(node, nil, corev1.EventTypeNormal, "Seen", "Look", "seen")
+	writeQueued(r)
+	l, _ := cs.EventsV1().Events(metav1.NamespaceDefault).List(context.Background(), metav1.ListOptions{})
+	if len(l.Items) != 1 {
+		t.Errorf("%d Events about a Node in default, want 1", len(l.Items))
+	}
+}
+
+// Start writes what is queued, and when its context ends what is still queued.
+func TestStartDrainsTheQueue(t *testing.T) {
+	cs := fake.NewClientset()
+	created := countingCreates(cs)
+	r := testRecorder(cs, clocktesting.NewFakeClock(time.Now()))
+	for i := range 10 {
+		r.Eventf(secret(fmt.Sprint("s", i)), nil, corev1.EventTypeNormal, "TokenIssued", "Refresh", "issued")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if *created != 10 {
+		t.Errorf("%d of 10 queued Events written after the context ended", *created)
+	}
+}

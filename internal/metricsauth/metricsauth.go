@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
@@ -41,8 +43,16 @@ const (
 	allowTTL   = 5 * time.Minute
 	denyTTL    = 30 * time.Second
 	reviewWait = 10 * time.Second
-	// cacheSize bounds each cache, so tokens made up by a caller cannot grow it.
+	// A review the API server could not be reached for is tried maxTries times, retryWait
+	// and twice that apart (within reviewWait), as the library's backoff would.
+	maxTries  = 3
+	retryWait = 500 * time.Millisecond
+	// cacheSize bounds each cache, so tokens made up by a caller cannot grow it; tokens the
+	// API server refused have a cache of their own, so they cannot push out a scraper's.
 	cacheSize = 1024
+	// maxInFlight reviews at once; a request beyond is answered 503 without one, so a flood
+	// of made-up tokens costs the API server at most this many reviews at a time.
+	maxInFlight = 8
 )
 
 // FilterProvider is a metricsserver.Options FilterProvider.
@@ -65,8 +75,11 @@ type Gate struct {
 	tokens    authenticationclient.TokenReviewInterface
 	access    authorizationclient.SubjectAccessReviewInterface
 	clock     clock.PassiveClock
-	users     *lru.Cache // sha256 of a token → answer
+	users     *lru.Cache // sha256 of an authenticated token → answer
+	refused   *lru.Cache // sha256 of a token the API server did not authenticate → answer
 	decisions *lru.Cache // sha256 of a SubjectAccessReview spec → answer
+	inFlight  chan struct{}
+	retryWait time.Duration
 }
 
 // answer is what the API server said: who a token is and whether it is authenticated, or
@@ -79,11 +92,15 @@ type answer struct {
 
 // NewGate asks tokens and access.
 func NewGate(tokens authenticationclient.TokenReviewInterface, access authorizationclient.SubjectAccessReviewInterface, c clock.PassiveClock) *Gate {
-	return &Gate{tokens: tokens, access: access, clock: c, users: lru.New(cacheSize), decisions: lru.New(cacheSize)}
+	return &Gate{tokens: tokens, access: access, clock: c, users: lru.New(cacheSize), refused: lru.New(cacheSize),
+		decisions: lru.New(cacheSize), inFlight: make(chan struct{}, maxInFlight), retryWait: retryWait}
 }
 
+// errBusy: maxInFlight reviews are under way.
+var errBusy = errors.New("too many reviews in flight")
+
 // Filter wraps handler: 401 without a token the API server accepts, 403 for a user it does
-// not allow, 500 when it cannot be asked.
+// not allow, 500 when it cannot be asked, 503 while maxInFlight reviews are under way.
 func (g *Gate) Filter(log logr.Logger, handler http.Handler) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		token, ok := bearerToken(req)
@@ -92,6 +109,10 @@ func (g *Gate) Filter(log logr.Logger, handler http.Handler) (http.Handler, erro
 			return
 		}
 		user, ok, err := g.authenticate(req.Context(), token)
+		if errors.Is(err, errBusy) {
+			http.Error(w, "Too many requests being authenticated", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			log.Error(err, "TokenReview failed")
 			http.Error(w, "Authentication failed", http.StatusInternalServerError)
@@ -103,6 +124,10 @@ func (g *Gate) Filter(log logr.Logger, handler http.Handler) (http.Handler, erro
 			return
 		}
 		allowed, err := g.authorize(req.Context(), user, strings.ToLower(req.Method), req.URL.Path)
+		if errors.Is(err, errBusy) {
+			http.Error(w, "Too many requests being authorized", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			log.Error(err, "SubjectAccessReview failed", "user", user.Username)
 			http.Error(w, "Authorization failed", http.StatusInternalServerError)
@@ -119,30 +144,64 @@ func (g *Gate) Filter(log logr.Logger, handler http.Handler) (http.Handler, erro
 	}), nil
 }
 
-// bearerToken is the token of an "Authorization: Bearer <token>" header.
+// bearerToken is the token of an "Authorization: Bearer <token>" header, read as the API
+// server's own bearer-token authenticator reads it.
 func bearerToken(req *http.Request) (string, bool) {
-	scheme, token, found := strings.Cut(strings.TrimSpace(req.Header.Get("Authorization")), " ")
-	token = strings.TrimSpace(token)
-	if !found || !strings.EqualFold(scheme, "bearer") || token == "" || strings.ContainsAny(token, " \t") {
+	parts := strings.SplitN(strings.TrimSpace(req.Header.Get("Authorization")), " ", 3)
+	if len(parts) < 2 || !strings.EqualFold(parts[0], "bearer") || parts[1] == "" {
 		return "", false
 	}
-	return token, true
+	return parts[1], true
 }
 
 func (g *Gate) authenticate(ctx context.Context, token string) (authenticationv1.UserInfo, bool, error) {
 	key := sha256.Sum256([]byte(token))
 	now := g.clock.Now()
 	if a, ok := cached(g.users, key, now); ok {
-		return a.user, a.yes, nil
+		return a.user, true, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, reviewWait)
-	defer cancel()
-	review, err := g.tokens.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	if _, ok := cached(g.refused, key, now); ok {
+		return authenticationv1.UserInfo{}, false, nil
+	}
+	var review *authenticationv1.TokenReview
+	err := g.ask(ctx, func(ctx context.Context) (err error) {
+		review, err = g.tokens.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		return err
+	})
 	if err != nil {
 		return authenticationv1.UserInfo{}, false, err
 	}
-	g.users.Add(key, answer{user: review.Status.User, yes: review.Status.Authenticated, until: now.Add(tokenTTL)})
-	return review.Status.User, review.Status.Authenticated, nil
+	if !review.Status.Authenticated {
+		g.refused.Add(key, answer{until: now.Add(tokenTTL)})
+		return authenticationv1.UserInfo{}, false, nil
+	}
+	g.users.Add(key, answer{user: review.Status.User, yes: true, until: now.Add(tokenTTL)})
+	return review.Status.User, true, nil
+}
+
+// ask runs review with one of the maxInFlight slots, on a context of its own (a caller that
+// hangs up does not cancel it, so the answer is cached for the next), retrying while the API
+// server cannot be reached.
+func (g *Gate) ask(ctx context.Context, review func(context.Context) error) error {
+	select {
+	case g.inFlight <- struct{}{}:
+		defer func() { <-g.inFlight }()
+	default:
+		return errBusy
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reviewWait)
+	defer cancel()
+	var err error
+	for try := 1; ; try++ {
+		if err = review(ctx); err == nil || !transient(err) || try == maxTries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * g.retryWait):
+		}
+	}
 }
 
 func (g *Gate) authorize(ctx context.Context, user authenticationv1.UserInfo, verb, path string) (bool, error) {
@@ -165,9 +224,11 @@ func (g *Gate) authorize(ctx context.Context, user authenticationv1.UserInfo, ve
 	if a, ok := cached(g.decisions, key, now); ok {
 		return a.yes, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, reviewWait)
-	defer cancel()
-	review, err := g.access.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+	var review *authorizationv1.SubjectAccessReview
+	err = g.ask(ctx, func(ctx context.Context) (err error) {
+		review, err = g.access.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
@@ -192,4 +253,10 @@ func cached(c *lru.Cache, key [sha256.Size]byte, now time.Time) (answer, bool) {
 		return answer{}, false
 	}
 	return a, true
+}
+
+// transient is an error another try may not have: no answer, or a 5xx or 429 one.
+func transient(err error) bool {
+	var status apierrors.APIStatus
+	return !errors.As(err, &status) || status.Status().Code >= 500 || status.Status().Code == 429
 }

@@ -6,18 +6,24 @@ SPDX-License-Identifier: Apache-2.0
 package metricsauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -28,7 +34,9 @@ import (
 type apiServer struct {
 	users       map[string]authenticationv1.UserInfo // token → user
 	allowed     map[string]bool                      // user → may get /metrics
-	fail        error
+	fail        error                                // what TokenReviews answer, if set
+	accessFail  error                                // what SubjectAccessReviews answer, if set
+	denied      map[string]bool                      // user → explicitly denied
 	tokenCalls  int
 	accessCalls int
 	lastAccess  authorizationv1.SubjectAccessReviewSpec
@@ -48,13 +56,19 @@ func (s *apiServer) gate(c *clocktesting.FakeClock) *Gate {
 	})
 	cs.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		s.accessCalls++
+		if s.accessFail != nil {
+			return true, nil, s.accessFail
+		}
 		r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
 		s.lastAccess = r.Spec
 		na := r.Spec.NonResourceAttributes
 		r.Status.Allowed = s.allowed[r.Spec.User] && na != nil && na.Verb == "get" && na.Path == "/metrics"
+		r.Status.Denied = s.denied[r.Spec.User]
 		return true, r, nil
 	})
-	return NewGate(cs.AuthenticationV1().TokenReviews(), cs.AuthorizationV1().SubjectAccessReviews(), c)
+	g := NewGate(cs.AuthenticationV1().TokenReviews(), cs.AuthorizationV1().SubjectAccessReviews(), c)
+	g.retryWait = 0
+	return g
 }
 
 func serve(t *testing.T, h http.Handler, path, authorization string) (int, string) {
@@ -71,7 +85,7 @@ func serve(t *testing.T, h http.Handler, path, authorization string) (int, strin
 func TestGate(t *testing.T) {
 	s := &apiServer{
 		users: map[string]authenticationv1.UserInfo{
-			"scraper-token": {Username: "system:serviceaccount:monitoring:prometheus", Groups: []string{"system:serviceaccounts"},
+			"scraper-token": {Username: "system:serviceaccount:monitoring:prometheus", UID: "7f3c", Groups: []string{"system:serviceaccounts"},
 				Extra: map[string]authenticationv1.ExtraValue{"authentication.kubernetes.io/pod-name": {"prometheus-0"}}},
 			"nobody-token": {Username: "system:serviceaccount:default:nobody"},
 		},
@@ -87,7 +101,8 @@ func TestGate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, header := range []string{"", "Bearer", "Bearer ", "Basic c2NyYXBlcjp4", "scraper-token", "Bearer scraper-token extra"} {
+	// Read as the API server reads the header: "Bearer  x" has an empty token, "Bearer x y" the token x.
+	for _, header := range []string{"", "Bearer", "Bearer ", "Basic c2NyYXBlcjp4", "scraper-token", "Bearer  scraper-token", "Token scraper-token"} {
 		if code, _ := serve(t, h, "/metrics", header); code != http.StatusUnauthorized {
 			t.Errorf("Authorization %q: %d, want 401", header, code)
 		}
@@ -102,14 +117,14 @@ func TestGate(t *testing.T) {
 	if code, body := serve(t, h, "/metrics", "Bearer nobody-token"); code != http.StatusForbidden {
 		t.Errorf("a user without get /metrics: %d %q, want 403", code, body)
 	}
-	if code, _ := serve(t, h, "/metrics", "bearer  scraper-token"); code != http.StatusOK {
+	if code, _ := serve(t, h, "/metrics", "bearer scraper-token trailing"); code != http.StatusOK {
 		t.Errorf("an allowed user: %d, want 200", code)
 	}
 	if len(seenAuthorization) != 1 || seenAuthorization[0] != "" {
 		t.Errorf("the handler saw Authorization %q, want it removed", seenAuthorization)
 	}
 	want := authorizationv1.SubjectAccessReviewSpec{
-		User: "system:serviceaccount:monitoring:prometheus", Groups: []string{"system:serviceaccounts"},
+		User: "system:serviceaccount:monitoring:prometheus", UID: "7f3c", Groups: []string{"system:serviceaccounts"},
 		Extra:                 map[string]authorizationv1.ExtraValue{"authentication.kubernetes.io/pod-name": {"prometheus-0"}},
 		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
 	}
@@ -123,11 +138,13 @@ func TestGate(t *testing.T) {
 		t.Fatalf("%d TokenReviews, %d SubjectAccessReviews, want 3 and 3", s.tokenCalls, s.accessCalls)
 	}
 
-	// Within the TTLs every answer is reused: no review at all.
+	// Within the TTLs every answer is reused, each for its own token and user: no review at all.
 	clock.Step(29 * time.Second)
-	serve(t, h, "/metrics", "Bearer made-up")
-	serve(t, h, "/metrics", "Bearer nobody-token")
-	serve(t, h, "/metrics", "Bearer scraper-token")
+	for header, want := range map[string]int{"Bearer made-up": 401, "Bearer nobody-token": 403, "Bearer scraper-token": 200} {
+		if code, _ := serve(t, h, "/metrics", header); code != want {
+			t.Errorf("%s within the TTLs: %d, want %d", header, code, want)
+		}
+	}
 	if s.tokenCalls != 3 || s.accessCalls != 3 {
 		t.Errorf("within the TTLs: %d TokenReviews, %d SubjectAccessReviews, want still 3 and 3", s.tokenCalls, s.accessCalls)
 	}
@@ -157,26 +174,102 @@ func TestGate(t *testing.T) {
 		t.Errorf("after the permission was removed: %d, want 403", code)
 	}
 
+	// A denial wins over a grant.
+	s.allowed = map[string]bool{"system:serviceaccount:default:nobody": true}
+	s.denied = map[string]bool{"system:serviceaccount:default:nobody": true}
+	clock.Step(5 * time.Minute)
+	if code, _ := serve(t, h, "/metrics", "Bearer nobody-token"); code != http.StatusForbidden {
+		t.Errorf("allowed and denied: %d, want 403", code)
+	}
+
 	// When the API server cannot be asked, nobody is let in.
+	s.accessFail = errors.New("connection refused")
+	clock.Step(5 * time.Minute)
+	calls := s.accessCalls
+	if code, _ := serve(t, h, "/metrics", "Bearer scraper-token"); code != http.StatusInternalServerError {
+		t.Errorf("SubjectAccessReview failing: %d, want 500", code)
+	}
+	if s.accessCalls-calls != maxTries {
+		t.Errorf("%d SubjectAccessReviews for an unreachable API server, want %d", s.accessCalls-calls, maxTries)
+	}
 	s.fail = errors.New("connection refused")
 	clock.Step(time.Minute)
+	calls = s.tokenCalls
 	if code, body := serve(t, h, "/metrics", "Bearer scraper-token"); code != http.StatusInternalServerError {
 		t.Errorf("TokenReview failing: %d %q, want 500", code, body)
 	}
+	if s.tokenCalls-calls != maxTries {
+		t.Errorf("%d TokenReviews for an unreachable API server, want %d", s.tokenCalls-calls, maxTries)
+	}
+	// A refusal (the manager not allowed to create TokenReviews) is not retried.
+	s.fail = apierrors.NewForbidden(schema.GroupResource{Group: "authentication.k8s.io", Resource: "tokenreviews"}, "", errors.New("RBAC"))
+	calls = s.tokenCalls
+	if code, _ := serve(t, h, "/metrics", "Bearer scraper-token"); code != http.StatusInternalServerError || s.tokenCalls-calls != 1 {
+		t.Errorf("TokenReview refused: %d after %d tries, want 500 after 1", code, s.tokenCalls-calls)
+	}
 }
 
-// Tokens a caller makes up cannot grow the caches without bound.
-func TestGateCachesAreBounded(t *testing.T) {
-	s := &apiServer{}
+// Tokens a caller makes up cannot push a scraper's answer out of the cache.
+func TestMadeUpTokensDoNotEvictAScrapersToken(t *testing.T) {
+	s := &apiServer{
+		users:   map[string]authenticationv1.UserInfo{"scraper-token": {Username: "prometheus"}},
+		allowed: map[string]bool{"prometheus": true},
+	}
 	g := s.gate(clocktesting.NewFakeClock(time.Now()))
 	h, _ := g.Filter(logr.Discard(), http.NotFoundHandler())
+	serve(t, h, "/metrics", "Bearer scraper-token")
 	for i := range 3 * cacheSize {
-		serve(t, h, "/metrics", fmt.Sprintf("Bearer token-%d", i))
+		serve(t, h, "/metrics", fmt.Sprintf("Bearer made-up-%d", i))
 	}
-	if n := g.users.Len(); n > cacheSize {
-		t.Errorf("%d tokens cached, want at most %d", n, cacheSize)
+	if n := g.refused.Len(); n != cacheSize {
+		t.Errorf("%d refused tokens cached, want %d", n, cacheSize)
 	}
-	if s.tokenCalls != 3*cacheSize {
-		t.Errorf("%d TokenReviews for %d distinct tokens", s.tokenCalls, 3*cacheSize)
+	calls := s.tokenCalls
+	serve(t, h, "/metrics", "Bearer scraper-token")
+	if s.tokenCalls != calls {
+		t.Error("the scraper's token was reviewed again after a flood of made-up tokens")
+	}
+}
+
+// slowReviews answers every TokenReview "not authenticated" once release is closed, and tells
+// entered of each (client-go's fake clientset serves one request at a time, so it cannot
+// hold several in flight).
+type slowReviews struct {
+	authenticationclient.TokenReviewInterface
+	entered, release chan struct{}
+	calls            atomic.Int32
+}
+
+func (s *slowReviews) Create(_ context.Context, r *authenticationv1.TokenReview, _ metav1.CreateOptions) (*authenticationv1.TokenReview, error) {
+	s.calls.Add(1)
+	s.entered <- struct{}{}
+	<-s.release
+	return r, nil
+}
+
+// A flood of requests with new tokens costs the API server at most maxInFlight reviews at a time.
+func TestReviewsInFlightAreBounded(t *testing.T) {
+	reviews := &slowReviews{entered: make(chan struct{}), release: make(chan struct{})}
+	g := NewGate(reviews, nil, clocktesting.NewFakeClock(time.Now()))
+	h, _ := g.Filter(logr.Discard(), http.NotFoundHandler())
+	codes := make(chan int, maxInFlight)
+	for i := range maxInFlight {
+		go func() {
+			code, _ := serve(t, h, "/metrics", fmt.Sprintf("Bearer made-up-%d", i))
+			codes <- code
+		}()
+		<-reviews.entered
+	}
+	if code, _ := serve(t, h, "/metrics", "Bearer one-more"); code != http.StatusServiceUnavailable {
+		t.Errorf("with %d reviews in flight: %d, want 503", maxInFlight, code)
+	}
+	close(reviews.release)
+	for range maxInFlight {
+		if code := <-codes; code != http.StatusUnauthorized {
+			t.Errorf("a made-up token: %d, want 401", code)
+		}
+	}
+	if n := reviews.calls.Load(); n != maxInFlight {
+		t.Errorf("%d TokenReviews, want %d", n, maxInFlight)
 	}
 }
