@@ -63,7 +63,7 @@ const (
 	maxNameBytes = 253
 )
 
-// Recorder is an events.EventRecorder, and a manager.Runnable that writes what it records.
+// Recorder is an events.EventRecorder; Start writes what it records.
 type Recorder struct {
 	events     eventsclient.EventsV1Interface
 	scheme     *runtime.Scheme
@@ -160,9 +160,6 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventType, reason, 
 		r.dropped.Add(1)
 	}
 }
-
-// NeedLeaderElection is false: whoever records an Event runs, so its Events are written.
-func (r *Recorder) NeedLeaderElection() bool { return false }
 
 // Start writes queued Events until ctx ends, then for drainWait what is still queued. Run it
 // beside the managers, not in one, and end it after they stopped: a manager stops its other
