@@ -116,6 +116,22 @@ var _ = Describe("sharded managers (real managers, leader election, real clock)"
 	It("spreads authorizers over the live shards, each caching its own, and hands them over without a refresh or a gap", func() {
 		ns := newNamespace()
 		const n = 12
+		// The shard key is namespace/name, and the namespace is random: one in 4,096 would put
+		// all 12 accounts on shard a of a and b, leaving nothing to hand over. Pick a name
+		// prefix that splits them.
+		prefix := "account-"
+		for try := 0; ; try++ {
+			onB := 0
+			for i := range n {
+				if pickShard([]string{"a", "b"}, fmt.Sprintf("%s/%s%d", ns, prefix, i)) == "b" {
+					onB++
+				}
+			}
+			if onB > 0 && onB < n {
+				break
+			}
+			prefix = fmt.Sprintf("account%d-", try)
+		}
 		var seeds []wxsim.AuthorizerSeed
 		for i := range n {
 			seeds = append(seeds, wxsim.AuthorizerSeed{ComponentAppID: testComponentAppID,
@@ -170,7 +186,7 @@ var _ = Describe("sharded managers (real managers, leader election, real clock)"
 		c.Status.VerifyTicket = &wechatv1alpha1.VerifyTicket{Ticket: ticket, CreateTime: metav1.Now(), ReceivedAt: metav1.Now()}
 		Expect(k8sClient.Status().Update(ctx, c)).To(Succeed())
 		for i, s := range seeds {
-			name := fmt.Sprintf("account-%d", i)
+			name := fmt.Sprintf("%s%d", prefix, i)
 			rt, ok := sim.RefreshToken(testComponentAppID, s.AppID)
 			Expect(ok).To(BeTrue())
 			Expect(k8sClient.Create(ctx, &corev1.Secret{
@@ -215,7 +231,7 @@ var _ = Describe("sharded managers (real managers, leader election, real clock)"
 		Eventually(placed(both)).Should(Succeed())
 		var moved []string
 		for i := range n {
-			if name := fmt.Sprintf("account-%d", i); both(ns+"/"+name) == "b" {
+			if name := fmt.Sprintf("%s%d", prefix, i); both(ns+"/"+name) == "b" {
 				moved = append(moved, name)
 			}
 		}
