@@ -15,7 +15,6 @@ package eventrecorder
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -36,8 +35,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/reference"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
+
+	"github.com/wechat-operator/wechat-operator/internal/apiretry"
 )
 
 const (
@@ -52,9 +54,8 @@ const (
 	queueSize = 1024
 	// maxNoteBytes is what the API server accepts in an Event's note.
 	maxNoteBytes = 1024
-	// maxTries of a write the API server could not be reached for, one retryWait apart.
-	maxTries  = 3
-	retryWait = time.Second
+	// maxTries of a write the API server could not be reached for, ~1 s apart.
+	maxTries = 3
 	// writeWait bounds one write, retries included.
 	writeWait = 10 * time.Second
 	// drainWait is how long queued Events may still be written once Start's context ends.
@@ -74,7 +75,7 @@ type Recorder struct {
 	queue      chan *eventsv1.Event
 	recent     *lru.Cache // seriesKey → *series
 	dropped    atomic.Int64
-	retryWait  time.Duration
+	backoff    wait.Backoff // between tries of a write
 }
 
 var _ events.EventRecorder = (*Recorder)(nil)
@@ -120,7 +121,8 @@ func New(c *rest.Config, httpClient *http.Client, scheme *runtime.Scheme, report
 func newRecorder(client eventsclient.EventsV1Interface, scheme *runtime.Scheme, controller, instance string, c clock.PassiveClock, log logr.Logger) *Recorder {
 	return &Recorder{
 		events: client, scheme: scheme, controller: controller, instance: instance, clock: c,
-		log: log, queue: make(chan *eventsv1.Event, queueSize), recent: lru.New(recentSize), retryWait: retryWait,
+		log: log, queue: make(chan *eventsv1.Event, queueSize), recent: lru.New(recentSize),
+		backoff: wait.Backoff{Duration: time.Second, Factor: 1, Jitter: 0.5, Steps: maxTries},
 	}
 }
 
@@ -205,7 +207,7 @@ func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
 			s.count++
 			s.last = now
 			patch, _ := json.Marshal(map[string]any{"series": eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(now)}})
-			err := r.retry(ctx, func() error {
+			err := r.retry(func() error {
 				_, err := r.events.Events(s.namespace).Patch(ctx, s.name, types.MergePatchType, patch, metav1.PatchOptions{})
 				return err
 			})
@@ -223,7 +225,7 @@ func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
 	var err error
 	for suffix := now.UnixNano(); ; suffix++ {
 		e.Name = base + "." + strconv.FormatInt(suffix, 16)
-		err = r.retry(ctx, func() error {
+		err = r.retry(func() error {
 			_, err := r.events.Events(e.Namespace).Create(ctx, e, metav1.CreateOptions{})
 			return err
 		})
@@ -239,18 +241,8 @@ func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
 }
 
 // retry calls write again while the API server cannot be reached.
-func (r *Recorder) retry(ctx context.Context, write func() error) error {
-	var err error
-	for try := 1; ; try++ {
-		if err = write(); err == nil || !transient(err) || try == maxTries {
-			return err // written, refused, or given up on
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait.Jitter(r.retryWait, 0.5)):
-		}
-	}
+func (r *Recorder) retry(write func() error) error {
+	return retry.OnError(r.backoff, apiretry.Transient, write)
 }
 
 func (r *Recorder) logFailure(err error, e *eventsv1.Event) {
@@ -276,10 +268,4 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// transient is an error another try may not have: no answer, or a 5xx or 429 one.
-func transient(err error) bool {
-	var status apierrors.APIStatus
-	return !errors.As(err, &status) || status.Status().Code >= 500 || status.Status().Code == 429
 }

@@ -36,7 +36,7 @@ func secret(name string) *corev1.Secret {
 
 func testRecorder(cs *fake.Clientset, c *clocktesting.FakeClock) *Recorder {
 	r := newRecorder(cs.EventsV1(), clientgoscheme.Scheme, "wechat-operator", "wechat-operator-host", c, logr.Discard())
-	r.retryWait = 0
+	r.backoff.Duration = 0
 	return r
 }
 

@@ -25,14 +25,17 @@ import (
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/wechat-operator/wechat-operator/internal/apiretry"
 )
 
 // How long an answer of the API server is reused: the TTLs controller-runtime's filter
@@ -43,10 +46,9 @@ const (
 	allowTTL   = 5 * time.Minute
 	denyTTL    = 30 * time.Second
 	reviewWait = 10 * time.Second
-	// A review the API server could not be reached for is tried maxTries times, retryWait
-	// and twice that apart (within reviewWait), as the library's backoff would.
-	maxTries  = 3
-	retryWait = 500 * time.Millisecond
+	// A review the API server could not be reached for is tried maxTries times, 500 ms and
+	// then 1 s apart (within reviewWait), as the library's backoff would.
+	maxTries = 3
 	// cacheSize bounds each cache, so tokens made up by a caller cannot grow it; tokens the
 	// API server refused have a cache of their own, so they cannot push out a scraper's.
 	cacheSize = 1024
@@ -79,7 +81,7 @@ type Gate struct {
 	refused   *lru.Cache // sha256 of a token the API server did not authenticate → answer
 	decisions *lru.Cache // sha256 of a SubjectAccessReview spec → answer
 	inFlight  chan struct{}
-	retryWait time.Duration
+	backoff   wait.Backoff // between tries of a review
 }
 
 // answer is what the API server said: who a token is and whether it is authenticated, or
@@ -93,7 +95,8 @@ type answer struct {
 // NewGate asks tokens and access.
 func NewGate(tokens authenticationclient.TokenReviewInterface, access authorizationclient.SubjectAccessReviewInterface, c clock.PassiveClock) *Gate {
 	return &Gate{tokens: tokens, access: access, clock: c, users: lru.New(cacheSize), refused: lru.New(cacheSize),
-		decisions: lru.New(cacheSize), inFlight: make(chan struct{}, maxInFlight), retryWait: retryWait}
+		decisions: lru.New(cacheSize), inFlight: make(chan struct{}, maxInFlight),
+		backoff: wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Steps: maxTries}}
 }
 
 // errBusy: maxInFlight reviews are under way.
@@ -191,17 +194,7 @@ func (g *Gate) ask(ctx context.Context, review func(context.Context) error) erro
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reviewWait)
 	defer cancel()
-	var err error
-	for try := 1; ; try++ {
-		if err = review(ctx); err == nil || !transient(err) || try == maxTries {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(try) * g.retryWait):
-		}
-	}
+	return retry.OnError(g.backoff, apiretry.Transient, func() error { return review(ctx) })
 }
 
 func (g *Gate) authorize(ctx context.Context, user authenticationv1.UserInfo, verb, path string) (bool, error) {
@@ -253,10 +246,4 @@ func cached(c *lru.Cache, key [sha256.Size]byte, now time.Time) (answer, bool) {
 		return answer{}, false
 	}
 	return a, true
-}
-
-// transient is an error another try may not have: no answer, or a 5xx or 429 one.
-func transient(err error) bool {
-	var status apierrors.APIStatus
-	return !errors.As(err, &status) || status.Status().Code >= 500 || status.Status().Code == 429
 }

@@ -67,7 +67,7 @@ func (s *apiServer) gate(c *clocktesting.FakeClock) *Gate {
 		return true, r, nil
 	})
 	g := NewGate(cs.AuthenticationV1().TokenReviews(), cs.AuthorizationV1().SubjectAccessReviews(), c)
-	g.retryWait = 0
+	g.backoff.Duration = 0
 	return g
 }
 
