@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
+	"github.com/wechat-operator/wechat-operator/internal/eventrecorder"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
 	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
@@ -105,6 +106,13 @@ func main() {
 		log.Error(err, "unable to index WeChatAuthorizers")
 		os.Exit(1)
 	}
+	// client-go's recorder (c.GetEventRecorder) keeps a copy of every Event for minutes and a
+	// goroutine per burst; under a flood of pushes this one's memory stays bounded.
+	recorder, err := eventrecorder.New(c.GetConfig(), c.GetHTTPClient(), scheme, "wechat-webhook-receiver", log.WithName("events"))
+	if err != nil {
+		log.Error(err, "unable to create the Event recorder")
+		os.Exit(1)
+	}
 	srv := receiver.New(receiver.Options{
 		Reader:               c.GetCache(),
 		AuthorizersIndexed:   true,
@@ -117,7 +125,7 @@ func main() {
 		ForwardAllowedHosts:  strings.Split(*fwdHosts, ","),
 		ClusterDomain:        *clusterDom,
 		Metrics:              receiver.DefaultMetrics(metrics.Registry),
-		Recorder:             c.GetEventRecorder("wechat-webhook-receiver"),
+		Recorder:             recorder,
 		Logger:               log,
 		AuthorizePageTimeout: *startTimeout,
 		ClientIPHeader:       *clientIPHdr,
@@ -125,6 +133,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The recorder writes until the servers have shut down, so the last pushes' Events are in.
+	recorderCtx, stopRecorder := context.WithCancel(context.Background())
+	recorderDone := make(chan struct{})
+	go func() {
+		defer close(recorderDone)
+		_ = recorder.Start(recorderCtx)
+	}()
 	go func() {
 		if err := c.Start(ctx); err != nil {
 			log.Error(err, "the Kubernetes cache stopped")
@@ -202,6 +217,8 @@ func main() {
 	for _, s := range servers {
 		_ = s.Shutdown(shutdown)
 	}
+	stopRecorder()
+	<-recorderDone
 }
 
 func must(err error) {

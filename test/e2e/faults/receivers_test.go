@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -119,6 +122,37 @@ var _ = Describe("Webhook receivers racing and flooded", Ordered, func() {
 		Expect(authorizers()).To(Equal([]string{name}))
 		t.expectKeepsRefreshing(time.Now())
 		t.expectHealthy(since)
+	})
+
+	It("records what it cannot apply as an Event, a repeat as its series", func() {
+		stranger := "wx" + randomHex(8)
+		revoke := func(created time.Time) {
+			status, answer := postPush(t, s.receivers[0], wxcrypto.UnauthorizedPush{AppID: t.componentAppID,
+				Created: created.Unix(), AuthorizerAppID: stranger}.XML(), created, "")
+			Expect(status).To(Equal(http.StatusOK), answer)
+		}
+		revoked := func() []corev1.Event {
+			list := &corev1.EventList{}
+			Expect(k8s.List(ctx, list, client.InNamespace(t.ns))).To(Succeed())
+			return slices.DeleteFunc(list.Items, func(e corev1.Event) bool {
+				return e.Reason != wechatv1alpha1.EventAuthorizationRevoked || !strings.Contains(e.Message, stranger)
+			})
+		}
+		// A revocation for an account no WeChatAuthorizer references: nothing to mark, so the
+		// receiver says so on the component.
+		revoke(time.Now())
+		Eventually(revoked).WithTimeout(10 * time.Second).Should(HaveLen(1))
+		e := revoked()[0]
+		Expect(e.ReportingController).To(Equal("wechat-webhook-receiver"))
+		Expect(e.InvolvedObject.Kind).To(Equal("WeChatComponent"))
+		Expect(e.InvolvedObject.Name).To(Equal(t.component))
+		revoke(time.Now().Add(time.Second))
+		Eventually(func(g Gomega) {
+			events := revoked()
+			g.Expect(events).To(HaveLen(1), "a repeat is counted on the first Event, not written anew")
+			g.Expect(events[0].Series).NotTo(BeNil())
+			g.Expect(events[0].Series.Count).To(BeEquivalentTo(2))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
 	})
 
 	It("keeps accepting valid pushes while flooded with forged ones", func() {
