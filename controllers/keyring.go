@@ -61,8 +61,11 @@ func (k *keyringWriter) update(ctx context.Context, change func(data map[string]
 
 // write is one attempt of update, reading the keyring with reader.
 func (k *keyringWriter) write(ctx context.Context, reader client.Reader, change func(data map[string][]byte)) error {
+	// Every authorizer reconcile comes here (its forwarding key, usually none) and most change
+	// nothing: read the cache's own object, not a copy of the whole keyring, and copy only to
+	// write. The API reader ignores the option.
 	secret := &corev1.Secret{}
-	err := reader.Get(ctx, k.key(), secret)
+	err := reader.Get(ctx, k.key(), secret, client.UnsafeDisableDeepCopy)
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
@@ -82,6 +85,7 @@ func (k *keyringWriter) write(ctx context.Context, reader client.Reader, change 
 	if err != nil {
 		return err
 	}
+	// change sets and deletes entries, never a value's bytes: a clone of the map is enough.
 	data := maps.Clone(secret.Data)
 	if data == nil {
 		data = map[string][]byte{}
@@ -90,10 +94,11 @@ func (k *keyringWriter) write(ctx context.Context, reader client.Reader, change 
 	if maps.EqualFunc(data, secret.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
 		return nil
 	}
-	secret.Data = data
+	updated := secret.DeepCopy()
+	updated.Data = data
 	// Update carries the resourceVersion read above, so two writers cannot lose each other's
 	// entries; a stale read fails with a conflict and update tries again.
-	return k.client.Update(ctx, secret, fieldOwner)
+	return k.client.Update(ctx, updated, fieldOwner)
 }
 
 // project records a component's receiver keys, and the HMAC key of its default message

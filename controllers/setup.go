@@ -75,6 +75,14 @@ var componentChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent)
 		!newC.DeletionTimestamp.IsZero()
 })
 
+// notInInitialList drops the initial list's create events of a watch beside For. At a start,
+// For's own initial list queues every object a secondary watch maps to, and the controller
+// starts its workers only after every watch's initial list is handed over: the secondary
+// events add nothing but work. At 100,000 authorizers that was 300,000 redundant adds (two
+// owned Secrets per authorizer, each resolved through the REST mapper, and every component's
+// fan-out to all its authorizers) before the first reconcile of a restart.
+var notInInitialList = predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool { return !e.IsInInitialList }}
+
 // onUpdate is a predicate that lets an update of a T through when changed says so (and
 // any update of another type, and every create, delete and generic event: predicate.Funcs
 // lets through what it has no function for).
@@ -106,7 +114,7 @@ func setupComponentController(mgr ctrl.Manager, r reconcile.Reconciler, maxConcu
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatComponent{}, builder.WithPredicates(componentChanged)).
 		// A token Secret deleted or edited by hand is put back.
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.WithPredicates(notInInitialList)).
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatcomponent").
 		Complete(r)
@@ -167,9 +175,9 @@ func setupAuthorizerController(ctx context.Context, mgr ctrl.Manager, rec reconc
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatAuthorizer{}, builder.WithPredicates(authorizerChanged)).
 		Watches(&wechatv1alpha1.WeChatAuthorizer{}, due.handler()).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.WithPredicates(notInInitialList)).
 		Watches(&wechatv1alpha1.WeChatComponent{}, lowPriorityMap{mapFn: authorizersOf},
-			builder.WithPredicates(componentTokenChanged)).
+			builder.WithPredicates(notInInitialList, componentTokenChanged)).
 		WithOptions(controller.Options{RateLimiter: rateLimiter(), MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Named("wechatauthorizer").
 		Complete(due.reconciler(rec))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
 // TestCacheOptionsOneSecretEntry: the Secret cache is configured by one entry. Two entries for
@@ -53,5 +54,24 @@ func TestCacheOptionsCompacts(t *testing.T) {
 	}
 	if a.ManagedFields != nil || !sameString(a.Namespace, b.Namespace) {
 		t.Error("the cache's transform neither strips managedFields nor shares strings")
+	}
+}
+
+// TestNotInInitialList: a secondary watch drops only the initial list's creates; a Secret or
+// component created, changed or deleted later still wakes its owner.
+func TestNotInInitialList(t *testing.T) {
+	s := &corev1.Secret{}
+	for name, c := range map[string]struct {
+		got, want bool
+	}{
+		"initial list's create": {notInInitialList.Create(event.CreateEvent{Object: s, IsInInitialList: true}), false},
+		"later create":          {notInInitialList.Create(event.CreateEvent{Object: s}), true},
+		"update":                {notInInitialList.Update(event.UpdateEvent{ObjectOld: s, ObjectNew: s}), true},
+		"delete":                {notInInitialList.Delete(event.DeleteEvent{Object: s}), true},
+		"generic":               {notInInitialList.Generic(event.GenericEvent{Object: s}), true},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: let through %v, want %v", name, c.got, c.want)
+		}
 	}
 }

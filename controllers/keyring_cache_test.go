@@ -1,0 +1,68 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+// TestKeyringWriteLeavesTheCachedObject: the keyring is read as the cache's own object (no
+// copy per reconcile); a write changes a copy, and an entry that is already right writes nothing.
+func TestKeyringWriteLeavesTheCachedObject(t *testing.T) {
+	cached := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "operator", Name: "keyring", ResourceVersion: "7"},
+		Data:       map[string][]byte{"kept": []byte("k"), "dropped": []byte("d")},
+	}
+	want := maps.Clone(cached.Data)
+	var updates []*corev1.Secret
+	c := interceptor.NewClient(fake.NewClientBuilder().Build(), interceptor.Funcs{
+		Get: func(_ context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if !slices.Contains(opts, client.GetOption(client.UnsafeDisableDeepCopy)) {
+				t.Errorf("the keyring was read as a copy")
+			}
+			*obj.(*corev1.Secret) = *cached // what the cache hands out without a copy
+			return nil
+		},
+		Update: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.UpdateOption) error {
+			updates = append(updates, obj.(*corev1.Secret))
+			return nil
+		},
+	})
+	k := &keyringWriter{client: c, namespace: "operator", name: "keyring"}
+	ctx := context.Background()
+	for _, step := range []struct {
+		entry string
+		value []byte
+	}{{"added", []byte("a")}, {"dropped", nil}} {
+		if err := k.setEntry(ctx, step.entry, step.value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !maps.EqualFunc(cached.Data, want, func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Errorf("the cached keyring was changed: %q", cached.Data)
+	}
+	if len(updates) != 2 || string(updates[0].Data["added"]) != "a" || updates[0].ResourceVersion != "7" {
+		t.Fatalf("updates %v; want the entry added on a copy carrying the resourceVersion read", updates)
+	}
+	if _, ok := updates[1].Data["dropped"]; ok {
+		t.Errorf("the second update kept the dropped entry")
+	}
+	if err := k.setEntry(ctx, "kept", []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if len(updates) != 2 {
+		t.Errorf("an entry already right was written again")
+	}
+}
