@@ -194,7 +194,9 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 		return in, nil
 	}
 	in.component, run.component = component, component
-	if secret, err := getManagedSecret(ctx, r.shared(), component.Namespace, componentTokenSecretName(component)); err == nil {
+	// Only read (readTokenSecret copies what it keeps): the cache's own object, not a copy of
+	// the component's Secret for each of its authorizers.
+	if secret, err := getManagedSecret(ctx, r.shared(), component.Namespace, componentTokenSecretName(component), client.UnsafeDisableDeepCopy); err == nil {
 		in.componentToken = readTokenSecret(secret, component.Spec.AppID)
 	}
 	if in.componentToken.validAt(r.Clock.Now()) {

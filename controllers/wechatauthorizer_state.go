@@ -185,9 +185,9 @@ func getLiveManagedSecret(ctx context.Context, reader client.Reader, namespace, 
 
 // getManagedSecret reads a Secret through r (the manager's cache holds only managed
 // Secrets); nil if it does not exist.
-func getManagedSecret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
+func getManagedSecret(ctx context.Context, r client.Reader, namespace, name string, opts ...client.GetOption) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret)
+	err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret, opts...)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/wechat-operator/wechat-operator/controllers"
 	"github.com/wechat-operator/wechat-operator/internal/eventrecorder"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/lazylog"
 	"github.com/wechat-operator/wechat-operator/internal/managerdefaults"
 	"github.com/wechat-operator/wechat-operator/internal/memlimit"
 	"github.com/wechat-operator/wechat-operator/internal/refresh"
@@ -75,7 +76,8 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	// With fields encoded only by loggers that write (a logger per reconcile mostly does not).
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions), zap.RawZapOpts(lazylog.Option())))
 	setupLog := ctrl.Log.WithName("setup")
 
 	if *operatorNS == "" {

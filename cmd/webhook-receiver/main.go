@@ -36,6 +36,7 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 	"github.com/wechat-operator/wechat-operator/internal/eventrecorder"
 	"github.com/wechat-operator/wechat-operator/internal/keyring"
+	"github.com/wechat-operator/wechat-operator/internal/lazylog"
 	receiver "github.com/wechat-operator/wechat-operator/webhook-receiver"
 )
 
@@ -71,7 +72,8 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	// With fields encoded only by loggers that write (a logger per reconcile mostly does not).
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions), zap.RawZapOpts(lazylog.Option())))
 	log := ctrl.Log.WithName("webhook-receiver")
 	if *operatorNS == "" {
 		log.Error(nil, "the operator namespace is unknown: set --operator-namespace or $POD_NAMESPACE")
