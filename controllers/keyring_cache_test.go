@@ -27,8 +27,10 @@ func TestKeyringWriteLeavesTheCachedObject(t *testing.T) {
 	}
 	want := maps.Clone(cached.Data)
 	var updates []*corev1.Secret
+	gets := 0
 	c := interceptor.NewClient(fake.NewClientBuilder().Build(), interceptor.Funcs{
 		Get: func(_ context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets++
 			if !slices.Contains(opts, client.GetOption(client.UnsafeDisableDeepCopy)) {
 				t.Errorf("the keyring was read as a copy")
 			}
@@ -59,10 +61,19 @@ func TestKeyringWriteLeavesTheCachedObject(t *testing.T) {
 	if _, ok := updates[1].Data["dropped"]; ok {
 		t.Errorf("the second update kept the dropped entry")
 	}
-	if err := k.setEntry(ctx, "kept", []byte("k")); err != nil {
-		t.Fatal(err)
-	}
-	if len(updates) != 2 {
-		t.Errorf("an entry already right was written again")
+	for _, right := range []struct {
+		entry string
+		value []byte
+	}{{"kept", []byte("k")}, {"never-there", nil}} {
+		gets = 0
+		if err := k.setEntry(ctx, right.entry, right.value); err != nil {
+			t.Fatal(err)
+		}
+		if len(updates) != 2 {
+			t.Errorf("%s: an entry already right was written again", right.entry)
+		}
+		if gets != 1 {
+			t.Errorf("%s: %d reads of the keyring, want 1: an entry already right is seen without the copy an update makes", right.entry, gets)
+		}
 	}
 }

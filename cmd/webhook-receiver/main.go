@@ -72,7 +72,7 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	// With fields encoded only by loggers that write (a logger per reconcile mostly does not).
+	// With fields encoded only by loggers that write (a logger per push mostly does not).
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions), zap.RawZapOpts(lazylog.Option())))
 	log := ctrl.Log.WithName("webhook-receiver")
 	if *operatorNS == "" {
@@ -135,7 +135,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// The recorder writes until the servers have shut down, so the last pushes' Events are in.
+	// The recorder writes until the servers have shut down (then drains what is queued for up
+	// to 5 s), so the Events of the pushes answered before a stop are written if the pod's
+	// grace period allows.
 	recorderCtx, stopRecorder := context.WithCancel(context.Background())
 	recorderDone := make(chan struct{})
 	go func() {
