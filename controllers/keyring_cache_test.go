@@ -10,12 +10,16 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
 // TestKeyringWriteLeavesTheCachedObject: the keyring is read as the cache's own object (no
@@ -75,5 +79,43 @@ func TestKeyringWriteLeavesTheCachedObject(t *testing.T) {
 		if gets != 1 {
 			t.Errorf("%s: %d reads of the keyring, want 1: an entry already right is seen without the copy an update makes", right.entry, gets)
 		}
+	}
+}
+
+// TestAnnotateComponentLeavesTheCachedObject: an authorizer reconcile reads its component as
+// the cache's own object; a request annotation is written from a copy.
+func TestAnnotateComponentLeavesTheCachedObject(t *testing.T) {
+	cached := &wechatv1alpha1.WeChatComponent{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "platform",
+		ResourceVersion: "3", Annotations: map[string]string{"other-tool": "x"}}}
+	var patched []string
+	s := runtime.NewScheme()
+	if err := wechatv1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	c := interceptor.NewClient(fake.NewClientBuilder().WithScheme(s).WithObjects(cached.DeepCopy()).Build(), interceptor.Funcs{
+		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			data, err := patch.Data(obj)
+			if err != nil {
+				return err
+			}
+			patched = append(patched, string(data))
+			return cl.Patch(ctx, obj, patch, opts...)
+		},
+	})
+	r := &WeChatAuthorizerReconciler{Client: c}
+	run := &authorizerRun{component: cached}
+	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	if err := r.annotateComponent(context.Background(), run, wechatv1alpha1.AnnotationRefreshRequestedAt, at); err != nil {
+		t.Fatal(err)
+	}
+	if len(cached.Annotations) != 1 || cached.ResourceVersion != "3" {
+		t.Errorf("the cached component was changed: %v, resourceVersion %s", cached.Annotations, cached.ResourceVersion)
+	}
+	want := `{"metadata":{"annotations":{"` + wechatv1alpha1.AnnotationRefreshRequestedAt + `":"2026-12-07T08:00:00Z"}}}`
+	if len(patched) != 1 || patched[0] != want {
+		t.Errorf("patches %q, want %s", patched, want)
+	}
+	if run.component == cached || run.component.Annotations[wechatv1alpha1.AnnotationRefreshRequestedAt] == "" {
+		t.Errorf("the run's component is not the written copy")
 	}
 }

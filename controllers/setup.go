@@ -8,6 +8,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -75,6 +76,23 @@ var componentChanged = onUpdate(func(oldC, newC *wechatv1alpha1.WeChatComponent)
 		!newC.DeletionTimestamp.IsZero()
 })
 
+// warmInformers has the manager's cache start the informers of a controller's watches with
+// the cache itself, before the leader election, rather than when the controller starts
+// once elected. A kind's informer otherwise starts only then, after the cache's own (the
+// authorizers, for their index) have synced, and a restart lists one kind after the other:
+// at 100,000 authorizers the authorizers took 22 s and then the Secrets 15 s, on two cores
+// that one list at a time leaves half idle. Started together, they are listed side by side,
+// and a standby replica holds synced caches when it takes over.
+func warmInformers(ctx context.Context, mgr ctrl.Manager, objs ...client.Object) error {
+	for _, obj := range objs {
+		// Before the cache starts, this registers the informer and returns at once.
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("the cache's informer for %T: %w", obj, err)
+		}
+	}
+	return nil
+}
+
 // notInInitialList drops the initial list's create events of a watch beside For. At a start,
 // For's own initial list queues every object of the controller's kind there is, and the
 // controller starts its workers only after every watch's initial list is handed over: the
@@ -112,6 +130,9 @@ func (r *WeChatComponentReconciler) SetupWithManager(mgr ctrl.Manager, maxConcur
 
 // setupComponentController wires a reconciler (tests wrap the real one) to the watches.
 func setupComponentController(mgr ctrl.Manager, r reconcile.Reconciler, maxConcurrentReconciles int) error {
+	if err := warmInformers(context.Background(), mgr, &wechatv1alpha1.WeChatComponent{}, &corev1.Secret{}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&wechatv1alpha1.WeChatComponent{}, builder.WithPredicates(componentChanged)).
 		// A token Secret deleted or edited by hand is put back.
@@ -158,6 +179,9 @@ func setupAuthorizerController(ctx context.Context, mgr ctrl.Manager, rec reconc
 		func(o client.Object) []string {
 			return []string{o.(*wechatv1alpha1.WeChatAuthorizer).Spec.ComponentRef.Name}
 		}); err != nil {
+		return err
+	}
+	if err := warmInformers(ctx, mgr, &wechatv1alpha1.WeChatAuthorizer{}, &corev1.Secret{}, &wechatv1alpha1.WeChatComponent{}); err != nil {
 		return err
 	}
 	authorizersOf := func(ctx context.Context, o client.Object) []reconcile.Request {

@@ -50,6 +50,8 @@ type statusWriter struct {
 	// status re-applied onto it (before is the object as the reconcile read it).
 	empty  func() statusObject
 	rebase func(before, mine, latest statusObject)
+	// status returns the object's status, the part a status write sends.
+	status func(statusObject) any
 	// patchFrom is the patch from base to the object written; nil: a merge patch.
 	patchFrom func(base client.Object) client.Patch
 }
@@ -60,7 +62,9 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 	// Reconciling and Stalled follow Ready (kstatus, Argo CD): derived here, before the
 	// comparison, so an unchanged derivation costs no write.
 	wechatv1alpha1.SetKstatusConditions(obj.StatusConditions(), obj.GetGeneration(), now)
-	if equality.Semantic.DeepEqual(before, obj) {
+	// Only the status: the status subresource takes nothing else, and the whole object's
+	// comparison was 5 % of a restart's CPU at 100,000 authorizers.
+	if equality.Semantic.DeepEqual(w.status(before), w.status(obj)) {
 		return result, err
 	}
 	// A merge patch from the object as read, not an Update: the cache holds a compacted copy
@@ -155,9 +159,10 @@ func unconsumed[T any](before, mine, latest []T, key func(T) string) []T {
 func newStatusWriter[T any, P interface {
 	*T
 	statusObject
-}](c client.Client, reader client.Reader, versions *writtenVersions, rebase func(before, mine, latest P)) statusWriter {
+}](c client.Client, reader client.Reader, versions *writtenVersions, status func(P) any, rebase func(before, mine, latest P)) statusWriter {
 	return statusWriter{client: c, reader: reader, versions: versions,
-		empty: func() statusObject { return P(new(T)) },
+		empty:  func() statusObject { return P(new(T)) },
+		status: func(o statusObject) any { return status(o.(P)) },
 		rebase: func(before, mine, latest statusObject) {
 			rebase(before.(P), mine.(P), latest.(P))
 			*mine.(P) = *latest.(P)
@@ -165,15 +170,17 @@ func newStatusWriter[T any, P interface {
 }
 
 func componentStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
-	return newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatComponent) {
-		latest.Status = rebaseComponentStatus(&before.Status, &mine.Status, &latest.Status)
-	})
+	return newStatusWriter(c, reader, versions, func(o *wechatv1alpha1.WeChatComponent) any { return &o.Status },
+		func(before, mine, latest *wechatv1alpha1.WeChatComponent) {
+			latest.Status = rebaseComponentStatus(&before.Status, &mine.Status, &latest.Status)
+		})
 }
 
 func authorizerStatusWriter(c client.Client, reader client.Reader, versions *writtenVersions) statusWriter {
-	w := newStatusWriter(c, reader, versions, func(before, mine, latest *wechatv1alpha1.WeChatAuthorizer) {
-		latest.Status = rebaseAuthorizerStatus(&before.Status, &mine.Status, &latest.Status)
-	})
+	w := newStatusWriter(c, reader, versions, func(a *wechatv1alpha1.WeChatAuthorizer) any { return &a.Status },
+		func(before, mine, latest *wechatv1alpha1.WeChatAuthorizer) {
+			latest.Status = rebaseAuthorizerStatus(&before.Status, &mine.Status, &latest.Status)
+		})
 	w.patchFrom = func(base client.Object) client.Patch {
 		return wholeInfoPatch{client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})}
 	}

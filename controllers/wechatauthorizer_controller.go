@@ -186,16 +186,18 @@ func (r *WeChatAuthorizerReconciler) gather(ctx context.Context, run *authorizer
 	run.tickets = readTickets(run.tokenSecret, a)
 	in.secretToken = readTokenSecret(run.tokenSecret, a.Spec.AppID)
 	run.served = in.secretToken
+	// The cache's own object, not a copy for each of its authorizers: read only (what
+	// writes to the component, annotateComponent, writes a copy).
 	component := &wechatv1alpha1.WeChatComponent{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component); err != nil {
+	if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ComponentRef.Name}, component,
+		client.UnsafeDisableDeepCopy); err != nil {
 		if !apierrors.IsNotFound(err) {
 			in.componentMsg = err.Error()
 		}
 		return in, nil
 	}
 	in.component, run.component = component, component
-	// Only read (readTokenSecret copies what it keeps): the cache's own object, not a copy of
-	// the component's Secret for each of its authorizers.
+	// Only read as well (readTokenSecret copies what it keeps).
 	if secret, err := getManagedSecret(ctx, r.shared(), component.Namespace, componentTokenSecretName(component), client.UnsafeDisableDeepCopy); err == nil {
 		in.componentToken = readTokenSecret(secret, component.Spec.AppID)
 	}
@@ -396,14 +398,20 @@ func (r *WeChatAuthorizerReconciler) reportToComponent(ctx context.Context, run 
 	return f
 }
 
-// annotateComponent sets a request annotation (an RFC 3339 time) on the run's component.
+// annotateComponent sets a request annotation (an RFC 3339 time) on the run's component. It
+// writes a copy: run.component is the cache's object.
 func (r *WeChatAuthorizerReconciler) annotateComponent(ctx context.Context, run *authorizerRun, key string, at time.Time) error {
-	patch := client.MergeFrom(run.component.DeepCopy())
-	if run.component.Annotations == nil {
-		run.component.Annotations = map[string]string{}
+	patch := client.MergeFrom(run.component)
+	component := run.component.DeepCopy()
+	if component.Annotations == nil {
+		component.Annotations = map[string]string{}
 	}
-	run.component.Annotations[key] = at.UTC().Format(time.RFC3339)
-	return r.Patch(ctx, run.component, patch, fieldOwner)
+	component.Annotations[key] = at.UTC().Format(time.RFC3339)
+	if err := r.Patch(ctx, component, patch, fieldOwner); err != nil {
+		return err
+	}
+	run.component = component
+	return nil
 }
 
 func (r *WeChatAuthorizerReconciler) writeTokenSecret(ctx context.Context, run *authorizerRun, token *issuedToken) error {

@@ -11,7 +11,6 @@ package v1alpha1
 // a string that appears in status, an Event or on an object is defined here and nowhere else.
 
 import (
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -404,12 +403,14 @@ var stallingReadyReasons = map[string]bool{
 // now is the transition time of a Reconciling that was not True before. It reports
 // whether conds changed. Every condition it writes carries generation.
 func SetKstatusConditions(conds *[]metav1.Condition, generation int64, now time.Time) bool {
-	before := slices.Clone(*conds)
+	// Without a copy of the conditions to compare with: this runs on every reconcile, and at
+	// a restart of 100,000 authorizers the copies were 2 % of what the manager allocated.
+	changed := false
 	ready := meta.FindStatusCondition(*conds, ConditionReady)
 	stalled := meta.FindStatusCondition(*conds, ConditionStalled)
 	if stalled == nil && ready != nil && ready.Status == metav1.ConditionFalse &&
 		ready.ObservedGeneration == generation && stallingReadyReasons[ready.Reason] {
-		meta.SetStatusCondition(conds, metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionTrue,
+		changed = meta.SetStatusCondition(conds, metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionTrue,
 			Reason: ready.Reason, Message: ready.Message, ObservedGeneration: generation,
 			LastTransitionTime: ready.LastTransitionTime})
 		ready = meta.FindStatusCondition(*conds, ConditionReady)
@@ -420,8 +421,11 @@ func SetKstatusConditions(conds *[]metav1.Condition, generation int64, now time.
 	switch {
 	case stalled != nil && stalled.Status == metav1.ConditionTrue,
 		ready != nil && ready.Status == metav1.ConditionTrue && ready.Reason == ReasonTokenIssued && ready.ObservedGeneration == generation:
-		meta.RemoveStatusCondition(conds, ConditionReconciling)
-		return !slices.Equal(before, *conds)
+		// RemoveStatusCondition copies the conditions even when there is nothing to remove.
+		if meta.FindStatusCondition(*conds, ConditionReconciling) != nil {
+			changed = meta.RemoveStatusCondition(conds, ConditionReconciling) || changed
+		}
+		return changed
 	case ready == nil:
 		reconciling.Reason, reconciling.Message = ReasonInitializing, "the controller has not looked at this resource yet"
 	case ready.ObservedGeneration != generation:
@@ -429,6 +433,5 @@ func SetKstatusConditions(conds *[]metav1.Condition, generation int64, now time.
 	default:
 		reconciling.Reason, reconciling.Message = ready.Reason, ready.Message
 	}
-	meta.SetStatusCondition(conds, reconciling)
-	return !slices.Equal(before, *conds)
+	return meta.SetStatusCondition(conds, reconciling) || changed
 }

@@ -48,10 +48,10 @@ type results struct {
 	etcd                             etcdUsage
 	checked, rejected                int64
 
-	restartReconciled, restartReady time.Duration
-	restartSpurious, restartDue     int
-	restartComponentCalls           int
-	restartWrites                   writes
+	restartLeased, restartReconciled, restartReady time.Duration
+	restartSpurious, restartDue                    int
+	restartComponentCalls                          int
+	restartWrites                                  writes
 
 	throughput []throughput
 }
@@ -116,7 +116,9 @@ func (r *results) table() string {
 	}
 	row("restarted manager RSS, mean from its start to the end of the run", mib(r.restartedRSS), "")
 	row("restart with fresh tokens: WeChat calls not due", fmt.Sprintf("%d (plus %d due refreshes, %d component token calls)", r.restartSpurious, r.restartDue, r.restartComponentCalls), "0")
-	row("restart: every object reconciled / every CR Ready", fmt.Sprintf("%s / %s", r.restartReconciled.Round(10*time.Millisecond), r.restartReady.Round(10*time.Millisecond)), "≤ 15 s at 10k")
+	row("restart: Lease taken (every cache synced) / every object reconciled / every CR Ready", fmt.Sprintf("%s / %s / %s",
+		r.restartLeased.Round(10*time.Millisecond), r.restartReconciled.Round(10*time.Millisecond), r.restartReady.Round(10*time.Millisecond)),
+		"≤ 15 s at 10k, ≤ 30 s at 100k")
 	row("restart: API-server writes", r.restartWrites.String(), "Lease only")
 	latency := func(figure string, d []time.Duration, target string) {
 		if len(d) == 0 {
