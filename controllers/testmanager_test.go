@@ -32,12 +32,19 @@ func newNamespaceManager(ns string, logger logr.Logger) ctrl.Manager {
 	return mgr
 }
 
-// runManager starts mgr; it runs until the returned function is called.
+// runManager starts mgr; it runs until the returned function is called, which returns once
+// mgr has stopped (a manager left running holds watches the suite's API server then waits
+// for when it stops).
 func runManager(mgr ctrl.Manager) context.CancelFunc {
 	mctx, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
+		defer close(stopped)
 		Expect(mgr.Start(mctx)).To(Succeed())
 	}()
-	return stop
+	return func() {
+		stop()
+		Eventually(stopped).Should(BeClosed())
+	}
 }

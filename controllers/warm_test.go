@@ -75,17 +75,7 @@ var _ = Describe("a standby manager (another replica holds the Lease)", func() {
 		// An object of each kind, so a reconcile would have something to do if one ran.
 		w := &world{ns: ns, key: client.ObjectKey{Namespace: ns, Name: "platform"}}
 		w.createComponent()
-		mctx, stop := context.WithCancel(ctx)
-		stopped := make(chan struct{})
-		go func() {
-			defer GinkgoRecover()
-			defer close(stopped)
-			Expect(mgr.Start(mctx)).To(Succeed())
-		}()
-		defer func() {
-			stop()
-			Eventually(stopped).Should(BeClosed())
-		}()
+		defer runManager(mgr)()
 
 		Eventually(func() map[string]bool {
 			mu.Lock()
