@@ -61,6 +61,15 @@ func setCondition(conds *[]metav1.Condition, generation int64, condType string, 
 	})
 }
 
+// removeCondition removes condType from conds if it is there: meta.RemoveStatusCondition
+// copies the conditions even when there is nothing to remove, and a reconcile removes
+// several that are rarely there.
+func removeCondition(conds *[]metav1.Condition, condType string) {
+	if meta.FindStatusCondition(*conds, condType) != nil {
+		meta.RemoveStatusCondition(conds, condType)
+	}
+}
+
 func timePtr(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
 	return &mt
@@ -95,7 +104,7 @@ func keepBackedOffReady(conds *[]metav1.Condition, generation int64, now time.Ti
 // setStalled sets Stalled while a failure needs a human, and removes it otherwise.
 func setStalled(conds *[]metav1.Condition, generation int64, f *failure) {
 	if !f.needsHuman() {
-		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionStalled)
+		removeCondition(conds, wechatv1alpha1.ConditionStalled)
 		return
 	}
 	setCondition(conds, generation, wechatv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)

@@ -227,7 +227,7 @@ func (r *WeChatAuthorizerReconciler) recordOptions(run *authorizerRun) {
 	conds := &a.Status.Conditions
 	switch {
 	case len(wantedOptions(a.Spec.Options)) == 0:
-		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionOptionsApplied)
+		removeCondition(conds, wechatv1alpha1.ConditionOptionsApplied)
 		a.Status.Options = nil
 	case run.options != nil:
 		setCondition(conds, a.Generation, wechatv1alpha1.ConditionOptionsApplied, run.options.Status, run.options.Reason, run.options.Message)
@@ -300,7 +300,7 @@ func (r *WeChatAuthorizerReconciler) recordPermissions(run *authorizerRun) {
 	conds := &a.Status.Conditions
 	want := decidePermissions(a)
 	if want == nil {
-		meta.RemoveStatusCondition(conds, wechatv1alpha1.ConditionPermissionsGranted)
+		removeCondition(conds, wechatv1alpha1.ConditionPermissionsGranted)
 		return
 	}
 	var prev *metav1.Condition

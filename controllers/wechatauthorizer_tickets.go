@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -157,7 +156,7 @@ func (r *WeChatAuthorizerReconciler) recordTickets(run *authorizerRun, now time.
 		s.Tickets = nil
 	}
 	if len(a.Spec.Tickets) == 0 {
-		meta.RemoveStatusCondition(&s.Conditions, wechatv1alpha1.ConditionTicketsReady)
+		removeCondition(&s.Conditions, wechatv1alpha1.ConditionTicketsReady)
 		return
 	}
 	var valid, missing []string

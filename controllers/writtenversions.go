@@ -44,9 +44,10 @@ func (w *writtenVersions) forget(key types.NamespacedName) {
 }
 
 // get reads key into obj from cached, or from uncached when the cached copy is not the
-// version we last wrote (it may be older; if it is newer, one extra read settles it).
-func (w *writtenVersions) get(ctx context.Context, cached, uncached client.Reader, key types.NamespacedName, obj client.Object) error {
-	if err := cached.Get(ctx, key, obj); err != nil {
+// version we last wrote (it may be older; if it is newer, one extra read settles it). opts
+// are the cached read's.
+func (w *writtenVersions) get(ctx context.Context, cached, uncached client.Reader, key types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
+	if err := cached.Get(ctx, key, obj, opts...); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -70,8 +71,8 @@ func (w *writtenVersions) get(ctx context.Context, cached, uncached client.Reade
 // fetch reads key into obj as get does, and reports whether the object is live: false when
 // it is gone (what is known of it is forgotten) or being deleted. Either way the caller's
 // only work left is the keyring's: the Secrets go with their owner references.
-func (w *writtenVersions) fetch(ctx context.Context, cached, uncached client.Reader, key types.NamespacedName, obj client.Object) (live bool, err error) {
-	if err := w.get(ctx, cached, uncached, key, obj); err != nil {
+func (w *writtenVersions) fetch(ctx context.Context, cached, uncached client.Reader, key types.NamespacedName, obj client.Object, opts ...client.GetOption) (live bool, err error) {
+	if err := w.get(ctx, cached, uncached, key, obj, opts...); err != nil {
 		if apierrors.IsNotFound(err) {
 			w.forget(key)
 			return false, nil
