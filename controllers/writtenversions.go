@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"reflect"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,6 +61,9 @@ func (w *writtenVersions) get(ctx context.Context, cached, uncached client.Reade
 	if !pending {
 		return nil
 	}
+	// A decoder fills the maps and slices it finds and keeps what the JSON leaves out, and
+	// with UnsafeDisableDeepCopy those are the cache's: read into a zero object.
+	reflect.ValueOf(obj).Elem().SetZero()
 	if err := uncached.Get(ctx, key, obj); err != nil {
 		return err
 	}

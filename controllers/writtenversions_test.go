@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,5 +76,51 @@ func TestWrittenVersionsReadsTheAPIServerOnlyWhileTheCacheLags(t *testing.T) {
 	w.forget(key)
 	if get(); api.reads != 2 {
 		t.Fatalf("forgotten object: %d API reads, want none", api.reads)
+	}
+}
+
+// sharedReader serves its object as a cache does with UnsafeDisableDeepCopy: a shallow copy
+// whose maps are the stored object's.
+type sharedReader struct{ stored *corev1.ConfigMap }
+
+func (r sharedReader) Get(_ context.Context, _ client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	*obj.(*corev1.ConfigMap) = *r.stored
+	return nil
+}
+
+func (sharedReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+
+// jsonReader decodes its JSON into the object it is given, as the API client does.
+type jsonReader struct{ body string }
+
+func (r jsonReader) Get(_ context.Context, _ client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	return json.Unmarshal([]byte(r.body), obj)
+}
+
+func (jsonReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+
+func TestWrittenVersionsAPIReadLeavesTheCachedObject(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "a"}
+	stored := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", ResourceVersion: "10",
+			Labels: map[string]string{"owner": "cached", "dropped": "yes"}},
+		Data: map[string]string{"k": "cached"},
+	}
+	api := jsonReader{body: `{"metadata":{"name":"a","namespace":"ns","resourceVersion":"11","labels":{"owner":"live"}},"data":{"k":"live"}}`}
+	var w writtenVersions
+	w.wrote(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", ResourceVersion: "11"}})
+
+	got := &corev1.ConfigMap{}
+	if err := w.get(context.Background(), sharedReader{stored}, api, key, got, client.UnsafeDisableDeepCopy); err != nil {
+		t.Fatal(err)
+	}
+	if got.ResourceVersion != "11" || got.Labels["owner"] != "live" || got.Data["k"] != "live" {
+		t.Fatalf("read %s labels %v data %v, want the API server's version 11", got.ResourceVersion, got.Labels, got.Data)
+	}
+	if _, ok := got.Labels["dropped"]; ok {
+		t.Errorf("the API server's object has no label dropped, the read has it: %v", got.Labels)
+	}
+	if stored.Labels["owner"] != "cached" || len(stored.Labels) != 2 || stored.Data["k"] != "cached" {
+		t.Errorf("the API read changed the cache's object: labels %v data %v", stored.Labels, stored.Data)
 	}
 }
