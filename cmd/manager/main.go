@@ -66,7 +66,6 @@ func main() {
 		shard         = flag.String("shard", "", "serve one shard of the WeChatAuthorizers (sharded managers, config/sharded): this process holds the Lease wechat-operator-shard-<shard>, caches and refreshes only the authorizers the sharder labelled for it, and takes its turn at the manager Lease, whose holder runs the WeChatComponent controller and the sharder. Each process needs its own name (the StatefulSet gives $POD_NAME). Implies --leader-elect")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
 		gcPercent     = flag.Int("gc-percent", memlimit.DefaultGCPercent, "garbage-collection target: the heap grows by this percentage of its live data before the next collection, like $GOGC (which wins when set); lower trades CPU for memory; 0 or less leaves Go's own default, 100")
-		syncGCPercent = flag.Int("initial-sync-gc-percent", 0, "garbage-collection target while the caches first fill (a start or restart), after which --gc-percent applies: a looser target makes a large manager's restart faster for a higher peak; -1 turns the percentage off, so only the soft memory limit triggers collections and the restart's peak is that limit (ignored without a memory limit); 0 keeps --gc-percent throughout. docs/operations.md, Sizing")
 		zapOptions    = zap.Options{}
 	)
 	zapOptions.BindFlags(flag.CommandLine)
@@ -92,16 +91,6 @@ func main() {
 		setupLog.Info("Go garbage-collection target set", "gcPercent", *gcPercent)
 	} else if gogc := os.Getenv("GOGC"); gogc != "" {
 		setupLog.Info("Go garbage-collection target from $GOGC; --gc-percent not applied", "GOGC", gogc)
-	}
-	managers := 1
-	if *shard != "" {
-		managers = 2
-	}
-	initialSync := memlimit.StartInitialSync(*syncGCPercent, *gcPercent, managers)
-	if initialSync != nil {
-		setupLog.Info("Go garbage-collection target loosened until the caches have synced", "initialSyncGCPercent", *syncGCPercent)
-	} else if *syncGCPercent != 0 {
-		setupLog.Info("--initial-sync-gc-percent not applied: $GOGC is set, it equals the steady target, or it is off without a memory limit", "initialSyncGCPercent", *syncGCPercent)
 	}
 	if *leaderElectNS == "" {
 		*leaderElectNS = *operatorNS
@@ -236,13 +225,6 @@ func main() {
 	// The authorizer manager's cache has every component and this process's authorizers.
 	metrics.Registry.MustRegister(&controllers.TokenExpiryCollector{Reader: authorizerMgr.GetCache()})
 
-	if initialSync != nil {
-		for _, m := range []ctrl.Manager{mgr, shardMgr} {
-			if m != nil {
-				must(m.Add(initialSync.Synced()))
-			}
-		}
-	}
 	must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 

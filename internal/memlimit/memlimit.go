@@ -12,14 +12,11 @@ SPDX-License-Identifier: Apache-2.0
 package memlimit
 
 import (
-	"context"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync/atomic"
 )
 
 // DefaultFraction of the container's limit is the heap's soft limit: the rest is for the
@@ -94,52 +91,3 @@ func ApplyGCPercent(percent int) bool {
 	debug.SetGCPercent(percent)
 	return true
 }
-
-// InitialSync holds the garbage collector at a looser target while the managers' caches
-// first fill, and returns it to the steady target once every cache has synced. A restart
-// decodes every object in a few seconds and keeps most of them: at the steady target the
-// collector marks the growing heap again at every quarter of growth, which at 100,000
-// authorizers was a third of the restart's CPU. Off (-1) leaves the soft memory limit as
-// the only trigger, so the restart's peak is that limit.
-type InitialSync struct {
-	steady  int
-	pending atomic.Int32
-}
-
-// StartInitialSync sets the collector's target to syncPercent until Synced has run once for
-// each of the managers' caches, then to steadyPercent (0 or below: Go's default). It returns nil,
-// changing nothing, when $GOGC is set, syncPercent is 0 or equals the steady target, or
-// syncPercent is off (below 0) and there is no soft memory limit to bound the heap.
-func StartInitialSync(syncPercent, steadyPercent, managers int) *InitialSync {
-	if steadyPercent <= 0 {
-		steadyPercent = 100
-	}
-	if os.Getenv("GOGC") != "" || syncPercent == 0 || syncPercent == steadyPercent || managers <= 0 {
-		return nil
-	}
-	if syncPercent < 0 && debug.SetMemoryLimit(-1) == math.MaxInt64 {
-		return nil
-	}
-	s := &InitialSync{steady: steadyPercent}
-	s.pending.Store(int32(managers))
-	debug.SetGCPercent(syncPercent)
-	return s
-}
-
-// Synced is a manager runnable outside the leader election: a manager starts those once its
-// cache has synced, before it campaigns, so a standby returns to the steady target as well.
-func (s *InitialSync) Synced() SyncedRunnable { return SyncedRunnable{s} }
-
-// SyncedRunnable marks one manager's cache as synced when the manager starts it.
-type SyncedRunnable struct{ s *InitialSync }
-
-// Start restores the steady target when it is the last cache to sync.
-func (r SyncedRunnable) Start(context.Context) error {
-	if r.s.pending.Add(-1) == 0 {
-		debug.SetGCPercent(r.s.steady)
-	}
-	return nil
-}
-
-// NeedLeaderElection is false: the cache syncs on every replica.
-func (SyncedRunnable) NeedLeaderElection() bool { return false }

@@ -6,8 +6,6 @@ SPDX-License-Identifier: Apache-2.0
 package memlimit
 
 import (
-	"context"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -111,76 +109,5 @@ func TestApplyGCPercent(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GC percent with $GOGC set changed to %d", got)
-	}
-}
-
-// gcPercent reads the collector's target.
-func gcPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
-}
-
-func TestInitialSyncRestoresTheSteadyTargetWhenEveryCacheHasSynced(t *testing.T) {
-	t.Setenv("GOGC", "")
-	previous := debug.SetGCPercent(25)
-	t.Cleanup(func() { debug.SetGCPercent(previous) })
-	s := StartInitialSync(150, 25, 2)
-	if s == nil {
-		t.Fatal("StartInitialSync(150, 25, 2) did not apply")
-	}
-	if got := gcPercent(); got != 150 {
-		t.Fatalf("GC percent while the caches sync = %d, want 150", got)
-	}
-	if s.Synced().NeedLeaderElection() {
-		t.Error("the synced runnable waits for the leader election: a standby would keep the loose target")
-	}
-	if err := s.Synced().Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := gcPercent(); got != 150 {
-		t.Fatalf("GC percent after one of two caches synced = %d, want still 150", got)
-	}
-	if err := s.Synced().Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := gcPercent(); got != 25 {
-		t.Errorf("GC percent after both caches synced = %d, want the steady 25", got)
-	}
-}
-
-func TestInitialSyncOffNeedsAMemoryLimit(t *testing.T) {
-	t.Setenv("GOGC", "")
-	previousPercent := debug.SetGCPercent(25)
-	previousLimit := debug.SetMemoryLimit(math.MaxInt64)
-	t.Cleanup(func() { debug.SetGCPercent(previousPercent); debug.SetMemoryLimit(previousLimit) })
-	if StartInitialSync(-1, 25, 1) != nil || gcPercent() != 25 {
-		t.Fatal("StartInitialSync(-1) without a memory limit turned the collector off: the heap would be unbounded")
-	}
-	debug.SetMemoryLimit(512 << 20)
-	s := StartInitialSync(-1, 0, 1)
-	if s == nil || gcPercent() != -1 {
-		t.Fatal("StartInitialSync(-1) with a memory limit did not turn the percentage off")
-	}
-	if err := s.Synced().Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := gcPercent(); got != 100 {
-		t.Errorf("steady target 0 restored as %d, want Go's default 100", got)
-	}
-}
-
-func TestInitialSyncLeavesGOGCAndNoOps(t *testing.T) {
-	previous := debug.SetGCPercent(25)
-	t.Cleanup(func() { debug.SetGCPercent(previous) })
-	t.Setenv("GOGC", "")
-	for _, sync := range []int{0, 25} {
-		if StartInitialSync(sync, 25, 1) != nil || gcPercent() != 25 {
-			t.Errorf("StartInitialSync(%d, 25) changed the target", sync)
-		}
-	}
-	t.Setenv("GOGC", "80")
-	if StartInitialSync(200, 25, 1) != nil || gcPercent() != 25 {
-		t.Error("StartInitialSync overrode $GOGC")
 	}
 }
