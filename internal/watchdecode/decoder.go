@@ -1,0 +1,152 @@
+/*
+Copyright 2026 The wechat-operator Authors.
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package watchdecode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// decoder reads a watch stream of JSON events, {"type":…,"object":…}, one after another. It
+// is a watch.Decoder for client-go's watch.StreamWatcher.
+type decoder struct {
+	body io.ReadCloser
+	in   *jsontext.Decoder
+	t    objectType
+}
+
+func newDecoder(body io.ReadCloser, t objectType) *decoder {
+	// The stream is read as leniently as encoding/json reads it; the object's own decode is
+	// strict, and what it rejects goes to client-go's decoder.
+	in := jsontext.NewDecoder(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	return &decoder{body: body, in: in, t: t}
+}
+
+func (d *decoder) Close() { _ = d.body.Close() }
+
+// Decode returns the next event. Errors are those client-go's watch decoder returns where it
+// can tell (an invalid event type, an object it cannot decode); io.EOF at the end of the
+// stream and io.ErrUnexpectedEOF inside an event, which StreamWatcher treats as the end.
+func (d *decoder) Decode() (watch.EventType, runtime.Object, error) {
+	ev, err := d.readEvent()
+	if err != nil {
+		return "", nil, err
+	}
+	switch ev.typ {
+	case watch.Added, watch.Modified, watch.Deleted, watch.Error, watch.Bookmark:
+	default:
+		return "", nil, fmt.Errorf("got invalid watch event type: %v", ev.typ)
+	}
+	obj := ev.obj
+	if obj == nil && !ev.fastTried && ev.typ != watch.Error {
+		obj = d.fast(ev.raw)
+	}
+	if obj == nil {
+		// As client-go would: an ERROR event's Status, and whatever the v2 decoder rejects.
+		if obj, err = runtime.Decode(d.t.fallback, ev.raw); err != nil {
+			return "", nil, fmt.Errorf("unable to decode watch event: %w", err)
+		}
+	}
+	return ev.typ, obj, nil
+}
+
+// event is one event as read: its object decoded already (obj), or its bytes (raw).
+type event struct {
+	typ       watch.EventType
+	obj       runtime.Object
+	raw       []byte
+	fastTried bool // the v2 decoder rejected raw
+}
+
+// readEvent reads one event. The API server writes the type before the object, so the object
+// is usually decoded from the stream's buffer as it is read; its bytes are kept only when the
+// object came first or the v2 decoder rejected it.
+func (d *decoder) readEvent() (event, error) {
+	var ev event
+	tok, err := d.in.ReadToken()
+	if err != nil {
+		return ev, streamError(err)
+	}
+	if tok.Kind() != '{' {
+		return ev, fmt.Errorf("a watch event is a JSON object, not %v", tok.Kind())
+	}
+	for d.in.PeekKind() == '"' {
+		name, err := d.in.ReadToken()
+		if err != nil {
+			return ev, streamError(err)
+		}
+		switch name.String() {
+		case "type":
+			v, err := d.in.ReadToken()
+			if err != nil {
+				return ev, streamError(err)
+			}
+			if v.Kind() != '"' {
+				return ev, fmt.Errorf("a watch event's type is a string, not %v", v.Kind())
+			}
+			ev.typ = watch.EventType(v.String())
+		case "object":
+			v, err := d.in.ReadValue()
+			if err != nil {
+				return ev, streamError(err)
+			}
+			ev.obj, ev.raw, ev.fastTried = nil, nil, false
+			if ev.typ != "" && ev.typ != watch.Error {
+				ev.obj, ev.fastTried = d.fast(v), true
+			}
+			if ev.obj == nil {
+				ev.raw = bytes.Clone(v) // v is only valid until the next read
+			}
+		default:
+			if err := d.in.SkipValue(); err != nil {
+				return ev, streamError(err)
+			}
+		}
+	}
+	if tok, err = d.in.ReadToken(); err != nil {
+		return ev, streamError(err)
+	}
+	if tok.Kind() != '}' {
+		return ev, fmt.Errorf("a watch event's member name is a string, not %v", tok.Kind())
+	}
+	if ev.obj == nil && ev.raw == nil {
+		return ev, fmt.Errorf("a %q watch event without an object", ev.typ)
+	}
+	return ev, nil
+}
+
+// fast decodes an object of the watched kind with the v2 decoder, or returns nil. Like
+// client-go's decoder (controller-runtime's, without conversion) it clears the type
+// information of what it returns.
+func (d *decoder) fast(raw []byte) runtime.Object {
+	obj := d.t.newObject()
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil
+	}
+	kind := obj.GetObjectKind()
+	if kind.GroupVersionKind() != d.t.gvk {
+		return nil
+	}
+	kind.SetGroupVersionKind(schema.GroupVersionKind{})
+	return obj
+}
+
+// streamError keeps what StreamWatcher tells apart: the stream's end between events (io.EOF,
+// no error), its end inside one (io.ErrUnexpectedEOF), and read errors as they came.
+func streamError(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
