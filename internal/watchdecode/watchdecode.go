@@ -40,6 +40,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 // NewInformer returns a NewInformer hook for controller-runtime's cache.Options: the informers
@@ -115,7 +116,7 @@ func listWatch(inner toolscache.ListerWatcherWithContext, t objectType) *toolsca
 			decodedStreams.Add(1)
 			// The reporter and the watcher are client-go's, so that the end of a stream, a
 			// read error and Stop behave exactly as in client-go's own watch.
-			return watch.NewStreamWatcher(newDecoder(body, t),
+			return watch.NewStreamWatcherWithLogger(klog.FromContext(ctx), newDecoder(body, t),
 				apierrors.NewClientErrorReporter(http.StatusInternalServerError, "GET", "ClientWatchDecoding")), nil
 		},
 	}
