@@ -214,8 +214,12 @@ func (r *WeChatAuthorizerReconciler) releaseShard(ctx context.Context, a *wechat
 // server before it counts as missing, else a shard would refresh a token it already has, or
 // not find its refresh token, and it is labelled for this shard so the cache sees it next
 // time. Like the cache, the read sees only Secrets the operator manages.
+//
+// What the cache returns is its own object, not a copy: the reconcile only reads it, and
+// what writes a Secret (tokenSecretWriter.ensure, writeState) writes a copy
+// (TestAuthorizerSecretsReadLeaveTheCachedObjects).
 func (r *WeChatAuthorizerReconciler) getAuthorizerSecret(ctx context.Context, a *wechatv1alpha1.WeChatAuthorizer, name string) (*corev1.Secret, error) {
-	secret, err := getManagedSecret(ctx, r.Client, a.Namespace, name)
+	secret, err := getManagedSecret(ctx, r.Client, a.Namespace, name, client.UnsafeDisableDeepCopy)
 	if err != nil || secret != nil || r.Shard == "" {
 		return secret, err
 	}
