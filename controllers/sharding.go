@@ -217,7 +217,7 @@ func (r *WeChatAuthorizerReconciler) releaseShard(ctx context.Context, a *wechat
 //
 // What the cache returns is its own object, not a copy: the reconcile only reads it, and
 // what writes a Secret (tokenSecretWriter.ensure, writeState) writes a copy
-// (TestAuthorizerSecretsReadLeaveTheCachedObjects).
+// (secretcache_test.go).
 func (r *WeChatAuthorizerReconciler) getAuthorizerSecret(ctx context.Context, a *wechatv1alpha1.WeChatAuthorizer, name string) (*corev1.Secret, error) {
 	secret, err := getManagedSecret(ctx, r.Client, a.Namespace, name, client.UnsafeDisableDeepCopy)
 	if err != nil || secret != nil || r.Shard == "" {
