@@ -292,3 +292,29 @@ func BenchmarkDecode(b *testing.B) {
 		run(b, func() decoded { return drain(newDecoder(io.NopCloser(bytes.NewReader(stream.Bytes())), ot)) })
 	})
 }
+
+// TestTimesDecodeLikeClientGo: times in every form metav1.Time's UnmarshalJSON takes or
+// refuses decode as it does (this package decodes them from the token, not through it).
+func TestTimesDecodeLikeClientGo(t *testing.T) {
+	scheme := testScheme(t)
+	for name, value := range map[string]string{
+		"UTC":             `"2026-12-07T13:46:18Z"`,
+		"an offset":       `"2026-12-07T21:46:18+08:00"`,
+		"fractions":       `"2026-12-07T13:46:18.123456789Z"`,
+		"escaped":         `"\u0032026-12-07T13:46:18Z"`,
+		"null":            `null`,
+		"not RFC 3339":    `"07 Dec 26 13:46 UTC"`,
+		"a number":        `1765115178`,
+		"an empty string": `""`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			event := `{"type":"MODIFIED","object":{"apiVersion":"platform.wechat-operator.dev/v1alpha1","kind":"WeChatAuthorizer",` +
+				`"metadata":{"name":"a","creationTimestamp":` + value + `},"status":{"expiresAt":` + value + `}}}`
+			want, got := clientGo(t, scheme, []byte(event)), ours(t, []byte(event))
+			// Errors are compared by their text: StreamWatcher reports only that.
+			if !reflect.DeepEqual(got.events, want.events) || got.err.Error() != want.err.Error() {
+				t.Fatalf("got %#v, then %v\nwant %#v, then %v", got.events, got.err, want.events, want.err)
+			}
+		})
+	}
+}

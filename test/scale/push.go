@@ -112,6 +112,7 @@ func (r *run) receiverThroughput(ctx context.Context) error {
 	// Events in its recorder's cache (client-go keeps each for 6 to 12 minutes).
 	for _, m := range r.mems {
 		r.res.restartedRSS = max(r.res.restartedRSS, m.meanSince(0))
+		r.res.restartedPeakRSS = max(r.res.restartedPeakRSS, m.peakRSS())
 	}
 	return nil
 }
