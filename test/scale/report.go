@@ -34,19 +34,19 @@ type results struct {
 	steadyByAPI       string
 	restartByAPI      string
 
-	window                           time.Duration
-	expired                          time.Duration
-	expiredTokens, refreshes         int
-	authorizerCalls, componentCalls  int
-	steadyCalls                      int
-	writes                           writes
+	window                                             time.Duration
+	expired                                            time.Duration
+	expiredTokens, refreshes                           int
+	authorizerCalls, componentCalls                    int
+	steadyCalls                                        int
+	writes                                             writes
 	steadyRSS, peakRSS, restartedRSS, restartedPeakRSS uint64
-	shardRSS                         [][2]uint64 // sharded: each shard's peak and steady RSS
-	heapInuse                        float64
-	windowCPU                        time.Duration // the managers' CPU time in the window (all shards)
-	windowGCs                        int           // garbage collections in the window (all shards)
-	etcd                             etcdUsage
-	checked, rejected                int64
+	shardRSS                                           [][2]uint64 // sharded: each shard's peak and steady RSS
+	heapInuse                                          float64
+	windowCPU                                          time.Duration // the managers' CPU time in the window (all shards)
+	windowGCs                                          int           // garbage collections in the window (all shards)
+	etcd                                               etcdUsage
+	checked, rejected                                  int64
 
 	restartLeased, restartReconciled, restartReady time.Duration
 	restartSpurious, restartDue                    int
