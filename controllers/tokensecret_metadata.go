@@ -101,3 +101,41 @@ func (m metadata) apply(labels, annotations map[string]string, previous template
 	}
 	return outL, outA
 }
+
+// applied reports whether apply would return labels and annotations unchanged (an empty map
+// and nil count as the same, as the API server stores them), without building them: a
+// reconcile with nothing to do asks this of every token Secret.
+func (m metadata) applied(labels, annotations map[string]string, previous templateKeys) bool {
+	for _, k := range previous.Labels {
+		if _, want := m.labels[k]; !want {
+			if _, has := labels[k]; has {
+				return false
+			}
+		}
+	}
+	for _, k := range previous.Annotations {
+		if _, want := m.annotations[k]; !want {
+			if _, has := annotations[k]; has {
+				return false
+			}
+		}
+	}
+	for _, k := range m.dropAnnotations {
+		if _, want := m.annotations[k]; !want {
+			if _, has := annotations[k]; has {
+				return false
+			}
+		}
+	}
+	for k, v := range m.labels {
+		if have, ok := labels[k]; !ok || have != v {
+			return false
+		}
+	}
+	for k, v := range m.annotations {
+		if have, ok := annotations[k]; !ok || have != v {
+			return false
+		}
+	}
+	return true
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
@@ -94,8 +93,7 @@ func viewCurrent(view *corev1.Secret, own metadata, token *issuedToken, extraDat
 	if token == nil || len(extraData) > 0 || strings.TrimPrefix(string(view.Type), tokenViewTypePrefix) != token.appID {
 		return false
 	}
-	labels, annotations := own.apply(view.Labels, view.Annotations, previousTemplateKeys(view))
-	return equality.Semantic.DeepEqual(view.Labels, labels) && equality.Semantic.DeepEqual(view.Annotations, annotations)
+	return own.applied(view.Labels, view.Annotations, previousTemplateKeys(view))
 }
 
 // resolveView returns what ensure compares and updates in place of a view. For a token
