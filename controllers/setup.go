@@ -15,9 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -49,7 +46,7 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 		ByObject:         map[client.Object]cache.ByObject{secret: {Label: managed}},
 		// The custom resources' watch streams decoded in one pass (with the manager's
 		// rest.Config wrapped in watchdecode.Transport; without, client-go decodes them).
-		NewInformer: watchdecode.NewInformer(watchScheme, &wechatv1alpha1.WeChatAuthorizer{}, &wechatv1alpha1.WeChatComponent{}),
+		NewInformer: watchdecode.NewInformer(wechatv1alpha1.AddToScheme, &wechatv1alpha1.WeChatAuthorizer{}, &wechatv1alpha1.WeChatComponent{}),
 	}
 	if len(watchNamespaces) == 0 {
 		return o
@@ -63,15 +60,6 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 	o.ByObject[secret] = cache.ByObject{Label: managed, Namespaces: secrets}
 	return o
 }
-
-// watchScheme knows the custom resources the cache's watches decode and, for an ERROR event's
-// Status, client-go's types.
-var watchScheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(wechatv1alpha1.AddToScheme(s))
-	return s
-}()
 
 // rateLimiter is gentler than the default (5 ms doubling to 1000 s): failures are backed off
 // by the reconcilers themselves; this only guards against errors returned to the queue.

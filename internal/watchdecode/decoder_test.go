@@ -28,6 +28,8 @@ import (
 	wechatv1alpha1 "github.com/wechat-operator/wechat-operator/api/v1alpha1"
 )
 
+// testScheme is the manager's scheme, which client-go's decoder has in the manager (this
+// package's own, newScheme, holds only what its fallback needs).
 func testScheme(t testing.TB) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
@@ -42,7 +44,11 @@ func testScheme(t testing.TB) *runtime.Scheme {
 
 func authorizerType(t testing.TB) objectType {
 	t.Helper()
-	ot, err := newObjectType(testScheme(t), &wechatv1alpha1.WeChatAuthorizer{})
+	scheme, err := newScheme(wechatv1alpha1.AddToScheme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ot, err := newObjectType(scheme, &wechatv1alpha1.WeChatAuthorizer{})
 	if err != nil {
 		t.Fatal(err)
 	}

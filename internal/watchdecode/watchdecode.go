@@ -44,14 +44,18 @@ import (
 )
 
 // NewInformer returns a NewInformer hook for controller-runtime's cache.Options: the informers
-// of objs' types (registered in scheme) decode their watches here, every other informer is
-// client-go's own. The hook builds informers as the cache does by default.
-func NewInformer(scheme *runtime.Scheme, objs ...runtime.Object) func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer {
+// of objs' types (which addToScheme registers) decode their watches here, every other
+// informer is client-go's own. The hook builds informers as the cache does by default.
+func NewInformer(addToScheme func(*runtime.Scheme) error, objs ...runtime.Object) func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer {
+	scheme, err := newScheme(addToScheme)
+	if err != nil {
+		panic(err) // a programming error, like a scheme builder's
+	}
 	types := map[reflect.Type]objectType{}
 	for _, obj := range objs {
 		t, err := newObjectType(scheme, obj)
 		if err != nil {
-			panic(err) // a programming error: a type missing from the scheme
+			panic(err) // a programming error: a type addToScheme does not register
 		}
 		types[reflect.TypeOf(obj)] = t
 	}
@@ -61,6 +65,15 @@ func NewInformer(scheme *runtime.Scheme, objs ...runtime.Object) func(toolscache
 		}
 		return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
 	}
+}
+
+// newScheme knows what the fallback decoder meets in a watch of the types addToScheme
+// registers: those types, and an ERROR event's Status, which a scheme builder registers as
+// an unversioned "v1" type with them (metav1.AddToGroupVersion). That is all it needs of the
+// manager's scheme, which also holds every client-go type.
+func newScheme(addToScheme func(*runtime.Scheme) error) (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	return s, addToScheme(s)
 }
 
 // objectType is what decoding one watched type needs.
