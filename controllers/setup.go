@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,9 @@ import (
 	"github.com/wechat-operator/wechat-operator/internal/watchdecode"
 )
 
+// watchedTypes registers the types whose watches watchdecode decodes.
+var watchedTypes = runtime.NewSchemeBuilder(wechatv1alpha1.AddToScheme, corev1.AddToScheme)
+
 // CacheOptions limits the manager's Secret cache to the Secrets it manages, so a cluster's
 // other Secrets are neither held in memory nor watched. With watchNamespaces, everything is
 // cached from those namespaces only (the manager then needs Roles there, no ClusterRole),
@@ -44,9 +48,14 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 		// managedFields stripped, repeated strings shared (cachetransform.go).
 		DefaultTransform: compactCached,
 		ByObject:         map[client.Object]cache.ByObject{secret: {Label: managed}},
-		// The custom resources' watch streams decoded in one pass (with the manager's
-		// rest.Config wrapped in watchdecode.Transport; without, client-go decodes them).
-		NewInformer: watchdecode.NewInformer(wechatv1alpha1.AddToScheme, &wechatv1alpha1.WeChatAuthorizer{}, &wechatv1alpha1.WeChatComponent{}),
+		// The custom resources' and the Secrets' watch streams decoded in one pass, without
+		// the managedFields compactCached strips (with the manager's rest.Config wrapped in
+		// watchdecode.Transport; without, client-go decodes them).
+		NewInformer: watchdecode.NewInformer(watchdecode.Options{
+			AddToScheme:       watchedTypes.AddToScheme,
+			Types:             []runtime.Object{&wechatv1alpha1.WeChatAuthorizer{}, &wechatv1alpha1.WeChatComponent{}, &corev1.Secret{}},
+			DropManagedFields: true,
+		}),
 	}
 	if len(watchNamespaces) == 0 {
 		return o

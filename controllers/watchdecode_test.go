@@ -8,6 +8,7 @@ package controllers
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,14 +17,20 @@ import (
 	"github.com/wechat-operator/wechat-operator/internal/watchdecode"
 )
 
-var _ = Describe("The manager's cache with the custom resources' watch streams decoded by watchdecode", func() {
-	It("decodes the authorizers' and components' streams itself and holds what the API server has", func() {
-		before := watchdecode.DecodedStreams()
+var _ = Describe("The manager's cache with its watch streams decoded by watchdecode", func() {
+	It("decodes the authorizers', components' and Secrets' streams itself and holds what the API server has", func() {
+		kinds := []string{"WeChatAuthorizer", "WeChatComponent", "Secret"}
+		before := map[string]int64{}
+		for _, kind := range kinds {
+			before[kind] = watchdecode.DecodedStreams(kind)
+		}
 		w := newWorld()
 		defer w.close()
 		cached, _, inSync := w.authorizedThroughManagerCache()
-		By("the cache's WeChatAuthorizer and WeChatComponent watches decoded here, not by client-go")
-		Expect(watchdecode.DecodedStreams() - before).To(BeNumerically(">=", 2))
+		By("the cache's WeChatAuthorizer and WeChatComponent (JSON) and Secret (protobuf) watches decoded here, not by client-go")
+		for _, kind := range kinds {
+			Expect(watchdecode.DecodedStreams(kind)-before[kind]).To(BeNumerically(">=", 1), kind)
+		}
 
 		// What the cache holds is the API server's object through the cache's transform.
 		expectCachedAsLive := func(live, got client.Object) {
@@ -43,6 +50,11 @@ var _ = Describe("The manager's cache with the custom resources' watch streams d
 		c := &wechatv1alpha1.WeChatComponent{}
 		Expect(k8sClient.Get(ctx, w.key, c)).To(Succeed())
 		expectCachedAsLive(c, &wechatv1alpha1.WeChatComponent{})
+		for _, name := range []string{autoName + "-token", autoName + "-state"} {
+			live := w.secret(name)
+			Expect(live.ManagedFields).NotTo(BeEmpty(), "the API server's Secret has managedFields, which the decoder leaves out")
+			expectCachedAsLive(live, &corev1.Secret{})
+		}
 
 		By("a change reaching the cache through the same stream")
 		patch := client.MergeFrom(a.DeepCopy())

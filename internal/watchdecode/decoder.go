@@ -20,27 +20,32 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 )
 
-// decoder reads a watch stream of JSON events, {"type":…,"object":…}, one after another. It
-// is a watch.Decoder for client-go's watch.StreamWatcher.
-type decoder struct {
-	body io.ReadCloser
-	in   *jsontext.Decoder
-	t    objectType
+// jsonDecoder reads a watch stream of JSON events, {"type":…,"object":…}, one after another.
+// It is a watch.Decoder for client-go's watch.StreamWatcher.
+type jsonDecoder struct {
+	body    io.ReadCloser
+	in      *jsontext.Decoder
+	t       objectType
+	options json.Options
 }
 
-func newDecoder(body io.ReadCloser, t objectType) *decoder {
+func newJSONDecoder(body io.ReadCloser, t objectType) *jsonDecoder {
 	// The stream is read as leniently as encoding/json reads it; the object's own decode is
 	// strict, and what it rejects goes to client-go's decoder.
 	in := jsontext.NewDecoder(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	return &decoder{body: body, in: in, t: t}
+	options := decodeTimes
+	if t.dropManagedFields {
+		options = decodeTimesSkipManagedFields
+	}
+	return &jsonDecoder{body: body, in: in, t: t, options: options}
 }
 
-func (d *decoder) Close() { _ = d.body.Close() }
+func (d *jsonDecoder) Close() { _ = d.body.Close() }
 
 // Decode returns the next event. Errors are those client-go's watch decoder returns where it
 // can tell (an invalid event type, an object it cannot decode); io.EOF at the end of the
 // stream and io.ErrUnexpectedEOF inside an event, which StreamWatcher treats as the end.
-func (d *decoder) Decode() (watch.EventType, runtime.Object, error) {
+func (d *jsonDecoder) Decode() (watch.EventType, runtime.Object, error) {
 	ev, err := d.readEvent()
 	if err != nil {
 		return "", nil, err
@@ -59,6 +64,7 @@ func (d *decoder) Decode() (watch.EventType, runtime.Object, error) {
 		if obj, err = runtime.Decode(d.t.fallback, ev.raw); err != nil {
 			return "", nil, fmt.Errorf("unable to decode watch event: %w", err)
 		}
+		obj = d.t.fromClientGo(obj)
 	}
 	return ev.typ, obj, nil
 }
@@ -74,7 +80,7 @@ type event struct {
 // readEvent reads one event. The API server writes the type before the object, so the object
 // is usually decoded from the stream's buffer as it is read; its bytes are kept only when the
 // object came first or the v2 decoder rejected it.
-func (d *decoder) readEvent() (event, error) {
+func (d *jsonDecoder) readEvent() (event, error) {
 	var ev event
 	tok, err := d.in.ReadToken()
 	if err != nil {
@@ -131,9 +137,9 @@ func (d *decoder) readEvent() (event, error) {
 // fast decodes an object of the watched kind with the v2 decoder, or returns nil. Like
 // client-go's decoder (controller-runtime's, without conversion) it clears the type
 // information of what it returns.
-func (d *decoder) fast(raw []byte) runtime.Object {
+func (d *jsonDecoder) fast(raw []byte) runtime.Object {
 	obj := d.t.newObject()
-	if err := json.Unmarshal(raw, obj, decodeOptions); err != nil {
+	if err := json.Unmarshal(raw, obj, d.options); err != nil {
 		return nil
 	}
 	kind := obj.GetObjectKind()
@@ -144,10 +150,17 @@ func (d *decoder) fast(raw []byte) runtime.Object {
 	return obj
 }
 
-// decodeOptions decode a metav1.Time as its UnmarshalJSON does (null the zero time, else an
+// decodeTimes decodes a metav1.Time as its UnmarshalJSON does (null the zero time, else an
 // RFC 3339 string, in local time), from the token itself: UnmarshalJSON decodes the string
 // with encoding/json first, a tenth of what a WeChatAuthorizer's decoding allocated.
-var decodeOptions = json.WithUnmarshalers(json.UnmarshalFromFunc(func(in *jsontext.Decoder, t *metav1.Time) error {
+var decodeTimes = json.WithUnmarshalers(timeFromToken)
+
+// decodeTimesSkipManagedFields also skips metadata.managedFields (Options.DropManagedFields),
+// the only field of their type.
+var decodeTimesSkipManagedFields = json.WithUnmarshalers(json.JoinUnmarshalers(timeFromToken,
+	json.UnmarshalFromFunc(func(in *jsontext.Decoder, _ *[]metav1.ManagedFieldsEntry) error { return in.SkipValue() })))
+
+var timeFromToken = json.UnmarshalFromFunc(func(in *jsontext.Decoder, t *metav1.Time) error {
 	tok, err := in.ReadToken()
 	if err != nil {
 		return err
@@ -166,7 +179,7 @@ var decodeOptions = json.WithUnmarshalers(json.UnmarshalFromFunc(func(in *jsonte
 	default:
 		return fmt.Errorf("a time is a string, not %v", tok.Kind())
 	}
-}))
+})
 
 // streamError keeps what StreamWatcher tells apart: the stream's end between events (io.EOF,
 // no error), its end inside one (io.ErrUnexpectedEOF), and read errors as they came.

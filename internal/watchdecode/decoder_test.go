@@ -42,13 +42,15 @@ func testScheme(t testing.TB) *runtime.Scheme {
 	return s
 }
 
-func authorizerType(t testing.TB) objectType {
+func authorizerType(t testing.TB) objectType { return authorizerTypeDropping(t, false) }
+
+func authorizerTypeDropping(t testing.TB, dropManagedFields bool) objectType {
 	t.Helper()
 	scheme, err := newScheme(wechatv1alpha1.AddToScheme)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ot, err := newObjectType(scheme, &wechatv1alpha1.WeChatAuthorizer{})
+	ot, err := newObjectType(scheme, &wechatv1alpha1.WeChatAuthorizer{}, dropManagedFields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func clientGoDecoder(scheme *runtime.Scheme) func(stream []byte) decoded {
 
 func ours(t testing.TB, stream []byte) decoded {
 	t.Helper()
-	return drain(newDecoder(io.NopCloser(bytes.NewReader(stream)), authorizerType(t)))
+	return drain(newJSONDecoder(io.NopCloser(bytes.NewReader(stream)), authorizerType(t)))
 }
 
 func drain(d watch.Decoder) decoded {
@@ -137,6 +139,13 @@ func filler(seed int64) *randfill.Filler {
 // the same events, the same objects (type information cleared), and the same end.
 func TestDecodesLikeClientGo(t *testing.T) {
 	scheme := testScheme(t)
+	dropping := authorizerTypeDropping(t, true)
+	withManagedFields := 0
+	defer func() {
+		if withManagedFields < 15 {
+			t.Errorf("the filler left managedFields empty in %d of 20 seeds' first authorizer", 20-withManagedFields)
+		}
+	}()
 	for seed := range int64(20) {
 		f := filler(seed)
 		var stream bytes.Buffer
@@ -165,6 +174,12 @@ func TestDecodesLikeClientGo(t *testing.T) {
 		if got.events[0].Object.(*wechatv1alpha1.WeChatAuthorizer).Spec.AppID == "" {
 			t.Fatalf("seed %d: the filler left spec.appID empty", seed)
 		}
+		if len(want.events[0].Object.(*wechatv1alpha1.WeChatAuthorizer).ManagedFields) > 0 {
+			withManagedFields++
+		}
+		// With DropManagedFields: the same objects, without their managedFields.
+		dropped := drain(newJSONDecoder(io.NopCloser(bytes.NewReader(stream.Bytes())), dropping))
+		expectSame(t, fmt.Sprintf("seed %d, managedFields dropped", seed), dropped, withoutManagedFields(want))
 	}
 }
 
@@ -252,7 +267,7 @@ func FuzzDecodesLikeClientGo(f *testing.F) {
 	ot := authorizerType(f)
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		want := clientGo(t, scheme, stream)
-		got := drain(newDecoder(io.NopCloser(bytes.NewReader(stream)), ot))
+		got := drain(newJSONDecoder(io.NopCloser(bytes.NewReader(stream)), ot))
 		for i, ev := range want.events {
 			if i >= len(got.events) {
 				t.Fatalf("client-go decoded event %d (%s), this decoder stopped: %v", i, ev.Type, got.err)
@@ -295,7 +310,11 @@ func BenchmarkDecode(b *testing.B) {
 	standard, ot := clientGoDecoder(scheme), authorizerType(b)
 	b.Run("client-go", func(b *testing.B) { run(b, func() decoded { return standard(stream.Bytes()) }) })
 	b.Run("watchdecode", func(b *testing.B) {
-		run(b, func() decoded { return drain(newDecoder(io.NopCloser(bytes.NewReader(stream.Bytes())), ot)) })
+		run(b, func() decoded { return drain(newJSONDecoder(io.NopCloser(bytes.NewReader(stream.Bytes())), ot)) })
+	})
+	dropping := authorizerTypeDropping(b, true)
+	b.Run("watchdecode-without-managedFields", func(b *testing.B) {
+		run(b, func() decoded { return drain(newJSONDecoder(io.NopCloser(bytes.NewReader(stream.Bytes())), dropping)) })
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -101,12 +102,12 @@ func TestWatchHandedOver(t *testing.T) {
 	encodeEvent(t, &stream, watch.Modified, filledAuthorizer(f), authorizerTypeMeta)
 	srv := apiServer(t, stream.Bytes())
 	watchOnce := func(withTransport bool, resourceVersion string) (evs []watch.Event, handed int64, err error) {
-		before := DecodedStreams()
+		before := DecodedStreams("WeChatAuthorizer")
 		w, err := authorizersListWatch(t, srv, withTransport).WatchWithContext(context.Background(), metav1.ListOptions{ResourceVersion: resourceVersion})
 		if err != nil {
-			return nil, DecodedStreams() - before, err
+			return nil, DecodedStreams("WeChatAuthorizer") - before, err
 		}
-		return events(t, w), DecodedStreams() - before, nil
+		return events(t, w), DecodedStreams("WeChatAuthorizer") - before, nil
 	}
 
 	want, handed, err := watchOnce(false, "")
@@ -143,33 +144,42 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// TestTransportHandsOverJSONOnly: Transport takes the body of a successful JSON response to a
-// watch that asked for it, and of nothing else: a stream client-go can decode and this package
-// cannot (protobuf, CBOR) stays client-go's.
-func TestTransportHandsOverJSONOnly(t *testing.T) {
-	for contentType, handed := range map[string]bool{
-		"application/json":                                 true,
-		"application/json;stream=watch":                    true,
-		"application/vnd.kubernetes.protobuf;stream=watch": false,
-		"application/cbor-seq":                             false,
-		"":                                                 false,
+// TestTransportHandsOverItsMediaType: Transport takes the body of a successful response to a
+// watch that asked for it in the media type that watch decodes, and of nothing else: a stream
+// client-go can decode and the watch cannot (YAML, CBOR, JSON for a protobuf watch, protobuf
+// for a JSON one) stays client-go's.
+func TestTransportHandsOverItsMediaType(t *testing.T) {
+	for _, tc := range []struct {
+		watch, response string
+		handed          bool
+	}{
+		{runtime.ContentTypeJSON, "application/json", true},
+		{runtime.ContentTypeJSON, "application/json;stream=watch", true},
+		{runtime.ContentTypeJSON, "application/vnd.kubernetes.protobuf;stream=watch", false},
+		{runtime.ContentTypeJSON, "application/cbor-seq", false},
+		{runtime.ContentTypeJSON, "", false},
+		{runtime.ContentTypeProtobuf, "application/vnd.kubernetes.protobuf;stream=watch", true},
+		{runtime.ContentTypeProtobuf, "application/vnd.kubernetes.protobuf", true},
+		{runtime.ContentTypeProtobuf, "application/json", false},
+		{runtime.ContentTypeProtobuf, "application/yaml", false},
+		{runtime.ContentTypeProtobuf, "", false},
 	} {
-		t.Run(contentType, func(t *testing.T) {
+		t.Run(tc.watch+" watch, "+tc.response, func(t *testing.T) {
 			body := io.NopCloser(strings.NewReader("{}"))
 			next := roundTripperFunc(func(*http.Request) (*http.Response, error) {
-				return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentType}}, Body: body}, nil
+				return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {tc.response}}, Body: body}, nil
 			})
-			h := &handover{}
+			h := &handover{mediaType: tc.watch}
 			req := httptest.NewRequest(http.MethodGet, "/apis/x?watch=true", nil).WithContext(context.WithValue(context.Background(), handoverKey{}, h))
 			resp, err := Transport(next).RoundTrip(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := h.take() == body; got != handed {
-				t.Fatalf("handed over: %v, want %v", got, handed)
+			if got := h.take() == body; got != tc.handed {
+				t.Fatalf("handed over: %v, want %v", got, tc.handed)
 			}
-			if handed == (resp.Body == body) {
-				t.Fatalf("client-go got the body: %v, want %v", resp.Body == body, !handed)
+			if tc.handed == (resp.Body == body) {
+				t.Fatalf("client-go got the body: %v, want %v", resp.Body == body, !tc.handed)
 			}
 		})
 	}
