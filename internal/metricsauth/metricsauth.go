@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,6 +83,11 @@ type Gate struct {
 	decisions *lru.Cache // sha256 of a SubjectAccessReview spec → answer
 	inFlight  chan struct{}
 	backoff   wait.Backoff // between tries of a review
+	// reviews shares one review among the requests that miss the same cache entry at once
+	// (a burst of scrapes with one token), so they take one in-flight slot, not one each.
+	reviews singleflight.Group
+	// afterMiss, for tests, runs when a request missed the caches, before it shares a review.
+	afterMiss func()
 }
 
 // answer is what the API server said: who a token is and whether it is authenticated, or
@@ -159,27 +165,55 @@ func bearerToken(req *http.Request) (string, bool) {
 
 func (g *Gate) authenticate(ctx context.Context, token string) (authenticationv1.UserInfo, bool, error) {
 	key := sha256.Sum256([]byte(token))
-	now := g.clock.Now()
-	if a, ok := cached(g.users, key, now); ok {
-		return a.user, true, nil
+	a, err := g.answer(ctx, "token", key, func(now time.Time) (answer, bool) {
+		if a, ok := cached(g.users, key, now); ok {
+			return a, true
+		}
+		return cached(g.refused, key, now)
+	}, func(ctx context.Context, now time.Time) (answer, error) {
+		review, err := g.tokens.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		if err != nil {
+			return answer{}, err
+		}
+		if !review.Status.Authenticated {
+			a := answer{until: now.Add(tokenTTL)}
+			g.refused.Add(key, a)
+			return a, nil
+		}
+		a := answer{user: review.Status.User, yes: true, until: now.Add(tokenTTL)}
+		g.users.Add(key, a)
+		return a, nil
+	})
+	return a.user, a.yes, err
+}
+
+// answer is the cached answer (lookup), or else the API server's (review, which caches it).
+// Requests that miss the same key at once share one review; a request that joins after it
+// ended finds its answer in the cache.
+func (g *Gate) answer(ctx context.Context, kind string, key [sha256.Size]byte,
+	lookup func(now time.Time) (answer, bool), review func(context.Context, time.Time) (answer, error)) (answer, error) {
+	if a, ok := lookup(g.clock.Now()); ok {
+		return a, nil
 	}
-	if _, ok := cached(g.refused, key, now); ok {
-		return authenticationv1.UserInfo{}, false, nil
+	if g.afterMiss != nil {
+		g.afterMiss()
 	}
-	var review *authenticationv1.TokenReview
-	err := g.ask(ctx, func(ctx context.Context) (err error) {
-		review, err = g.tokens.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
-		return err
+	v, err, _ := g.reviews.Do(kind+string(key[:]), func() (any, error) {
+		now := g.clock.Now()
+		if a, ok := lookup(now); ok {
+			return a, nil
+		}
+		var a answer
+		err := g.ask(ctx, func(ctx context.Context) (err error) {
+			a, err = review(ctx, now)
+			return err
+		})
+		return a, err
 	})
 	if err != nil {
-		return authenticationv1.UserInfo{}, false, err
+		return answer{}, err
 	}
-	if !review.Status.Authenticated {
-		g.refused.Add(key, answer{until: now.Add(tokenTTL)})
-		return authenticationv1.UserInfo{}, false, nil
-	}
-	g.users.Add(key, answer{user: review.Status.User, yes: true, until: now.Add(tokenTTL)})
-	return review.Status.User, true, nil
+	return v.(answer), nil
 }
 
 // ask runs review with one of the maxInFlight slots, on a context of its own (a caller that
@@ -213,25 +247,21 @@ func (g *Gate) authorize(ctx context.Context, user authenticationv1.UserInfo, ve
 		return false, err
 	}
 	key := sha256.Sum256(asJSON)
-	now := g.clock.Now()
-	if a, ok := cached(g.decisions, key, now); ok {
-		return a.yes, nil
-	}
-	var review *authorizationv1.SubjectAccessReview
-	err = g.ask(ctx, func(ctx context.Context) (err error) {
-		review, err = g.access.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
-		return err
+	a, err := g.answer(ctx, "access", key, func(now time.Time) (answer, bool) {
+		return cached(g.decisions, key, now)
+	}, func(ctx context.Context, now time.Time) (answer, error) {
+		review, err := g.access.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+		if err != nil {
+			return answer{}, err
+		}
+		a := answer{yes: review.Status.Allowed && !review.Status.Denied, until: now.Add(denyTTL)}
+		if a.yes {
+			a.until = now.Add(allowTTL)
+		}
+		g.decisions.Add(key, a)
+		return a, nil
 	})
-	if err != nil {
-		return false, err
-	}
-	allowed := review.Status.Allowed && !review.Status.Denied
-	ttl := denyTTL
-	if allowed {
-		ttl = allowTTL
-	}
-	g.decisions.Add(key, answer{yes: allowed, until: now.Add(ttl)})
-	return allowed, nil
+	return a.yes, err
 }
 
 // cached is the answer kept under key, if it has not expired (lru.Cache locks itself).

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -272,4 +274,83 @@ func TestReviewsInFlightAreBounded(t *testing.T) {
 	if n := reviews.calls.Load(); n != maxInFlight {
 		t.Errorf("%d TokenReviews, want %d", n, maxInFlight)
 	}
+}
+
+// TestConcurrentRequestsShareOneReview: requests with the same token that all miss the caches
+// before the API server has answered (a burst of scrapes, or after the answer expired) share
+// one TokenReview and one SubjectAccessReview, and so one in-flight slot: more of them than
+// maxInFlight are all served, none answered 503.
+func TestConcurrentRequestsShareOneReview(t *testing.T) {
+	const requests = 3 * maxInFlight
+	s := &apiServer{
+		users:   map[string]authenticationv1.UserInfo{"scraper-token": {Username: "prometheus"}},
+		allowed: map[string]bool{"prometheus": true},
+	}
+	g := s.gate(clocktesting.NewFakeClock(time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)))
+	// Each review waits until every request has missed the cache it answers for (the API
+	// server's answers held back), so without the sharing each request would ask on its own:
+	// the TokenReview for the first requests misses, the SubjectAccessReview for the next.
+	var tokenMissed, accessMissed sync.WaitGroup
+	tokenMissed.Add(requests)
+	accessMissed.Add(requests)
+	var misses atomic.Int32
+	g.afterMiss = func() {
+		switch n := misses.Add(1); {
+		case n <= requests:
+			tokenMissed.Done()
+		case n <= 2*requests:
+			accessMissed.Done()
+		}
+	}
+	// Without the sharing, fewer requests than that reach the SubjectAccessReview (the rest
+	// are answered 503): the wait gives up after a while rather than hang the test.
+	all := func(wg *sync.WaitGroup) func() {
+		return func() {
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	g.tokens = blockingReviews{TokenReviewInterface: g.tokens, wait: all(&tokenMissed)}
+	g.access = blockingAccess{SubjectAccessReviewInterface: g.access, wait: all(&accessMissed)}
+	h, _ := g.Filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) }))
+	codes := make(chan int, requests)
+	for range requests {
+		go func() {
+			code, _ := serve(t, h, "/metrics", "Bearer scraper-token")
+			codes <- code
+		}()
+	}
+	for range requests {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("a scrape: %d, want 200", code)
+		}
+	}
+	if s.tokenCalls != 1 || s.accessCalls != 1 {
+		t.Fatalf("%d requests at once: %d TokenReviews and %d SubjectAccessReviews, want 1 each", requests, s.tokenCalls, s.accessCalls)
+	}
+}
+
+// blockingReviews and blockingAccess hold a review back until wait returns.
+type blockingReviews struct {
+	authenticationclient.TokenReviewInterface
+	wait func()
+}
+
+func (b blockingReviews) Create(ctx context.Context, r *authenticationv1.TokenReview, o metav1.CreateOptions) (*authenticationv1.TokenReview, error) {
+	b.wait()
+	return b.TokenReviewInterface.Create(ctx, r, o)
+}
+
+type blockingAccess struct {
+	authorizationclient.SubjectAccessReviewInterface
+	wait func()
+}
+
+func (b blockingAccess) Create(ctx context.Context, r *authorizationv1.SubjectAccessReview, o metav1.CreateOptions) (*authorizationv1.SubjectAccessReview, error) {
+	b.wait()
+	return b.SubjectAccessReviewInterface.Create(ctx, r, o)
 }
