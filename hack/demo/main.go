@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wechat-operator/wechat-operator/test/harness"
 )
 
 // options are the demo's flags.
@@ -124,7 +126,7 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func main() {
-	maybeTrampoline()
+	harness.Trampoline()
 	opts, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

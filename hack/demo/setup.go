@@ -53,7 +53,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	}
 	// Data and certificates live under the demo directory: that is how a later run
 	// recognises (and stops) processes of a demo that was killed before it could clean up.
-	tramp, err := makeTrampolines(filepath.Join(o.dir, "bin"), o.assets)
+	tramp, err := harness.MakeTrampolines(filepath.Join(o.dir, "bin"), o.assets)
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,10 @@ type ControlPlaneOptions struct {
 	Dir string
 	// APIServerArgs are extra kube-apiserver flags, e.g. "max-requests-inflight": "800".
 	APIServerArgs map[string]string
+	// DieWithCaller starts etcd and kube-apiserver through trampolines (MakeTrampolines in
+	// Dir/trampolines), so that the kernel kills them if the calling program dies without stopping
+	// them. The program must call Trampoline first thing in main; a test binary cannot.
+	DieWithCaller bool
 }
 
 // ControlPlane is etcd + kube-apiserver with the CRDs installed and the operator's RBAC
@@ -137,6 +141,13 @@ func StartControlPlane(ctx context.Context, o ControlPlaneOptions) (*ControlPlan
 	}
 	cp.Env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(o.Dir, "etcd"), Out: etcdLog, Err: etcdLog}
 	api := cp.Env.ControlPlane.GetAPIServer()
+	if o.DieWithCaller {
+		paths, err := MakeTrampolines(filepath.Join(o.Dir, "trampolines"), os.Getenv("KUBEBUILDER_ASSETS"))
+		if err != nil {
+			return nil, err
+		}
+		cp.Env.ControlPlane.Etcd.Path, api.Path = paths["etcd"], paths["kube-apiserver"]
+	}
 	// A fixed certificate directory keeps the serving and client CAs across RestartAPIServer.
 	api.CertDir = filepath.Join(o.Dir, "apiserver")
 	api.Out, api.Err = apiLog, apiLog

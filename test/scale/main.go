@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wechat-operator/wechat-operator/test/harness"
 )
 
 type options struct {
@@ -111,6 +113,7 @@ func parseInts(s string) ([]int, error) {
 }
 
 func main() {
+	harness.Trampoline() // etcd and kube-apiserver are started through this binary (DieWithCaller)
 	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -164,7 +164,7 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 	step("starting etcd and kube-apiserver")
-	if r.cp, err = harness.StartControlPlane(ctx, harness.ControlPlaneOptions{Root: o.root, Dir: o.dir}); err != nil {
+	if r.cp, err = harness.StartControlPlane(ctx, harness.ControlPlaneOptions{Root: o.root, Dir: o.dir, DieWithCaller: true}); err != nil {
 		return err
 	}
 	getter, err := apiServerGetter(r.cp.Admin)
