@@ -471,16 +471,7 @@ func BenchmarkDecodeSecrets(b *testing.B) {
 	for i := range 1000 {
 		protobufFrame(b, &stream, watch.Added, protobufObject(b, tokenSecret(i), secretGVK))
 	}
-	run := func(b *testing.B, decode func() decoded) {
-		b.SetBytes(int64(stream.Len()))
-		b.ReportAllocs()
-		for b.Loop() {
-			if d := decode(); len(d.events) != 1000 || !errors.Is(d.err, io.EOF) {
-				b.Fatalf("%d events, then %v", len(d.events), d.err)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
-	}
+	run := func(b *testing.B, decode func() decoded) { benchmarkStream(b, &stream, 1000, decode) }
 	standard := clientGoProtobuf(testScheme(b))
 	exact, dropping := secretType(b, false), secretType(b, true)
 	b.Run("client-go", func(b *testing.B) { run(b, func() decoded { return standard(stream.Bytes()) }) })
