@@ -50,9 +50,7 @@ func (d *jsonDecoder) Decode() (watch.EventType, runtime.Object, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	switch ev.typ {
-	case watch.Added, watch.Modified, watch.Deleted, watch.Error, watch.Bookmark:
-	default:
+	if eventType(ev.typ) == "" {
 		return "", nil, fmt.Errorf("got invalid watch event type: %v", ev.typ)
 	}
 	obj := ev.obj
@@ -61,10 +59,9 @@ func (d *jsonDecoder) Decode() (watch.EventType, runtime.Object, error) {
 	}
 	if obj == nil {
 		// As client-go would: an ERROR event's Status, and whatever the v2 decoder rejects.
-		if obj, err = runtime.Decode(d.t.fallback, ev.raw); err != nil {
-			return "", nil, fmt.Errorf("unable to decode watch event: %w", err)
+		if obj, err = d.t.decodeWithClientGo(ev.raw); err != nil {
+			return "", nil, err
 		}
-		obj = d.t.fromClientGo(obj)
 	}
 	return ev.typ, obj, nil
 }

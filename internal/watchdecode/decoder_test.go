@@ -18,6 +18,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/watch"
@@ -46,11 +47,17 @@ func authorizerType(t testing.TB) objectType { return authorizerTypeDropping(t, 
 
 func authorizerTypeDropping(t testing.TB, dropManagedFields bool) objectType {
 	t.Helper()
-	scheme, err := newScheme(wechatv1alpha1.AddToScheme)
+	return watchedType(t, wechatv1alpha1.AddToScheme, &wechatv1alpha1.WeChatAuthorizer{}, dropManagedFields)
+}
+
+// watchedType is what NewInformer makes of obj's type, which addToScheme registers.
+func watchedType(t testing.TB, addToScheme func(*runtime.Scheme) error, obj runtime.Object, dropManagedFields bool) objectType {
+	t.Helper()
+	scheme, err := newScheme(addToScheme)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ot, err := newObjectType(scheme, &wechatv1alpha1.WeChatAuthorizer{}, dropManagedFields)
+	ot, err := newObjectType(scheme, obj, dropManagedFields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +78,15 @@ func clientGo(t testing.TB, scheme *runtime.Scheme, stream []byte) decoded {
 }
 
 func clientGoDecoder(scheme *runtime.Scheme) func(stream []byte) decoded {
+	return clientGoWatch(scheme, runtime.ContentTypeJSON, wechatv1alpha1.GroupVersion)
+}
+
+// clientGoWatch decodes a stream as client-go's rest.Request.Watch does for a response of
+// mediaType, with the decoder controller-runtime's REST clients negotiate for gv.
+func clientGoWatch(scheme *runtime.Scheme, mediaType string, gv schema.GroupVersion) func(stream []byte) decoded {
 	codecs := serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(scheme)}
-	info, _ := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), runtime.ContentTypeJSON)
-	objects := codecs.DecoderToVersion(info.Serializer, wechatv1alpha1.GroupVersion)
+	info, _ := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), mediaType)
+	objects := codecs.DecoderToVersion(info.Serializer, gv)
 	return func(stream []byte) decoded {
 		frames := info.StreamSerializer.Framer.NewFrameReader(io.NopCloser(bytes.NewReader(stream)))
 		return drain(restclientwatch.NewDecoder(streaming.NewDecoder(frames, info.StreamSerializer.Serializer), objects))

@@ -69,11 +69,11 @@ func (d *protoDecoder) Decode() (watch.EventType, runtime.Object, error) {
 		return typ, obj, nil
 	}
 	d.fellBack++
-	obj, err := runtime.Decode(d.t.fallback, raw)
+	obj, err := d.t.decodeWithClientGo(raw)
 	if err != nil {
-		return "", nil, fmt.Errorf("unable to decode watch event: %v", err) //nolint:errorlint // client-go's text
+		return "", nil, err
 	}
-	return typ, d.t.fromClientGo(obj), nil
+	return typ, obj, nil
 }
 
 // clientGo decodes a frame as client-go's watch decoder does (k8s.io/client-go/rest/watch).
@@ -82,16 +82,15 @@ func (d *protoDecoder) clientGo(frame []byte) (watch.EventType, runtime.Object, 
 	if _, _, err := d.t.envelope.Decode(frame, nil, &got); err != nil {
 		return "", nil, err
 	}
-	switch typ := watch.EventType(got.Type); typ {
-	case watch.Added, watch.Modified, watch.Deleted, watch.Error, watch.Bookmark:
-		obj, err := runtime.Decode(d.t.fallback, got.Object.Raw)
-		if err != nil {
-			return "", nil, fmt.Errorf("unable to decode watch event: %v", err) //nolint:errorlint // client-go's text
-		}
-		return typ, d.t.fromClientGo(obj), nil
-	default:
+	typ := eventType(got.Type)
+	if typ == "" {
 		return "", nil, fmt.Errorf("got invalid watch event type: %v", got.Type)
 	}
+	obj, err := d.t.decodeWithClientGo(got.Object.Raw)
+	if err != nil {
+		return "", nil, err
+	}
+	return typ, obj, nil
 }
 
 // fast decodes raw, an event's object, when it is an object of the watched kind; or returns
@@ -116,13 +115,13 @@ func (d *protoDecoder) fast(raw []byte) runtime.Object {
 
 // The field numbers read here (k8s.io/apimachinery's generated.proto).
 const (
-	watchEventType, watchEventObject         protowire.Number = 1, 2 // metav1.WatchEvent
-	rawExtensionRaw                          protowire.Number = 1    // runtime.RawExtension
-	unknownTypeMeta, unknownRaw              protowire.Number = 1, 2 // runtime.Unknown
-	unknownContentEncoding, unknownContentTy protowire.Number = 3, 4
-	typeMetaAPIVersion, typeMetaKind         protowire.Number = 1, 2 // runtime.TypeMeta
-	objectMetadata                           protowire.Number = 1    // every k8s.io/api object's ObjectMeta
-	objectMetaManagedFields                  protowire.Number = 17
+	watchEventType, watchEventObject           protowire.Number = 1, 2 // metav1.WatchEvent
+	rawExtensionRaw                            protowire.Number = 1    // runtime.RawExtension
+	unknownTypeMeta, unknownRaw                protowire.Number = 1, 2 // runtime.Unknown
+	unknownContentEncoding, unknownContentType protowire.Number = 3, 4
+	typeMetaAPIVersion, typeMetaKind           protowire.Number = 1, 2 // runtime.TypeMeta
+	objectMetadata                             protowire.Number = 1    // every k8s.io/api object's ObjectMeta
+	objectMetaManagedFields                    protowire.Number = 17
 )
 
 // protobufPrefix starts every object the protobuf serializer writes.
@@ -153,23 +152,6 @@ func watchEvent(frame []byte) (watch.EventType, []byte, bool) {
 	return typ, object, ok && typ != "" && object != nil
 }
 
-// eventType is the event type t names, without a copy of t; or "" for none.
-func eventType(t []byte) watch.EventType {
-	switch string(t) {
-	case string(watch.Added):
-		return watch.Added
-	case string(watch.Modified):
-		return watch.Modified
-	case string(watch.Deleted):
-		return watch.Deleted
-	case string(watch.Error):
-		return watch.Error
-	case string(watch.Bookmark):
-		return watch.Bookmark
-	}
-	return ""
-}
-
 // unknown walks an object as the protobuf serializer writes it: the prefix and a
 // runtime.Unknown with the object's type and its message, each once. The content type and
 // encoding fields, which client-go's decoder ignores, are ignored too.
@@ -196,7 +178,7 @@ func unknown(raw []byte) (apiVersion, kind, msg []byte, ok bool) {
 		case num == unknownRaw && !object:
 			object, msg = true, value
 			return true
-		case num == unknownContentEncoding, num == unknownContentTy:
+		case num == unknownContentEncoding, num == unknownContentType:
 			return true
 		}
 		return false

@@ -27,10 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
-	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	restclientwatch "k8s.io/client-go/rest/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/randfill"
 
@@ -40,14 +38,7 @@ import (
 func secretType(t testing.TB, dropManagedFields bool) objectType {
 	t.Helper()
 	builder := runtime.NewSchemeBuilder(wechatv1alpha1.AddToScheme, corev1.AddToScheme)
-	scheme, err := newScheme(builder.AddToScheme)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ot, err := newObjectType(scheme, &corev1.Secret{}, dropManagedFields)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ot := watchedType(t, builder.AddToScheme, &corev1.Secret{}, dropManagedFields)
 	if ot.mediaType != runtime.ContentTypeProtobuf {
 		t.Fatalf("a Secret's watch is decoded from %s", ot.mediaType)
 	}
@@ -57,13 +48,7 @@ func secretType(t testing.TB, dropManagedFields bool) objectType {
 // clientGoProtobuf decodes a stream as client-go's rest.Request.Watch does for a protobuf
 // response, with the decoder controller-runtime's REST clients negotiate for k8s.io/api types.
 func clientGoProtobuf(scheme *runtime.Scheme) func(stream []byte) decoded {
-	codecs := serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(scheme)}
-	info, _ := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), runtime.ContentTypeProtobuf)
-	objects := codecs.DecoderToVersion(info.Serializer, corev1.SchemeGroupVersion)
-	return func(stream []byte) decoded {
-		frames := info.StreamSerializer.Framer.NewFrameReader(io.NopCloser(bytes.NewReader(stream)))
-		return drain(restclientwatch.NewDecoder(streaming.NewDecoder(frames, info.StreamSerializer.Serializer), objects))
-	}
+	return clientGoWatch(scheme, runtime.ContentTypeProtobuf, corev1.SchemeGroupVersion)
 }
 
 func oursProtobuf(t objectType, stream []byte) decoded {

@@ -145,12 +145,34 @@ func (t objectType) newObject() runtime.Object {
 	return reflect.New(t.elem).Interface().(runtime.Object)
 }
 
-// fromClientGo is what client-go decoded, as this package returns it.
-func (t objectType) fromClientGo(obj runtime.Object) runtime.Object {
+// decodeWithClientGo decodes an event's object with client-go's decoder, as client-go's watch
+// does (its error text included), and returns it as this package's decoders return objects.
+func (t objectType) decodeWithClientGo(raw []byte) (runtime.Object, error) {
+	obj, err := runtime.Decode(t.fallback, raw)
+	if err != nil {
+		return nil, fmt.Errorf("unable to decode watch event: %w", err)
+	}
 	if m, ok := obj.(metav1.Object); ok && t.dropManagedFields {
 		m.SetManagedFields(nil)
 	}
-	return obj
+	return obj, nil
+}
+
+// eventType is the watch event type t names, or "" for none; t is read without a copy.
+func eventType[T ~string | ~[]byte](t T) watch.EventType {
+	switch string(t) {
+	case string(watch.Added):
+		return watch.Added
+	case string(watch.Modified):
+		return watch.Modified
+	case string(watch.Deleted):
+		return watch.Deleted
+	case string(watch.Error):
+		return watch.Error
+	case string(watch.Bookmark):
+		return watch.Bookmark
+	}
+	return ""
 }
 
 // newDecoder decodes a watch response's body in t's media type.
