@@ -276,9 +276,12 @@ func TestCompactCachedStateSecretIsAView(t *testing.T) {
 			view.ResourceVersion != want.ResourceVersion || !equality.Semantic.DeepEqual(view.OwnerReferences, want.OwnerReferences) {
 			t.Errorf("withToken=%v: the view lost the Secret's identity or owner: %#v", withToken, view.ObjectMeta)
 		}
-		expiry, hasExpiry := view.Annotations[wechatv1alpha1.AnnotationExpiresAt]
-		if withToken != hasExpiry || (withToken && expiry != string(want.Data[stateKeyExpiresAt])) {
-			t.Errorf("withToken=%v: the view's annotations are %v", withToken, view.Annotations)
+		expiry, hasExpiry := stateViewExpiry(view)
+		if withToken != hasExpiry || (withToken && expiry.Format(time.RFC3339) != string(want.Data[stateKeyExpiresAt])) {
+			t.Errorf("withToken=%v: the view's type is %q", withToken, view.Type)
+		}
+		if view.Annotations != nil {
+			t.Errorf("withToken=%v: the view holds annotations %v, a map for each authorizer", withToken, view.Annotations)
 		}
 		if got := readState(view, string(want.Data[stateKeyAppID])); got.refreshToken != "" || got.token != nil {
 			t.Errorf("a view reads as a state: %+v", got)
@@ -307,7 +310,7 @@ func TestStateMayBeNewer(t *testing.T) {
 		e, _ := time.Parse(time.RFC3339, s)
 		return &issuedToken{accessToken: "x", expiresAt: e}
 	}
-	for _, c := range []struct {
+	for i, c := range []struct {
 		view   *corev1.Secret
 		served *issuedToken
 		want   bool
@@ -318,9 +321,12 @@ func TestStateMayBeNewer(t *testing.T) {
 		{view, at("2026-12-02T14:00:00Z"), false},
 		{nil, nil, false},
 		{&corev1.Secret{Type: stateViewType}, nil, false}, // no token in the state
+		{&corev1.Secret{Type: stateViewType + "/not-a-time"}, nil, false},
+		{&corev1.Secret{Type: stateViewType + "s/2026-12-02T14:00:00Z"}, nil, false}, // not a view's type
+		{&corev1.Secret{Type: corev1.SecretTypeOpaque}, nil, false},
 	} {
 		if got := stateMayBeNewer(c.view, c.served); got != c.want {
-			t.Errorf("stateMayBeNewer(%v, %v) = %v, want %v", c.view.GetAnnotations(), c.served, got, c.want)
+			t.Errorf("case %d: stateMayBeNewer(%v, %v) = %v, want %v", i, c.view, c.served, got, c.want)
 		}
 	}
 }
@@ -328,12 +334,14 @@ func TestStateMayBeNewer(t *testing.T) {
 // TestCompactCachedRetainedState logs what a cached state Secret holds with and without the view.
 func TestCompactCachedRetainedState(t *testing.T) {
 	const n = 5000
-	newSecret := func(i int) any { return cachedStateSecret(i, false) }
-	plain := retainedPerObject(t, n, newSecret, cache.TransformStripManagedFields())
-	compact := retainedPerObject(t, n, newSecret, compactCached)
-	t.Logf("a cached state Secret holds %.0f B, %.0f B as a view", plain, compact)
-	if compact >= plain {
-		t.Errorf("the view saves nothing: %.0f B, %.0f B before", compact, plain)
+	for _, withToken := range []bool{false, true} {
+		newSecret := func(i int) any { return cachedStateSecret(i, withToken) }
+		plain := retainedPerObject(t, n, newSecret, cache.TransformStripManagedFields())
+		compact := retainedPerObject(t, n, newSecret, compactCached)
+		t.Logf("a cached state Secret (access token in it: %v) holds %.0f B, %.0f B as a view", withToken, plain, compact)
+		if compact >= plain {
+			t.Errorf("withToken=%v: the view saves nothing: %.0f B, %.0f B before", withToken, compact, plain)
+		}
 	}
 }
 

@@ -119,9 +119,11 @@ var _ = Describe("WeChatAuthorizer controller reading through the manager's cach
 		By("the cache holding the state Secret without its data")
 		view := &corev1.Secret{}
 		Expect(cached.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: stateName}, view)).To(Succeed())
-		Expect(view.Type).To(Equal(stateViewType))
+		Expect(isStateView(view)).To(BeTrue(), "the cache holds a %q", view.Type)
 		Expect(view.Data).To(BeEmpty(), "no refresh token, no access token in the cache")
-		Expect(view.Annotations).To(HaveKey(wechatv1alpha1.AnnotationExpiresAt), "the exchange stored a token in the state")
+		expiresAt, hasToken := stateViewExpiry(view)
+		Expect(hasToken).To(BeTrue(), "the exchange stored a token in the state")
+		Expect(expiresAt.Format(time.RFC3339)).To(Equal(string(w.secret(stateName).Data[stateKeyExpiresAt])))
 
 		By("a reconcile with nothing due reading no Secret from the API server")
 		reads := uncached.of(stateName)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,9 +48,12 @@ func stateSecretName(a *wechatv1alpha1.WeChatAuthorizer) string {
 // The view's expiry is what tells a reconcile that the state holds a newer token than the
 // token Secret (a crash between the two writes) without a read per reconcile.
 
-// stateViewType is a view's Secret type. The API server refuses to change a Secret's type,
-// so a write of a view (which has no data and no labels) fails instead of emptying the Secret.
-const stateViewType corev1.SecretType = "platform.wechat-operator.dev/cached-state-view"
+// stateViewType is a view's Secret type; "/" and the expiry of the access token the state
+// holds follow when it holds one. The API server refuses to change a Secret's type, so a write
+// of a view (which has no data and no labels) fails instead of emptying the Secret. The expiry
+// is kept in the type rather than in an annotation: one string instead of a map, about 250
+// bytes less for each authorizer the cache holds.
+const stateViewType = "platform.wechat-operator.dev/cached-state-view"
 
 // isStateSecret reports an authorizer's state Secret: named <authorizer>-state after the
 // authorizer its label names, and without the component label every token Secret has.
@@ -60,11 +64,17 @@ func isStateSecret(s *corev1.Secret) bool {
 
 // isStateView reports a state Secret as the cache holds it (stateView), never one read from
 // the API server.
-func isStateView(s *corev1.Secret) bool { return s != nil && s.Type == stateViewType }
+func isStateView(s *corev1.Secret) bool {
+	if s == nil {
+		return false
+	}
+	rest, ok := strings.CutPrefix(string(s.Type), stateViewType)
+	return ok && (rest == "" || rest[0] == '/')
+}
 
 // stateView is what the cache keeps of a state Secret: its identity, its owner (ownership,
 // and the watch that wakes the owner) and, if it holds an access token, the token's expiry
-// as the annotation AnnotationExpiresAt.
+// in its type (stateViewExpiry).
 func stateView(s *corev1.Secret) *corev1.Secret {
 	view := &corev1.Secret{TypeMeta: s.TypeMeta, Type: stateViewType}
 	view.ObjectMeta = metav1.ObjectMeta{
@@ -73,20 +83,31 @@ func stateView(s *corev1.Secret) *corev1.Secret {
 		OwnerReferences: s.OwnerReferences,
 	}
 	if len(s.Data[stateKeyAccessToken]) > 0 && len(s.Data[stateKeyExpiresAt]) > 0 {
-		view.Annotations = map[string]string{wechatv1alpha1.AnnotationExpiresAt: string(s.Data[stateKeyExpiresAt])}
+		view.Type = corev1.SecretType(stateViewType + "/" + string(s.Data[stateKeyExpiresAt]))
 	}
 	return view
+}
+
+// stateViewExpiry is the expiry of the access token a state view says its state holds; false
+// if it holds none (or view is not a view).
+func stateViewExpiry(view *corev1.Secret) (time.Time, bool) {
+	if !isStateView(view) {
+		return time.Time{}, false
+	}
+	at, ok := strings.CutPrefix(string(view.Type), stateViewType+"/")
+	if !ok {
+		return time.Time{}, false
+	}
+	expiresAt, err := time.Parse(time.RFC3339, at)
+	return expiresAt, err == nil
 }
 
 // stateMayBeNewer reports a state whose access token, as its view says, expires after the
 // token Secret's (served; nil when it has none): only the Secret itself shows whether that
 // token is for this appid and still valid.
 func stateMayBeNewer(view *corev1.Secret, served *issuedToken) bool {
-	if view == nil {
-		return false
-	}
-	expiresAt, err := time.Parse(time.RFC3339, view.Annotations[wechatv1alpha1.AnnotationExpiresAt])
-	return err == nil && (served == nil || expiresAt.After(served.expiresAt))
+	expiresAt, ok := stateViewExpiry(view)
+	return ok && (served == nil || expiresAt.After(served.expiresAt))
 }
 
 // readState reads a state Secret; an empty state if it is missing or for another appid.

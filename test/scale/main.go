@@ -69,7 +69,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.pushes, "pushes", 3000, "ticket pushes per receiver throughput run")
 	fs.IntVar(&o.memoryLimitMiB, "manager-memory-limit", 256, "container memory limit in `MiB` the manager runs as if under (config/manager sets 256Mi): GOMEMLIMIT is set to the manager's --memory-limit-fraction of it, as the manager does itself in a pod; 0 for none")
 	fs.IntVar(&o.shards, "shards", 0, "run the manager as `N` shards (config/sharded): N processes with --shard=s0…, each under --manager-memory-limit; the restart restarts them all (0: one unsharded manager)")
-	fs.BoolVar(&o.profile, "profile", false, "save the manager's heap profile at the end of the steady window and a CPU profile of the restarted manager's first seconds and its allocations by then (in --dir; sharded, one per shard)")
+	fs.BoolVar(&o.profile, "profile", false, "save the manager's heap profile at the end of the steady window, a CPU profile of the restarted manager's first seconds and its allocations by then, and its heap profiles when it took its Lease, when every CR was Ready and after the receiver benchmarks (in --dir; sharded, one per shard)")
 	fs.BoolVar(&o.writeDoc, "write-doc", false, "record the results in --doc (replacing the block of the same authorizer count)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

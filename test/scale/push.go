@@ -110,6 +110,9 @@ func (r *run) receiverThroughput(ctx context.Context) error {
 	}
 	// The restarted manager has run for a while now, refreshing, with none of the import's
 	// Events in its recorder's cache (client-go keeps each for 6 to 12 minutes).
+	if err := r.heapProfiles(ctx, "heap-after-pushes"); err != nil {
+		return err
+	}
 	for _, m := range r.mems {
 		r.res.restartedRSS = max(r.res.restartedRSS, m.meanSince(0))
 		r.res.restartedPeakRSS = max(r.res.restartedPeakRSS, m.peakRSS())

@@ -41,14 +41,18 @@ type results struct {
 	steadyCalls                                        int
 	writes                                             writes
 	steadyRSS, peakRSS, restartedRSS, restartedPeakRSS uint64
-	shardRSS                                           [][2]uint64 // sharded: each shard's peak and steady RSS
-	heapInuse                                          float64
-	windowCPU                                          time.Duration // the managers' CPU time in the window (all shards)
-	windowGCs                                          int           // garbage collections in the window (all shards)
-	etcd                                               etcdUsage
-	checked, rejected                                  int64
+	// restartPhasePeakRSS is the largest RSS sampled from the restarted manager's start to
+	// every CR Ready; restartedPeakRSS (VmHWM) also covers the receiver benchmarks after it.
+	restartPhasePeakRSS uint64
+	shardRSS            [][2]uint64 // sharded: each shard's peak and steady RSS
+	heapInuse           float64
+	windowCPU           time.Duration // the managers' CPU time in the window (all shards)
+	windowGCs           int           // garbage collections in the window (all shards)
+	etcd                etcdUsage
+	checked, rejected   int64
 
 	restartLeased, restartReconciled, restartReady time.Duration
+	restartReadyRead                               time.Duration // how long the read that showed every CR Ready took
 	restartSpurious, restartDue                    int
 	restartComponentCalls                          int
 	restartWrites                                  writes
@@ -114,11 +118,12 @@ func (r *results) table() string {
 		}
 		row("sharded: each shard's RSS, peak / steady (the row above is the largest)", strings.Join(each, "; "), "about 1/N of one manager's")
 	}
-	row("restarted manager RSS: mean from its start to the end of the run / peak (the restart included)",
-		mib(r.restartedRSS)+" / "+mib(r.restartedPeakRSS), "≤ 700 MiB at 100k")
+	row("restarted manager RSS: mean from its start to the end of the run / peak (VmHWM, the restart and the receiver benchmarks) / largest sample in the restart (to every CR Ready)",
+		mib(r.restartedRSS)+" / "+mib(r.restartedPeakRSS)+" / "+mib(r.restartPhasePeakRSS), "≤ 700 MiB at 100k")
 	row("restart with fresh tokens: WeChat calls not due", fmt.Sprintf("%d (plus %d due refreshes, %d component token calls)", r.restartSpurious, r.restartDue, r.restartComponentCalls), "0")
-	row("restart: Lease taken (every cache synced) / every object reconciled / every CR Ready", fmt.Sprintf("%s / %s / %s",
-		r.restartLeased.Round(10*time.Millisecond), r.restartReconciled.Round(10*time.Millisecond), r.restartReady.Round(10*time.Millisecond)),
+	row("restart: Lease taken (every cache synced) / every object reconciled / every CR Ready (when the read that showed it was sent; its answer took the time in brackets)", fmt.Sprintf("%s / %s / %s (%s)",
+		r.restartLeased.Round(10*time.Millisecond), r.restartReconciled.Round(10*time.Millisecond), r.restartReady.Round(10*time.Millisecond),
+		r.restartReadyRead.Round(10*time.Millisecond)),
 		"≤ 15 s at 10k, ≤ 30 s at 100k")
 	row("restart: API-server writes", r.restartWrites.String(), "Lease only")
 	latency := func(figure string, d []time.Duration, target string) {
