@@ -372,9 +372,13 @@ func TestCompactCachedTokenSecretIsAView(t *testing.T) {
 	if !isTokenView(view) || view.Data != nil {
 		t.Fatalf("the cache holds %#v, want a view without data", view)
 	}
-	if !equality.Semantic.DeepEqual(view.Labels, want.Labels) || !equality.Semantic.DeepEqual(view.Annotations, want.Annotations) ||
+	viewed, ok := viewedTokenOf(view)
+	if !ok || !equality.Semantic.DeepEqual(view.Labels, want.Labels) || !equality.Semantic.DeepEqual(viewed.annotations(view), want.Annotations) ||
 		view.ResourceVersion != want.ResourceVersion || !equality.Semantic.DeepEqual(view.OwnerReferences, want.OwnerReferences) {
-		t.Errorf("the view lost metadata: %#v", view.ObjectMeta)
+		t.Errorf("the view (%q) lost metadata: %#v", view.Type, view.ObjectMeta)
+	}
+	if view.Annotations != nil {
+		t.Errorf("the view keeps the token's annotations in a map of its own: %v", view.Annotations)
 	}
 	appID := string(want.Data[wechatv1alpha1.SecretKeyAppID])
 	full, fromView := readTokenSecret(want, appID), readTokenSecret(view, appID)
@@ -386,6 +390,19 @@ func TestCompactCachedTokenSecretIsAView(t *testing.T) {
 		t.Errorf("a view read for another appid: %+v", got)
 	}
 
+	others := writtenTokenSecret(5)
+	others.Annotations["reloader.example.com/match"] = "true"
+	want = others.DeepCopy()
+	obj, err = compactCached(others)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view = obj.(*corev1.Secret)
+	if viewed, ok := viewedTokenOf(view); !ok || !equality.Semantic.DeepEqual(view.Annotations, map[string]string{"reloader.example.com/match": "true"}) ||
+		!equality.Semantic.DeepEqual(viewed.annotations(view), want.Annotations) {
+		t.Errorf("another tool's annotation: the view (%q) holds %v", view.Type, view.Annotations)
+	}
+
 	for name, mutate := range map[string]func(*corev1.Secret){
 		"an API ticket beside the token": func(s *corev1.Secret) { s.Data["jsapi_ticket"] = []byte("t") },
 		"a key someone added":            func(s *corev1.Secret) { s.Data["note"] = nil; delete(s.Data, wechatv1alpha1.SecretKeyExpiresAt) },
@@ -393,6 +410,11 @@ func TestCompactCachedTokenSecretIsAView(t *testing.T) {
 		"another expiry in the data":     func(s *corev1.Secret) { s.Data[wechatv1alpha1.SecretKeyExpiresAt] = []byte("2026-12-02T14:00:00Z") },
 		"not Opaque":                     func(s *corev1.Secret) { s.Type = "example.com/token" },
 		"a component's token Secret":     func(s *corev1.Secret) { s.OwnerReferences[0].Kind = wechatv1alpha1.KindWeChatComponent },
+		"an empty issue time":            func(s *corev1.Secret) { s.Annotations[wechatv1alpha1.AnnotationIssuedAt] = "" },
+		"a slash in the expiry": func(s *corev1.Secret) {
+			s.Data[wechatv1alpha1.SecretKeyExpiresAt] = []byte("2026/12/02")
+			s.Annotations[wechatv1alpha1.AnnotationExpiresAt] = "2026/12/02"
+		},
 	} {
 		s := writtenTokenSecret(4)
 		mutate(s)

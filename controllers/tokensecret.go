@@ -79,13 +79,13 @@ func readTokenSecret(secret *corev1.Secret, appID string) *issuedToken {
 	if token == "" {
 		return nil
 	}
-	return &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAtOr(secret.Annotations, expiresAt), expiresAt: expiresAt}
+	return &issuedToken{accessToken: token, appID: appID, issuedAt: issuedAtOr(secret.Annotations[wechatv1alpha1.AnnotationIssuedAt], expiresAt), expiresAt: expiresAt}
 }
 
-// issuedAtOr is the token's issue time from its annotation; for a Secret written by hand or
-// by an older version, without one, a 2-hour token is assumed.
-func issuedAtOr(annotations map[string]string, expiresAt time.Time) time.Time {
-	issuedAt, err := time.Parse(time.RFC3339, annotations[wechatv1alpha1.AnnotationIssuedAt])
+// issuedAtOr is the token's issue time from its annotation's value; for a Secret written by
+// hand or by an older version, without one, a 2-hour token is assumed.
+func issuedAtOr(annotation string, expiresAt time.Time) time.Time {
+	issuedAt, err := time.Parse(time.RFC3339, annotation)
 	if err != nil {
 		return expiresAt.Add(-2 * time.Hour)
 	}

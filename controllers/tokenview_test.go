@@ -46,7 +46,11 @@ var _ = Describe("WeChatAuthorizer controller reading through the manager's cach
 		Expect(isTokenView(view)).To(BeTrue(), "type %q", view.Type)
 		Expect(view.Data).To(BeEmpty(), "no access token in the cache")
 		Expect(view.Labels).To(HaveKeyWithValue("backup.example.com/tier", "gold"))
-		Expect(view.Annotations).To(HaveKeyWithValue(wechatv1alpha1.AnnotationTokenHash, tokenHash(first)))
+		Expect(view.Annotations).To(Equal(map[string]string{"reloader.example.com/match": "true"}),
+			"another tool's annotation kept, the token's in the view's type")
+		viewed, _ := viewedTokenOf(view)
+		Expect(viewed.hash).To(Equal(tokenHash(first)))
+		Expect(viewed.annotations(view)).To(Equal(w.secret(tokenName).Annotations), "the view stands for the Secret's annotations")
 		served := readTokenSecret(view, testAuthorizerAppID)
 		Expect(served.validAt(w.clock.Now())).To(BeTrue())
 		Expect(served.known()).To(BeFalse())
