@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -325,6 +326,9 @@ func TestStateMayBeNewer(t *testing.T) {
 		{&corev1.Secret{Type: stateViewType + "s/2026-12-02T14:00:00Z"}, nil, false}, // not a view's type
 		{&corev1.Secret{Type: corev1.SecretTypeOpaque}, nil, false},
 	} {
+		if c.view != nil && strings.HasPrefix(string(c.view.Type), stateViewType+"s") && isStateView(c.view) {
+			t.Errorf("case %d: a %q Secret taken for a view", i, c.view.Type)
+		}
 		if got := stateMayBeNewer(c.view, c.served); got != c.want {
 			t.Errorf("case %d: stateMayBeNewer(%v, %v) = %v, want %v", i, c.view, c.served, got, c.want)
 		}
