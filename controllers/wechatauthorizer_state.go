@@ -91,7 +91,7 @@ func stateView(s *corev1.Secret) *corev1.Secret {
 // stateViewExpiry is the expiry of the access token a state view says its state holds; false
 // if it holds none (or view is not a view).
 func stateViewExpiry(view *corev1.Secret) (time.Time, bool) {
-	if !isStateView(view) {
+	if view == nil {
 		return time.Time{}, false
 	}
 	at, ok := strings.CutPrefix(string(view.Type), stateViewType+"/")
