@@ -22,8 +22,9 @@ import (
 // allocates each string anew, so 10,000 authorizers held the same label keys, namespace,
 // owner kind and condition reasons 10,000 times over. Only values are shared, none changed:
 // a write of a cached object sends exactly what it would have sent. Custom resources also
-// leave out what no controller reads (dropLastApplied, keepReadInfo), and state and token
-// Secrets are cached as views without their secrets (stateView, tokenView).
+// leave out what no controller reads (dropLastApplied, keepReadInfo), authorizers with equal
+// labels share one labels map (labelSets), and state and token Secrets are cached as views
+// without their secrets (stateView, tokenView).
 func compactCached(obj any) (any, error) {
 	obj, err := cache.TransformStripManagedFields()(obj)
 	if err != nil {
@@ -51,6 +52,9 @@ func compactCached(obj any) (any, error) {
 		keepReadInfo(o.Status.Info)
 		internConditions(o.Status.Conditions)
 		o.Spec.ComponentRef.Name = intern(o.Spec.ComponentRef.Name)
+		internObjectMeta(o)
+		o.Labels = sharedAuthorizerLabels.share(o.Labels)
+		return o, nil
 	case *wechatv1alpha1.WeChatComponent:
 		dropLastApplied(o)
 		internConditions(o.Status.Conditions)

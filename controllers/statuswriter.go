@@ -99,8 +99,10 @@ func (w statusWriter) write(ctx context.Context, now time.Time, before, obj stat
 		if _, cerr := compactCached(latest); cerr != nil {
 			return reconcile.Result{Priority: result.Priority}, errors.Join(err, cerr)
 		}
+		// A copy for each: what compactCached returns may share maps with the cache's
+		// objects (labelSets), and the next write decodes its response into obj.
 		base = latest.DeepCopyObject().(client.Object)
-		w.rebase(before, obj, latest)
+		w.rebase(before, obj, latest.DeepCopyObject().(statusObject))
 	}
 }
 

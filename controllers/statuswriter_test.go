@@ -8,6 +8,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"testing"
 	"time"
 
@@ -133,7 +134,7 @@ var _ = Describe("a status write of an authorizer as the cache holds it (real AP
 		a := &wechatv1alpha1.WeChatAuthorizer{}
 		Expect(json.Unmarshal([]byte(cachedAuthorizerJSON), a)).To(Succeed())
 		status := a.Status
-		a.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "account", Annotations: map[string]string{
+		a.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "account", Labels: map[string]string{"example.com/team": "a"}, Annotations: map[string]string{
 			corev1.LastAppliedConfigAnnotation: `{"kind":"WeChatAuthorizer"}`, "example.com/owner": "team-a"}}
 		Expect(k8sClient.Create(ctx, a)).To(Succeed())
 		a.Status = status
@@ -211,6 +212,8 @@ var _ = Describe("a status write of an authorizer as the cache holds it (real AP
 		Expect(got.Status.UnauthorizedAt).NotTo(BeNil(), "the receiver's revocation is kept")
 		Expect(got.GetResourceVersion()).NotTo(Equal(receiver.GetResourceVersion()))
 		leftAlone(got)
+		Expect(sameMap(mine.Labels, sharedAuthorizerLabels.share(maps.Clone(mine.Labels)))).To(BeFalse(),
+			"the rebased object holds a labels map of its own: the write decoded its response into it")
 	})
 })
 
