@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -65,7 +64,6 @@ func main() {
 		backoffScale  = flag.Float64("backoff-scale", 1, "multiplies the failure backoffs (5s..5m for WeChat errors, 30s..10m for problems a human must fix); lower it only to compress time in tests against wechat-sim")
 		kubeQPS       = flag.Float64("kube-api-qps", managerdefaults.KubeAPIQPS, "largest sustained rate of requests to the Kubernetes API server per second")
 		kubeBurst     = flag.Int("kube-api-burst", managerdefaults.KubeAPIBurst, "burst of Kubernetes API requests above --kube-api-qps")
-		kubeGzip      = flag.Bool("kube-api-compression", false, "ask the API server to gzip its responses. Off, as kube-controller-manager and kube-scheduler have it: between a pod and its API server, compressing every list and watch costs the API server more CPU than the network saves (a 100,000-authorizer restart streams ~400 MB). Turn it on for an API server behind a slow link")
 		shard         = flag.String("shard", "", "serve one shard of the WeChatAuthorizers (sharded managers, config/sharded): this process holds the Lease wechat-operator-shard-<shard>, caches and refreshes only the authorizers the sharder labelled for it, and takes its turn at the manager Lease, whose holder runs the WeChatComponent controller and the sharder. Each process needs its own name (the StatefulSet gives $POD_NAME). Implies --leader-elect")
 		memFraction   = flag.Float64("memory-limit-fraction", memlimit.DefaultFraction, "fraction of the container's memory limit (cgroup) the Go heap keeps under, so the garbage collector works before the OOM killer does (0 disables it; $GOMEMLIMIT wins)")
 		gcPercent     = flag.Int("gc-percent", memlimit.DefaultGCPercent, "garbage-collection target: the heap grows by this percentage of its live data before the next collection, like $GOGC (which wins when set); lower trades CPU for memory; 0 or less leaves Go's own default, 100")
@@ -114,7 +112,12 @@ func main() {
 	must(wechatv1alpha1.AddToScheme(scheme))
 
 	restConfig := ctrl.GetConfigOrDie()
-	configureKubeClient(restConfig, *kubeQPS, *kubeBurst, *kubeGzip)
+	// client-go's default (5/s, burst 10; controller-runtime: 20/30) would cap a manager with
+	// thousands of authorizers at a few refreshes a second and make a restart take minutes.
+	restConfig.QPS, restConfig.Burst = float32(*kubeQPS), *kubeBurst
+	// The cache's watches of the custom resources decode their streams in one pass
+	// (controllers.CacheOptions; a third of a 100,000-authorizer restart's CPU before).
+	restConfig.Wrap(watchdecode.Transport)
 	options := ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   controllers.CacheOptions(*operatorNS, namespaces),
@@ -299,17 +302,4 @@ func must(err error) {
 		ctrl.Log.Error(err, "setup failed")
 		os.Exit(1)
 	}
-}
-
-// configureKubeClient sets what the manager's API-server client needs beyond the kubeconfig.
-func configureKubeClient(c *rest.Config, qps float64, burst int, compression bool) {
-	// client-go's default (5/s, burst 10; controller-runtime: 20/30) would cap a manager with
-	// thousands of authorizers at a few refreshes a second and make a restart take minutes.
-	c.QPS, c.Burst = float32(qps), burst
-	// Go's transport asks for gzip unless told not to, and the API server then compresses
-	// every list and watch stream it sends (--kube-api-compression).
-	c.DisableCompression = !compression
-	// The cache's watches of the custom resources decode their streams in one pass
-	// (controllers.CacheOptions; a third of a 100,000-authorizer restart's CPU before).
-	c.Wrap(watchdecode.Transport)
 }
