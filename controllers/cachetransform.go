@@ -38,11 +38,11 @@ func compactCached(obj any) (any, error) {
 	case *corev1.Secret:
 		if isStateSecret(o) {
 			o = stateView(o)
-			internObjectMeta(o)
+			internObjectMeta(o, internLabels)
 			return o, nil
 		}
 		if o = tokenView(o); isTokenView(o) {
-			internObjectMeta(o)
+			internObjectMeta(o, internLabels)
 			return o, nil
 		}
 		o.Type = corev1.SecretType(intern(string(o.Type)))
@@ -52,14 +52,13 @@ func compactCached(obj any) (any, error) {
 		keepReadInfo(o.Status.Info)
 		internConditions(o.Status.Conditions)
 		o.Spec.ComponentRef.Name = intern(o.Spec.ComponentRef.Name)
-		internObjectMeta(o)
-		o.Labels = sharedAuthorizerLabels.share(o.Labels)
+		internObjectMeta(o, sharedAuthorizerLabels.share)
 		return o, nil
 	case *wechatv1alpha1.WeChatComponent:
 		dropLastApplied(o)
 		internConditions(o.Status.Conditions)
 	}
-	internObjectMeta(o)
+	internObjectMeta(o, internLabels)
 	return o, nil
 }
 
@@ -94,21 +93,15 @@ func keepReadInfo(info *wechatv1alpha1.AuthorizerInfo) {
 
 // internObjectMeta shares the metadata strings few distinct values of which exist across
 // objects: the namespace, label and annotation keys, our own label values, owner kinds. Names,
-// UIDs and resource versions are each object's own and left alone.
-func internObjectMeta(o client.Object) {
+// UIDs and resource versions are each object's own and left alone. shareLabels makes the
+// labels map the object keeps (internLabels, or a labelSets' share).
+func internObjectMeta(o client.Object, shareLabels func(map[string]string) map[string]string) {
 	if t, ok := o.GetObjectKind().(*metav1.TypeMeta); ok {
 		t.APIVersion, t.Kind = intern(t.APIVersion), intern(t.Kind)
 	}
 	o.SetNamespace(intern(o.GetNamespace()))
 	if labels := o.GetLabels(); labels != nil {
-		shared := make(map[string]string, len(labels))
-		for k, v := range labels {
-			if k == wechatv1alpha1.LabelManagedBy || k == wechatv1alpha1.LabelComponent {
-				v = intern(v)
-			}
-			shared[intern(k)] = v
-		}
-		o.SetLabels(shared)
+		o.SetLabels(shareLabels(labels))
 	}
 	if annotations := o.GetAnnotations(); annotations != nil {
 		o.SetAnnotations(internKeys(annotations))
@@ -117,6 +110,18 @@ func internObjectMeta(o client.Object) {
 	for i := range refs {
 		refs[i].APIVersion, refs[i].Kind = intern(refs[i].APIVersion), intern(refs[i].Kind)
 	}
+}
+
+// internLabels returns labels in a map of its own with the keys and our own label values shared.
+func internLabels(labels map[string]string) map[string]string {
+	shared := make(map[string]string, len(labels))
+	for k, v := range labels {
+		if k == wechatv1alpha1.LabelManagedBy || k == wechatv1alpha1.LabelComponent {
+			v = intern(v)
+		}
+		shared[intern(k)] = v
+	}
+	return shared
 }
 
 // internConditions shares the strings of conditions' types, statuses and reasons.

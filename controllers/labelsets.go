@@ -33,7 +33,8 @@ func newLabelSets() *labelSets {
 	return &labelSets{seed: maphash.MakeSeed(), sets: map[uint64][]map[string]string{}}
 }
 
-// share returns the held map equal to labels, or holds labels and returns it.
+// share returns the held map equal to labels, or holds and returns a copy made by
+// internLabels: a decoded object's labels are copied only when no equal set is held.
 func (s *labelSets) share(labels map[string]string) map[string]string {
 	if len(labels) == 0 {
 		return labels
@@ -50,9 +51,10 @@ func (s *labelSets) share(labels map[string]string) map[string]string {
 		clear(s.sets)
 		s.n = 0
 	}
-	s.sets[h] = append(s.sets[h], labels)
+	held := internLabels(labels)
+	s.sets[h] = append(s.sets[h], held)
 	s.n++
-	return labels
+	return held
 }
 
 // hash is the same for equal maps whatever their iteration order: a sum of the pairs' hashes.

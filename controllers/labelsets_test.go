@@ -79,8 +79,7 @@ func TestLabelSetsBounded(t *testing.T) {
 	if first["k"] != "first" {
 		t.Errorf("a shared map changed: %v", first)
 	}
-	again := map[string]string{"k": "first"}
-	if got := s.share(again); !sameMap(got, again) {
+	if got := s.share(map[string]string{"k": "first"}); sameMap(got, first) {
 		t.Error("a set dropped when the table started again is still returned")
 	}
 }
@@ -97,7 +96,35 @@ func TestLabelSetsHashIgnoresOrder(t *testing.T) {
 	if held := s.share(x); !sameMap(s.share(y), held) {
 		t.Error("equal labels not shared")
 	}
-	if s.hash(map[string]string{"a": "b", "c": "d"}) == s.hash(map[string]string{"a": "d", "c": "b"}) {
-		t.Log("a collision; maps.Equal still tells them apart")
+	// The same keys and values, paired otherwise: not the same labels.
+	if sameMap(s.share(map[string]string{"a": "b", "c": "d"}), s.share(map[string]string{"a": "d", "c": "b"})) {
+		t.Error("different labels share a map")
+	}
+}
+
+// TestCompactCachedAllocatesNoLabelsForAHeldSet: an authorizer whose labels are held already
+// costs no labels map: the transform allocates for it what it does for
+// one without labels.
+func TestCompactCachedAllocatesNoLabelsForAHeldSet(t *testing.T) {
+	labels := map[string]string{wechatv1alpha1.LabelManagedBy: wechatv1alpha1.ManagedByValue, wechatv1alpha1.LabelShard: "label-sets-allocs"}
+	const runs = 50
+	allocs := func(labels map[string]string) float64 {
+		objs := make([]*wechatv1alpha1.WeChatAuthorizer, runs+1) // AllocsPerRun runs once more to warm up
+		for i := range objs {
+			objs[i] = decodedAuthorizer(t, labels)
+		}
+		next := 0
+		return testing.AllocsPerRun(runs, func() {
+			if _, err := compactCached(objs[next]); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		})
+	}
+	if _, err := compactCached(decodedAuthorizer(t, labels)); err != nil { // the set is held from here on
+		t.Fatal(err)
+	}
+	if with, without := allocs(labels), allocs(nil); with != without {
+		t.Errorf("%.0f allocations for an authorizer whose labels are held, %.0f for one without labels", with, without)
 	}
 }
